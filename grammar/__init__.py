@@ -1,0 +1,1 @@
+"""The nhipl grammar (``nhipl.lark``), shipped as package data of ``nhipl.grammar``."""

@@ -1,0 +1,14 @@
+"""The ``nhipl`` command line. It only wires commands to library calls.
+
+Each command group lives in its own module and registers itself on :data:`main`.
+Bad input of any kind prints ``file:line:col: message`` on stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+from ._base import main
+
+# Importing a command module registers its commands on `main`.
+from . import core  # noqa: E402,F401
+
+__all__ = ["main"]

@@ -1,0 +1,105 @@
+"""``nhipl check`` and ``nhipl eval``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..errors import RequestError
+from ..loader import decode, load
+from ._base import EXIT_OK, BadInput, handle_errors, main
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@handle_errors
+def check(files: tuple[str, ...]) -> None:
+    """Parse and validate policy FILES (files or folders). Exit 0 ok, 2 errors."""
+    policies = load(list(files))
+    click.echo(
+        f"ok: {len(policies.rules)} rules, {len(policies.agents)} agents, "
+        f"{len(policies.tools)} tool declarations in {len(policies.modules)} modules"
+    )
+
+
+def _read_input(path: str) -> tuple[str, str]:
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        name = "<stdin>"
+    else:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            raise BadInput(f"{path}:1:1", "no such file") from None
+        except IsADirectoryError:
+            raise BadInput(f"{path}:1:1", "is a folder, not a file") from None
+        except OSError as err:
+            raise BadInput(f"{path}:1:1", f"cannot read file: {err.strerror}") from None
+        name = path
+    return name, decode(data, name)
+
+
+def read_requests(path: str) -> list[tuple[int, object]]:
+    """Requests from a JSON file (one object) or a JSON-lines file: (line, request) pairs."""
+    name, text = _read_input(path)
+    if not text.strip():
+        raise BadInput(f"{name}:1:1", "no request: the input is empty")
+    try:
+        return [(1, json.loads(text))]
+    except json.JSONDecodeError as err:
+        if err.msg != "Extra data":
+            raise BadInput(f"{name}:{err.lineno}:{err.colno}", f"invalid JSON: {err.msg.lower()}") from None
+    out = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append((lineno, json.loads(line)))
+        except json.JSONDecodeError as err:
+            raise BadInput(f"{name}:{lineno}:{err.colno}", f"invalid JSON: {err.msg.lower()}") from None
+    return out
+
+
+def _text(decision) -> str:
+    lines = [decision.effect]
+    if decision.rules:
+        lines.append("  rules: " + ", ".join(decision.rules))
+    if decision.credential_ttl is not None:
+        lines.append(f"  credential_ttl: {decision.credential_ttl}s")
+    if decision.restricted_by:
+        lines.append(f"  restricted_by: {decision.restricted_by}")
+    for reason in decision.reasons:
+        lines.append(f"  reason: {reason}")
+    for error in decision.errors:
+        lines.append(f"  error: {error.rule}: {error.message}")
+    return "\n".join(lines)
+
+
+@main.command("eval")
+@click.option("-p", "--policies", "policy_paths", multiple=True, required=True, type=click.Path(), help="Policy file or folder (repeatable).")
+@click.option("-r", "--request", "request_path", required=True, help="Request JSON file, JSON-lines file of many, or - for stdin.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def eval_(policy_paths: tuple[str, ...], request_path: str, fmt: str) -> None:
+    """Decide one request, or each request of a JSON-lines file. Exit 0."""
+    policies = load(list(policy_paths))
+    requests = read_requests(request_path)
+    name = "<stdin>" if request_path == "-" else request_path
+    decisions = []
+    for lineno, raw in requests:
+        try:
+            decisions.append(policies.evaluate(raw))
+        except RequestError as err:
+            raise BadInput(f"{name}:{lineno}:1", str(err.message)) from None
+    many = len(requests) > 1
+    for (lineno, _), decision in zip(requests, decisions):
+        if fmt == "json":
+            click.echo(json.dumps(decision.to_dict(), indent=None if many else 2, sort_keys=False))
+        else:
+            if many:
+                click.echo(f"{name}:{lineno}: ", nl=False)
+            click.echo(_text(decision))
+    sys.exit(EXIT_OK)

@@ -1,0 +1,180 @@
+"""Loading: files, folders and imports → parse → lower → check → :class:`Policies`.
+
+``import "name"`` (no slash, no ``.nhipl``) names a standard-library policy
+shipped in ``nhipl.stdlib_policies``; anything else is a file path relative to
+the importing file. Each file is loaded once, so import cycles are harmless.
+Errors from every file are collected and raised together.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from . import ast as A
+from .check import check
+from .errors import Diagnostic, PolicyError, Span, did_you_mean
+from .lower import lower
+from .parse import parse
+from .policies import Policies
+
+STDLIB_PACKAGE = "nhipl.stdlib_policies"
+
+
+def stdlib_names() -> list[str]:
+    return sorted(
+        p.name[: -len(".nhipl")]
+        for p in resources.files(STDLIB_PACKAGE).iterdir()
+        if p.name.endswith(".nhipl")
+    )
+
+
+def is_stdlib_name(target: str) -> bool:
+    return "/" not in target and "\\" not in target and not target.endswith(".nhipl")
+
+
+def read_text(path: str) -> str:
+    """A policy file's text, or PolicyError naming the file."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise PolicyError([Diagnostic("file-not-found", "no such file", Span(path, 1, 1))]) from None
+    except IsADirectoryError:
+        raise PolicyError([Diagnostic("file-error", "is a folder, not a file", Span(path, 1, 1))]) from None
+    except OSError as err:
+        raise PolicyError([Diagnostic("file-error", f"cannot read file: {err.strerror or err}".lower(), Span(path, 1, 1))]) from None
+    return decode(data, path)
+
+
+def decode(data: bytes, source: str) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        before = data[: err.start]
+        line = before.count(b"\n") + 1
+        col = err.start - (before.rfind(b"\n") + 1) + 1
+        raise PolicyError(
+            [Diagnostic("not-text", "not a UTF-8 text file; is it a binary file?", Span(source, line, col))]
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+class _Loader:
+    def __init__(self) -> None:
+        self.modules: list[A.Module] = []
+        self.seen: set[str] = set()
+        self.lines: dict[str, list[str]] = {}
+        self.diagnostics: list[Diagnostic] = []
+
+    def load_text(self, text: str, source: str, path: str | None, base_dir: str) -> None:
+        self.lines[source] = text.splitlines()
+        try:
+            module = lower(parse(text, source), text, source, path)
+        except PolicyError as err:
+            self.diagnostics.extend(err.diagnostics)
+            return
+        for item in module.items:
+            if isinstance(item, A.Import):
+                self.load_import(item, base_dir)
+        self.modules.append(module)
+
+    def load_file(self, path: str, source: str | None = None) -> None:
+        key = os.path.realpath(path)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        try:
+            text = read_text(path)
+        except PolicyError as err:
+            self.diagnostics.extend(err.diagnostics)
+            return
+        self.load_text(text, source or path, path, os.path.dirname(path) or ".")
+
+    def load_stdlib(self, name: str, span: Span | None) -> None:
+        key = f"stdlib:{name}"
+        if key in self.seen:
+            return
+        resource = resources.files(STDLIB_PACKAGE) / f"{name}.nhipl"
+        if not resource.is_file():
+            self.diagnostics.append(
+                Diagnostic(
+                    "import-not-found",
+                    f"no standard-library policy named `{name}`",
+                    span,
+                    did_you_mean(name, stdlib_names()) or "available: " + ", ".join(stdlib_names()),
+                    self._line(span),
+                )
+            )
+            return
+        self.seen.add(key)
+        text = resource.read_text(encoding="utf-8")
+        self.load_text(text, f"{name}.nhipl", None, ".")
+
+    def load_import(self, item: A.Import, base_dir: str) -> None:
+        target = item.target
+        if is_stdlib_name(target):
+            self.load_stdlib(target, item.span)
+            return
+        path = os.path.normpath(os.path.join(base_dir, target))
+        if not os.path.isfile(path):
+            near = None
+            folder = os.path.dirname(path) or "."
+            if os.path.isdir(folder):
+                near = did_you_mean(os.path.basename(path), [f for f in os.listdir(folder) if f.endswith(".nhipl")])
+            self.diagnostics.append(
+                Diagnostic("import-not-found", f"cannot import `{target}`: no such file `{path}`", item.span, near, self._line(item.span))
+            )
+            return
+        self.load_file(path)
+
+    def _line(self, span: Span | None) -> str | None:
+        if span is None:
+            return None
+        lines = self.lines.get(span.source) or []
+        return lines[span.line - 1] if 0 < span.line <= len(lines) else None
+
+    def finish(self) -> Policies:
+        if not self.diagnostics:
+            self.diagnostics.extend(check(self.modules, self.lines))
+        if self.diagnostics:
+            raise PolicyError(self.diagnostics)
+        return Policies(self.modules)
+
+
+def policy_files(folder: str) -> list[str]:
+    """The ``*.nhipl`` files of a folder, except ``*_test.nhipl``, in name order."""
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".nhipl") and not n.endswith("_test.nhipl"))
+    return [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
+
+
+def load(paths) -> Policies:
+    """Load a file, a folder (its ``*.nhipl`` files) or a list of either."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    loader = _Loader()
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            files = policy_files(p)
+            if not files:
+                loader.diagnostics.append(
+                    Diagnostic("no-policies", "folder holds no `*.nhipl` policy files", Span(p, 1, 1))
+                )
+            for f in files:
+                loader.load_file(f)
+        else:
+            loader.load_file(p)
+    if not paths:
+        raise PolicyError([Diagnostic("no-policies", "no policy files given", None)])
+    return loader.finish()
+
+
+def loads(text: str, source: str = "<string>") -> Policies:
+    """Load policies from a string. Relative imports resolve against ``source``'s folder."""
+    loader = _Loader()
+    base = os.path.dirname(source) if not source.startswith("<") else "."
+    loader.load_text(text, source, None, base or ".")
+    return loader.finish()

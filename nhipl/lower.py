@@ -1,0 +1,331 @@
+"""Step two: convert the concrete syntax tree to the typed AST.
+
+Written out rule by rule (no automatic mapping), so renaming a grammar rule
+cannot silently change the AST. Non-recursive, so deep input cannot overflow
+the stack here. Errors found while lowering (bad durations, bad escapes,
+misplaced words) are collected and raised together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from lark import Token, Tree
+from lark.visitors import Transformer_NonRecursive, v_args
+
+from . import ast as A
+from .errors import Diagnostic, PolicyError, Span, did_you_mean
+from .parse import ParseResult, source_line
+
+
+class _Lower(Transformer_NonRecursive):
+    def __init__(self, source: str, text: str):
+        super().__init__(visit_tokens=False)
+        self.source = source
+        self.base = os.path.basename(source) if source and not source.startswith("<") else source
+        self.text = text
+        self.errors: list[Diagnostic] = []
+
+    # -- helpers ---------------------------------------------------------------
+    def span(self, meta) -> A.Span | None:
+        if getattr(meta, "empty", True) and not hasattr(meta, "line"):
+            return None
+        return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def tspan(self, tok: Token) -> Span:
+        return Span(self.source, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
+
+    def error(self, code: str, message: str, span: Span | None, help: str | None = None) -> None:
+        line = source_line(self.text, span.line) if span else None
+        self.errors.append(Diagnostic(code, message, span, help, line))
+
+    def string(self, tok: Token) -> str:
+        raw = str(tok)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            self.error(
+                "invalid-string",
+                f"invalid escape in string {raw}",
+                self.tspan(tok),
+                'allowed escapes: \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX',
+            )
+            return raw[1:-1]
+        return value
+
+    def duration_token(self, tok: Token) -> A.Duration:
+        raw = str(tok)
+        if tok.type == "DURATION":
+            return A.Duration(int(raw[:-1]), raw[-1], self.tspan(tok))
+        self.error(
+            "invalid-duration",
+            f"invalid duration `{raw}`",
+            self.tspan(tok),
+            "a duration is a whole number and one unit of s, m, h or d: `90s`, `15m`, `2h`, `1d`",
+        )
+        return A.Duration(0, "s", self.tspan(tok))
+
+    # -- top level ---------------------------------------------------------------
+    @v_args(meta=True)
+    def start(self, meta, items):
+        return list(items)
+
+    @v_args(meta=True)
+    def import_stmt(self, meta, children):
+        return A.Import(self.string(children[0]), self.span(meta))
+
+    @v_args(meta=True)
+    def attenuate_stmt(self, meta, children):
+        (name,) = children
+        if str(name) != "delegation":
+            self.error(
+                "syntax-error",
+                f"unknown attenuation `{name}`",
+                self.tspan(name),
+                "the only form is `attenuate delegation;`",
+            )
+        return A.Attenuate(str(name), self.span(meta))
+
+    @v_args(meta=True)
+    def entry(self, meta, children):
+        key, value = children
+        key = self.string(key) if isinstance(key, Token) and key.type == "STRING" else str(key)
+        return A.Entry(key, value, self.span(meta))
+
+    def _entries(self, children) -> tuple[A.Entry, ...]:
+        return tuple(c for c in children if isinstance(c, A.Entry))
+
+    @v_args(meta=True)
+    def agent_decl(self, meta, children):
+        return A.AgentDecl(self.string(children[0]), self._entries(children[1:]), self.span(meta))
+
+    @v_args(meta=True)
+    def tool_decl(self, meta, children):
+        return A.ToolDecl(self.string(children[0]), self._entries(children[1:]), self.span(meta))
+
+    # -- rules ---------------------------------------------------------------------
+    @v_args(meta=True)
+    def annotation(self, meta, children):
+        name, *args = children
+        return A.Annotation(str(name), tuple(self.string(a) for a in args if a is not None), self.span(meta))
+
+    def permit(self, _):
+        return A.PERMIT
+
+    def forbid(self, _):
+        return A.FORBID
+
+    def require_approval(self, _):
+        return A.APPROVAL
+
+    @v_args(meta=True)
+    def any_agent(self, meta, _):
+        return A.AnyAgent(self.span(meta))
+
+    @v_args(meta=True)
+    def agent_ids(self, meta, children):
+        return A.AgentIds(tuple(self.string(c) for c in children), self.span(meta))
+
+    @v_args(meta=True)
+    def agent_group(self, meta, children):
+        return A.AgentGroup(self.string(children[0]), self.span(meta))
+
+    def action(self, children):
+        return str(children[0])
+
+    def targets(self, children):
+        return tuple(self.string(c) for c in children)
+
+    def resources(self, children):
+        return ("resources", tuple(self.string(c) for c in children))
+
+    def when_clause(self, children):
+        return ("when", children[0])
+
+    def unless_clause(self, children):
+        return ("unless", children[0])
+
+    def grant(self, children):
+        return ("ttl", children[0])
+
+    def because(self, children):
+        return ("because", self.string(children[0]))
+
+    @v_args(meta=True)
+    def rule(self, meta, children):
+        annotations = tuple(c for c in children if isinstance(c, A.Annotation))
+        rest = [c for c in children if not isinstance(c, A.Annotation)]
+        effect, subject, action, targets, *clauses = rest
+        parts = dict(c for c in clauses if c is not None)
+        span = self.span(meta)
+        ann_id = next((a for a in annotations if a.name == "id"), None)
+        if ann_id is not None and len(ann_id.args) == 1:
+            rule_id, explicit = ann_id.args[0], True
+        else:
+            rule_id, explicit = f"{self.base}:{span.line if span else 0}", False
+        return A.Rule(
+            id=rule_id,
+            effect=effect,
+            subject=subject,
+            action=action,
+            targets=targets,
+            resources=parts.get("resources"),
+            when=parts.get("when"),
+            unless=parts.get("unless"),
+            ttl=parts.get("ttl"),
+            because=parts.get("because"),
+            annotations=annotations,
+            explicit_id=explicit,
+            span=span,
+        )
+
+    @v_args(meta=True)
+    def task_block(self, meta, children):
+        intent = self.string(children[0])
+        rules = tuple(
+            A.Rule(
+                **{f: getattr(r, f) for f in A.Rule.__dataclass_fields__ if f != "task_intent"},
+                task_intent=intent,
+            )
+            for r in children[1:]
+        )
+        return A.TaskBlock(intent, rules, self.span(meta))
+
+    # -- tests and invariants ----------------------------------------------------------
+    def _effect_name(self, tok: Token) -> str:
+        word = str(tok)
+        if word not in A.EFFECTS:
+            self.error(
+                "unknown-effect",
+                f"unknown effect `{word}`",
+                self.tspan(tok),
+                did_you_mean(word, A.EFFECTS) or "expected `allow`, `deny` or `approval_required`",
+            )
+        return word
+
+    @v_args(meta=True)
+    def request(self, meta, children):
+        return children[0]
+
+    @v_args(meta=True)
+    def expect(self, meta, children):
+        effect_tok, *by = children
+        by_toks = [b for b in by if b is not None]
+        by_ids = tuple(self.string(b) for b in by_toks) if by_toks else None
+        return A.Expect(self._effect_name(effect_tok), by_ids, self.span(meta), tuple(self.tspan(b) for b in by_toks))
+
+    @v_args(meta=True)
+    def test_block(self, meta, children):
+        name, request, expect = children
+        return A.Test(self.string(name), request, expect, self.span(meta))
+
+    @v_args(meta=True)
+    def never(self, meta, children):
+        effect_tok, subject, action, targets, *clauses = children
+        parts = dict(c for c in clauses if c is not None)
+        return (self._effect_name(effect_tok), subject, action, targets, parts, self.span(meta))
+
+    @v_args(meta=True)
+    def invariant_block(self, meta, children):
+        name, (effect, subject, action, targets, parts, _span) = children
+        return A.Invariant(
+            self.string(name),
+            effect,
+            subject,
+            action,
+            targets,
+            parts.get("resources"),
+            parts.get("when"),
+            parts.get("unless"),
+            self.span(meta),
+        )
+
+    # -- expressions ----------------------------------------------------------------------
+    @v_args(meta=True)
+    def or_expr(self, meta, children):
+        return A.Or(tuple(children), self.span(meta))
+
+    @v_args(meta=True)
+    def and_expr(self, meta, children):
+        return A.And(tuple(children), self.span(meta))
+
+    @v_args(meta=True)
+    def not_(self, meta, children):
+        return A.Not(children[0], self.span(meta))
+
+    @v_args(meta=True)
+    def compare(self, meta, children):
+        left, op, right = children
+        return A.Compare(str(op), left, right, self.span(meta))
+
+    @v_args(meta=True)
+    def in_(self, meta, children):
+        return A.In(children[0], children[1], self.span(meta))
+
+    @v_args(meta=True)
+    def strtest(self, meta, children):
+        left, op, right = children
+        return A.StringTest(str(op), left, right, self.span(meta))
+
+    @v_args(meta=True)
+    def has(self, meta, children):
+        path, name = children
+        return A.Has(path, str(name), self.span(meta))
+
+    @v_args(meta=True)
+    def path(self, meta, children):
+        return A.Path(str(children[0]), tuple(str(c) for c in children[1:]), self.span(meta))
+
+    @v_args(meta=True)
+    def list(self, meta, children):
+        return A.ListExpr(tuple(c for c in children if c is not None), self.span(meta))
+
+    @v_args(meta=True)
+    def value_list(self, meta, children):
+        return A.ListExpr(tuple(c for c in children if c is not None), self.span(meta))
+
+    @v_args(meta=True)
+    def object(self, meta, children):
+        entries = self._entries(children)
+        seen: dict[str, A.Entry] = {}
+        for e in entries:
+            if e.key in seen:
+                self.error("duplicate-key", f"duplicate key `{e.key}`", e.span, "each key may appear once")
+            seen[e.key] = e
+        return A.ObjectValue(tuple((e.key, e.value) for e in entries), self.span(meta))
+
+    # -- literals -------------------------------------------------------------------------
+    @v_args(meta=True)
+    def str_lit(self, meta, children):
+        return A.Literal(self.string(children[0]), self.span(meta))
+
+    @v_args(meta=True)
+    def number(self, meta, children):
+        raw = str(children[0])
+        value: int | float = float(raw) if "." in raw else int(raw)
+        return A.Literal(value, self.span(meta))
+
+    @v_args(meta=True)
+    def true(self, meta, _):
+        return A.Literal(True, self.span(meta))
+
+    @v_args(meta=True)
+    def false(self, meta, _):
+        return A.Literal(False, self.span(meta))
+
+    @v_args(meta=True)
+    def null(self, meta, _):
+        return A.Literal(None, self.span(meta))
+
+    def duration(self, children):
+        return self.duration_token(children[0])
+
+
+def lower(parsed: ParseResult, text: str, source: str = "<string>", path: str | None = None) -> A.Module:
+    """Turn a parse result into a :class:`~nhipl.ast.Module`, or raise PolicyError."""
+    lowerer = _Lower(source, text)
+    items = lowerer.transform(parsed.tree)
+    if lowerer.errors:
+        raise PolicyError(lowerer.errors)
+    return A.Module(source, tuple(items), parsed.comments, path)

@@ -1,0 +1,215 @@
+"""Step one: convert source text to a concrete syntax tree (Lark, LALR).
+
+With :mod:`nhipl.lower` this is the front end: the only code that sees Lark
+objects. Every Lark exception is turned into a :class:`~nhipl.errors.PolicyError`
+with a position, the offending line, a caret and a stable code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import PatternStr
+
+from .ast import Comment
+from .errors import Diagnostic, PolicyError, Span
+
+# Nesting deeper than this (parentheses, `not`, lists, objects) is refused: later
+# stages walk expressions recursively and must never hit Python's recursion limit.
+MAX_NESTING = 100
+
+_NAMED = {
+    "STRING": "a string",
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "DURATION": "a duration",
+    "BAD_DURATION": "a duration",
+    "COMPARE": "a comparison",
+    "STRTEST": "`matches`, `startswith`, `endswith` or `contains`",
+    "$END": "the end of the file",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    tree: Tree
+    comments: tuple[Comment, ...]
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark.open_from_package(
+        "nhipl.grammar",
+        "nhipl.lark",
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        lexer_callbacks={"COMMENT": _Comments.collect},
+    )
+
+
+class _Comments:
+    """Lexer callback target. Lark calls callbacks with the token only, so the
+    comments of the parse in progress are kept here (parsing is single-threaded
+    per call; a lock guards the shared list)."""
+
+    import threading
+
+    lock = threading.Lock()
+    current: list = []
+
+    @classmethod
+    def collect(cls, token: Token) -> Token:
+        cls.current.append(Comment(str(token), token.line, token.column))
+        return token
+
+
+def _display(name: str, parser: Lark) -> str:
+    if name in _NAMED:
+        return _NAMED[name]
+    for term in parser.terminals:
+        if term.name == name:
+            if isinstance(term.pattern, PatternStr):
+                return f"`{term.pattern.value}`"
+            if name.startswith("_"):
+                return f"`{name[1:].lower()}`"
+    return f"`{name.lstrip('_').lower()}`"
+
+
+def _line(text: str, lineno: int) -> str:
+    lines = text.splitlines()
+    return lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+
+
+_COMMENT_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|#.*')
+
+
+def _previous_token_end(text: str, pos: int) -> tuple[int, int] | None:
+    """Line and column just after the last code character before ``pos``."""
+    lines = text[:pos].split("\n")
+    for i in range(len(lines) - 1, -1, -1):
+        code = _COMMENT_RE.sub(lambda m: m.group(0) if m.group(0).startswith('"') else "", lines[i])
+        stripped = code.rstrip()
+        if stripped:
+            return i + 1, len(stripped) + 1
+    return None
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "end of file"
+    return f"`{token}`"
+
+
+def _error_from_lark(err: UnexpectedInput, text: str, source: str, parser: Lark) -> Diagnostic:
+    line = getattr(err, "line", None) or 1
+    column = getattr(err, "column", None) or 1
+    if isinstance(err, UnexpectedCharacters):
+        ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+        message = f"unexpected character `{ch}`"
+        hint = None
+        if ch == "'":
+            hint = 'strings use double quotes: "..."'
+        elif ch == '"':
+            message = "unterminated string"
+            hint = "close the string on the same line with `\"`"
+        span = Span(source, line, column, line, column + 1)
+        return Diagnostic("syntax-error", message, span, hint, _line(text, line))
+    if isinstance(err, UnexpectedToken):
+        token = err.token
+        expected = sorted({_display(n, parser) for n in err.expected if n != "COMMENT"})
+        if token.type == "$END":
+            end = _previous_token_end(text, len(text)) or (1, 1)
+            line, column = end
+        if "SEMICOLON" in err.expected and token.type != "$END":
+            prev = _previous_token_end(text, token.start_pos)
+            if prev is not None and prev[0] < token.line:
+                line, column = prev
+                span = Span(source, line, column, line, column + 1)
+                return Diagnostic(
+                    "syntax-error",
+                    "expected `;` at the end of the statement",
+                    span,
+                    "end every rule and statement with `;`",
+                    _line(text, line),
+                )
+        shown = ", ".join(expected[:8]) + (", ..." if len(expected) > 8 else "")
+        message = f"unexpected {_describe_token(token)}, expected {shown}"
+        if len(expected) == 1:
+            message = f"unexpected {_describe_token(token)}, expected {expected[0]}"
+        hint = _hint_for(token, err.expected)
+        end_col = column + max(1, len(str(token))) if token.type != "$END" else column + 1
+        return Diagnostic("syntax-error", message, Span(source, line, column, line, end_col), hint, _line(text, line))
+    if isinstance(err, UnexpectedEOF):
+        end = _previous_token_end(text, len(text)) or (1, 1)
+        return Diagnostic(
+            "syntax-error", "unexpected end of file", Span(source, *end, end[0], end[1] + 1), None, _line(text, end[0])
+        )
+    return Diagnostic("syntax-error", str(err).splitlines()[0].lower(), Span(source, line, column), None, _line(text, line))
+
+
+_EFFECT_WORDS = {"allow": "permit", "deny": "forbid", "approve": "require approval for"}
+
+
+def _hint_for(token: Token, expected: set[str]) -> str | None:
+    word = str(token)
+    if token.type == "NAME" and word in _EFFECT_WORDS and "_PERMIT" in expected:
+        return f"rules start with `permit`, `forbid` or `require approval for`; did you mean `{_EFFECT_WORDS[word]}`?"
+    if "_TO" in expected and token.type == "NAME":
+        return "a rule reads `EFFECT SUBJECT to ACTION \"target\"`, e.g. `permit any agent to call \"x.read\";`"
+    if token.type == "STRING" and "NAME" in expected and "_TO" not in expected:
+        return "attribute names are bare words: `args.to`, not `args.\"to\"`"
+    return None
+
+
+def _check_nesting(tree: Tree, text: str, source: str) -> None:
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            meta = node.meta
+            line = getattr(meta, "line", 1)
+            col = getattr(meta, "column", 1)
+            raise PolicyError(
+                [
+                    Diagnostic(
+                        "nesting-too-deep",
+                        f"expression nested more than {MAX_NESTING} levels deep",
+                        Span(source, line, col, line, col + 1),
+                        "split the condition into simpler parts",
+                        _line(text, line),
+                    )
+                ]
+            )
+        for child in node.children:
+            if isinstance(child, Tree):
+                stack.append((child, depth + 1))
+
+
+def parse(text: str, source: str = "<string>") -> ParseResult:
+    """Parse ``text`` into a Lark tree plus its comments, or raise PolicyError."""
+    if "\x00" in text:
+        pos = text.index("\x00")
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        raise PolicyError([Diagnostic("not-text", "file contains a NUL byte; is it a binary file?", Span(source, line, col))])
+    parser = _parser()
+    with _Comments.lock:
+        _Comments.current = []
+        try:
+            tree = parser.parse(text)
+        except UnexpectedInput as err:
+            raise PolicyError([_error_from_lark(err, text, source, parser)]) from None
+        finally:
+            comments = tuple(_Comments.current)
+            _Comments.current = []
+    _check_nesting(tree, text, source)
+    return ParseResult(tree, comments)
+
+
+def source_line(text: str, lineno: int) -> str:
+    return _line(text, lineno)

@@ -1,0 +1,101 @@
+"""The loaded policy set and its public evaluation API."""
+
+from __future__ import annotations
+
+from . import ast as A
+from .decision import Decision
+from .values import glob
+
+
+class Policies:
+    """Policies loaded from one or more modules, ready to evaluate.
+
+    ``rules`` are in load order (imports before the files that import them).
+    """
+
+    def __init__(self, modules: list[A.Module]):
+        self.modules: tuple[A.Module, ...] = tuple(modules)
+        rules: list[A.Rule] = []
+        agents: dict[str, dict] = {}
+        tools: list[tuple[str, dict]] = []
+        tests: list[tuple[A.Module, A.Test]] = []
+        invariants: list[tuple[A.Module, A.Invariant]] = []
+        attenuate = False
+        for module in self.modules:
+            for item in module.items:
+                if isinstance(item, A.Rule):
+                    rules.append(item)
+                elif isinstance(item, A.TaskBlock):
+                    rules.extend(item.rules)
+                elif isinstance(item, A.AgentDecl):
+                    attrs = agents.setdefault(item.id, {})
+                    attrs.update({e.key: A.value_to_python(e.value) for e in item.entries})
+                elif isinstance(item, A.ToolDecl):
+                    tools.append((item.pattern, {e.key: A.value_to_python(e.value) for e in item.entries}))
+                elif isinstance(item, A.Attenuate):
+                    attenuate = True
+                elif isinstance(item, A.Test):
+                    tests.append((module, item))
+                elif isinstance(item, A.Invariant):
+                    invariants.append((module, item))
+        self.rules: tuple[A.Rule, ...] = tuple(rules)
+        self.agents = agents
+        self.tools = tuple(tools)
+        self.tests = tuple(tests)
+        self.invariants = tuple(invariants)
+        self.attenuate = attenuate
+        self._by_id = {r.id: r for r in self.rules}
+        self._tool_cache: dict[str, dict] = {}
+        self._compiled = None
+
+    def __repr__(self) -> str:
+        return f"<Policies: {len(self.rules)} rules from {len(self.modules)} modules>"
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def rule(self, rule_id: str) -> A.Rule:
+        return self._by_id[rule_id]
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(m.source for m in self.modules)
+
+    # -- attributes ------------------------------------------------------------------------
+    def principal(self, principal_id: str, request_attrs: dict | None) -> dict:
+        """Declared attributes of ``principal_id`` with the request's over them, plus ``id``."""
+        merged = dict(self.agents.get(principal_id, ()))
+        if request_attrs:
+            merged.update(request_attrs)
+        merged["id"] = principal_id
+        return merged
+
+    def tool_attrs(self, tool: str) -> dict:
+        """Attributes of every tool declaration matching ``tool``, later over earlier."""
+        attrs = self._tool_cache.get(tool)
+        if attrs is None:
+            attrs = {}
+            for pattern, declared in self.tools:
+                if glob(pattern).match(tool):
+                    attrs.update(declared)
+            if len(self._tool_cache) > 100_000:
+                self._tool_cache.clear()
+            self._tool_cache[tool] = attrs
+        return attrs
+
+    # -- evaluation -------------------------------------------------------------------------
+    @property
+    def compiled(self):
+        if self._compiled is None:
+            from .compile import CompiledPolicies
+
+            self._compiled = CompiledPolicies(self)
+        return self._compiled
+
+    def evaluate(self, request) -> Decision:
+        """Decide one request (a dict, DESIGN §1). Raises RequestError on bad input."""
+        return self.compiled.evaluate(request)
+
+    def evaluate_many(self, requests) -> list[Decision]:
+        """Decide many requests; the fast path for replay and CI."""
+        return self.compiled.evaluate_many(requests)

@@ -1,0 +1,240 @@
+"""Request validation (DESIGN §1): a JSON object in, a normalised :class:`Request` out.
+
+Every problem raises :class:`~nhipl.errors.RequestError` naming the field.
+A field that is ``null`` counts as absent; an unknown top-level field is an
+error (with "did you mean"), so a typo never silently drops a field.
+"""
+
+from __future__ import annotations
+
+from .errors import RequestError, did_you_mean
+from .values import is_number, type_name
+
+FIELDS = (
+    "principal",
+    "action",
+    "tool",
+    "resource",
+    "args",
+    "task",
+    "delegation",
+    "credential",
+    "approval",
+    "context",
+    "provenance",
+    "now",
+)
+_FIELD_SET = frozenset(FIELDS)
+_OBJECT_FIELDS = ("args", "context", "provenance")
+
+# Paths a condition may start with: every request field plus nothing else.
+ROOTS = frozenset(FIELDS)
+
+_NO_APPROVAL = {"granted": False}
+
+
+class Request:
+    """A validated request. Attributes mirror DESIGN §1; ``principal_attrs`` holds
+    the attributes given in the request's principal object (without ``id``)."""
+
+    __slots__ = (
+        "principal_id",
+        "principal_attrs",
+        "action",
+        "tool",
+        "resource",
+        "args",
+        "task",
+        "chain",
+        "credential",
+        "approval",
+        "context",
+        "provenance",
+        "now",
+    )
+
+    def env(self, principal: dict, tool_attrs: dict, chain: list | tuple | None = None) -> dict:
+        """The values conditions see, for ``principal`` (its merged attributes,
+        with ``id``) and the tool's declared attributes."""
+        chain = self.chain if chain is None else chain
+        env = {
+            "principal": principal,
+            "action": self.action,
+            "tool": {**tool_attrs, "name": self.tool},
+            "delegation": {"chain": list(chain), "depth": len(chain)},
+            "approval": self.approval if self.approval is not None else _NO_APPROVAL,
+        }
+        if self.resource is not None:
+            env["resource"] = self.resource
+        if self.args is not None:
+            env["args"] = self.args
+        if self.task is not None:
+            env["task"] = self.task
+        if self.credential is not None:
+            env["credential"] = self.credential
+        if self.context is not None:
+            env["context"] = self.context
+        if self.provenance is not None:
+            env["provenance"] = self.provenance
+        if self.now is not None:
+            env["now"] = self.now
+        return env
+
+    @property
+    def intent(self) -> str | None:
+        task = self.task
+        return task.get("intent") if task is not None else None
+
+
+def _fail(field: str, expected: str, value: object) -> RequestError:
+    return RequestError(f"field `{field}` must be {expected}, not {type_name(value)}", field)
+
+
+def _strip_nulls(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if v is not None}
+
+
+def parse_request(raw: object, index: int | None = None) -> Request:
+    """Validate ``raw`` and return a :class:`Request`."""
+    try:
+        return _parse(raw)
+    except RequestError as err:
+        if index is None:
+            raise
+        raise RequestError(err.message, err.field, index) from None
+
+
+def _parse(raw: object) -> Request:
+    if raw.__class__ is not dict:
+        raise RequestError(f"a request must be a JSON object, not {type_name(raw)}")
+    for key in raw:  # type: ignore[union-attr]
+        if key not in _FIELD_SET:
+            hint = did_you_mean(str(key), FIELDS)
+            msg = f"unknown request field `{key}`"
+            raise RequestError(msg + (f"; {hint}" if hint else ""), str(key))
+    get = raw.get  # type: ignore[union-attr]
+    req = Request()
+
+    principal = get("principal")
+    if principal is None:
+        raise RequestError("missing required field `principal`", "principal")
+    if principal.__class__ is str:
+        req.principal_id = principal
+        req.principal_attrs = None
+    elif principal.__class__ is dict:
+        pid = principal.get("id")
+        if pid is None:
+            raise RequestError("missing required field `principal.id`", "principal.id")
+        if pid.__class__ is not str:
+            raise _fail("principal.id", "a string", pid)
+        attrs = _strip_nulls(principal)
+        del attrs["id"]
+        groups = attrs.get("groups")
+        if groups is not None and (groups.__class__ is not list or any(g.__class__ is not str for g in groups)):
+            raise RequestError("field `principal.groups` must be a list of strings", "principal.groups")
+        ttl = attrs.get("max_credential_ttl")
+        if ttl is not None and not is_number(ttl):
+            raise _fail("principal.max_credential_ttl", "a number of seconds", ttl)
+        req.principal_id = pid
+        req.principal_attrs = attrs
+    else:
+        raise _fail("principal", "a string or an object with `id`", principal)
+
+    action = get("action")
+    if action is None:
+        action = "call"
+    elif action.__class__ is not str:
+        raise _fail("action", "a string", action)
+    req.action = action
+
+    tool = get("tool")
+    if tool is None:
+        raise RequestError("missing required field `tool`", "tool")
+    if tool.__class__ is not str:
+        raise _fail("tool", "a string", tool)
+    req.tool = tool
+
+    resource = get("resource")
+    if resource is not None and resource.__class__ is not str:
+        raise _fail("resource", "a string", resource)
+    req.resource = resource
+
+    for name in _OBJECT_FIELDS:
+        value = get(name)
+        if value is not None and value.__class__ is not dict:
+            raise _fail(name, "an object", value)
+    req.args = get("args")
+    req.context = get("context")
+    provenance = get("provenance")
+    if provenance is not None:
+        for arg, origin in provenance.items():
+            if origin.__class__ is not str:
+                raise _fail(f"provenance.{arg}", 'a string ("user", "tool:<name>" or "unknown")', origin)
+    req.provenance = provenance
+
+    task = get("task")
+    if task is not None:
+        if task.__class__ is not dict:
+            raise _fail("task", "an object", task)
+        task = _strip_nulls(task)
+        for key in ("id", "intent", "owner"):
+            value = task.get(key)
+            if value is not None and value.__class__ is not str:
+                raise _fail(f"task.{key}", "a string", value)
+    req.task = task
+
+    delegation = get("delegation")
+    chain: list = []
+    if delegation is not None:
+        if delegation.__class__ is not dict:
+            raise _fail("delegation", "an object", delegation)
+        chain = delegation.get("chain")
+        if chain is None:
+            chain = []
+        elif chain.__class__ is not list or any(c.__class__ is not str for c in chain):
+            raise RequestError("field `delegation.chain` must be a list of identity strings", "delegation.chain")
+        depth = delegation.get("depth")
+        if depth is not None and (not is_number(depth) or depth != len(chain)):
+            raise RequestError(
+                f"field `delegation.depth` is derived from the chain ({len(chain)}); leave it out",
+                "delegation.depth",
+            )
+    req.chain = chain
+
+    now = get("now")
+    if now is not None and not is_number(now):
+        raise _fail("now", "a number of seconds", now)
+    req.now = now
+
+    credential = get("credential")
+    if credential is not None:
+        if credential.__class__ is not dict:
+            raise _fail("credential", "an object", credential)
+        credential = _strip_nulls(credential)
+        cid = credential.get("id")
+        if cid is not None and cid.__class__ is not str:
+            raise _fail("credential.id", "a string", cid)
+        for key in ("issued_at", "ttl"):
+            value = credential.get(key)
+            if value is not None and not is_number(value):
+                raise _fail(f"credential.{key}", "a number of seconds", value)
+        if "age" in credential:
+            raise RequestError("field `credential.age` is derived from `now - credential.issued_at`; leave it out", "credential.age")
+        issued = credential.get("issued_at")
+        if issued is not None and now is not None:
+            credential["age"] = now - issued
+    req.credential = credential
+
+    approval = get("approval")
+    if approval is not None:
+        if approval.__class__ is not dict:
+            raise _fail("approval", "an object", approval)
+        approval = _strip_nulls(approval)
+        granted = approval.get("granted")
+        if granted is not None and granted.__class__ is not bool:
+            raise _fail("approval.granted", "a boolean", granted)
+        by = approval.get("by")
+        if by is not None and by.__class__ is not str:
+            raise _fail("approval.by", "a string", by)
+    req.approval = approval
+    return req

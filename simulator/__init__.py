@@ -1,0 +1,1 @@
+"""The nhipl simulator, installed as ``nhipl.simulator``."""

@@ -1,0 +1,1 @@
+"""The nhipl standard library of policies, importable by name (``import "baseline";``)."""
