@@ -65,8 +65,10 @@ def combine(principal_id: str, own: Decision, members: list[tuple[str, Decision]
         return Decision(final, own.rules, ttl, tuple(errors), own.reasons)
     for identity, d in members:
         if d.effect == final:
-            reasons = own.reasons + (f"attenuated: delegator `{identity}` is held to {final}",) + tuple(
-                f"  {identity}: {r}" for r in d.reasons
+            reasons = (
+                (f"attenuated to {final}: delegator `{identity}` is held to {final}, and so is every agent it delegated to",)
+                + tuple(f"delegator `{identity}`: {r}" for r in d.reasons)
+                + tuple(f"on its own: {r}" for r in own.reasons)
             )
             return Decision(final, d.rules, ttl, tuple(errors), reasons, identity)
     raise AssertionError("unreachable: the final effect comes from some decision")

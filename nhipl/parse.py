@@ -159,6 +159,8 @@ def _hint_for(token: Token, expected: set[str]) -> str | None:
     word = str(token)
     if token.type == "NAME" and word in _EFFECT_WORDS and "_PERMIT" in expected:
         return f"rules start with `permit`, `forbid` or `require approval for`; did you mean `{_EFFECT_WORDS[word]}`?"
+    if "_TO" in expected and word == ",":
+        return 'a rule has one subject: `any agent`, `agent "id", "id"` or `agent in "group"`; write one rule per group'
     if "_TO" in expected and token.type == "NAME":
         return "a rule reads `EFFECT SUBJECT to ACTION \"target\"`, e.g. `permit any agent to call \"x.read\";`"
     if token.type == "STRING" and "NAME" in expected and "_TO" not in expected:
