@@ -198,7 +198,17 @@ def parse(text: str, source: str = "<string>") -> ParseResult:
         pos = text.index("\x00")
         line = text.count("\n", 0, pos) + 1
         col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-        raise PolicyError([Diagnostic("not-text", "file contains a NUL byte; is it a binary file?", Span(source, line, col))])
+        raise PolicyError(
+            [
+                Diagnostic(
+                    "not-text",
+                    "file contains a NUL byte; is it a binary file?",
+                    Span(source, line, col),
+                    None,
+                    _line(text, line).replace("\x00", "\u2400"),
+                )
+            ]
+        )
     parser = _parser()
     with _Comments.lock:
         _Comments.current = []
