@@ -1,0 +1,48 @@
+"""Runtime enforcement: the :class:`Guard` for Python tools, decision logs, and the MCP proxy.
+
+>>> import nhipl
+>>> from nhipl.runtime import Guard
+>>> policies = nhipl.loads('permit any agent to call "search.*" grant ttl 5m;')
+>>> guard = Guard(policies, "spiffe://acme.org/agents/researcher")
+>>> @guard.tool("search.web")
+... def search(query):
+...     return f"results for {query}"
+>>> search("nhipl")
+'results for nhipl'
+
+The submodules import only the standard library; the MCP proxy
+(:mod:`nhipl.runtime.proxy`) does not need the MCP SDK either. Names are loaded on first
+use so that ``import nhipl`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from .errors import DecisionLogError, Denied, LogLineError
+
+_LAZY = {
+    "Guard": "guard",
+    "current_task": "guard",
+    "current_decision": "guard",
+    "delegation_chain": "guard",
+    "DecisionLog": "log",
+    "log_to_trace": "log",
+    "Redactor": "redact",
+    "Pattern": "redact",
+}
+
+__all__ = ["DecisionLogError", "Denied", "LogLineError", *_LAZY]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nhipl.runtime' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

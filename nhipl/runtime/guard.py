@@ -1,0 +1,403 @@
+"""The guard: checks every tool call an agent makes, as it happens.
+
+The request for a guarded call is built from the guard's identity, the current task and
+delegation chain (context variables, so nested and concurrent tasks never mix) and the
+call's arguments. ``deny`` raises :class:`~nhipl.runtime.errors.Denied`;
+``approval_required`` asks the approver and re-evaluates with its answer; ``allow`` runs
+the tool, which can read the decision (and its credential TTL) with
+:func:`current_decision`.
+
+Context variables follow asyncio tasks automatically. A thread starts with an empty
+context: run thread work with ``contextvars.copy_context().run(fn)`` to carry the task
+and delegation chain across.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import os
+import time
+import uuid
+from contextvars import ContextVar
+from typing import Any, Awaitable, Callable, Mapping, Union
+
+from ..decision import ALLOW, APPROVAL_REQUIRED, DENY, Decision
+from .errors import DecisionLogError, Denied
+from .log import DecisionLog, open_log
+
+logger = logging.getLogger("nhipl.runtime")
+
+_acting: ContextVar[str | None] = ContextVar("nhipl_acting_principal", default=None)
+_chain: ContextVar[tuple[str, ...]] = ContextVar("nhipl_delegation_chain", default=())
+_task: ContextVar[dict | None] = ContextVar("nhipl_task", default=None)
+_decision: ContextVar[Decision | None] = ContextVar("nhipl_decision", default=None)
+
+Approval = Union[bool, Mapping[str, Any]]
+Approver = Callable[[dict, Decision], Union[Approval, Awaitable[Approval]]]
+
+
+def current_task() -> dict | None:
+    """The task of the current context: ``{id, intent, owner?}``, or None."""
+    return _task.get()
+
+
+def delegation_chain() -> tuple[str, ...]:
+    """Who delegated to the acting identity in this context, originator first."""
+    return _chain.get()
+
+
+def current_decision() -> Decision | None:
+    """Inside a guarded tool: the decision that let it run (``credential_ttl`` is the TTL
+    granted, in seconds, or None). Outside one: None."""
+    return _decision.get()
+
+
+class Guard:
+    """An enforcement point for one agent identity.
+
+    ``policies``: a :class:`~nhipl.Policies` (or a path or list of paths to load).
+    ``identity``: the agent's SPIFFE ID. ``decision_log``: a path or a
+    :class:`DecisionLog` (None: no log). ``approver``: called as
+    ``approver(request, decision)`` when a call needs approval; it returns (or, when
+    async, resolves to) ``True``/``False`` or ``{"granted": bool, "by": "who"}``. Without an
+    approver, a call needing approval raises :class:`Denied`. ``principal_attrs`` are
+    sent as attributes of the guard's own identity (the enforcement point is trusted,
+    DESIGN §3); ``context`` is sent as the request's ``context``.
+    """
+
+    def __init__(
+        self,
+        policies,
+        identity: str,
+        *,
+        decision_log: DecisionLog | str | os.PathLike | None = None,
+        approver: Approver | None = None,
+        principal_attrs: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ):
+        if not hasattr(policies, "evaluate"):
+            from ..loader import load
+
+            policies = load(policies)
+        if not isinstance(identity, str) or not identity:
+            raise ValueError("identity must be a non-empty string (a SPIFFE ID)")
+        self.policies = policies
+        self.identity = identity
+        self.decision_log = open_log(decision_log, source="guard")
+        self.approver = approver
+        self.principal_attrs = dict(principal_attrs) if principal_attrs else None
+        self.context = dict(context) if context else None
+
+    def __repr__(self) -> str:
+        return f"<Guard {self.identity}>"
+
+    # -- requests -----------------------------------------------------------------------
+    def acting(self) -> str:
+        """The identity calls are made as here: the innermost delegatee, else the guard's."""
+        return _acting.get() or self.identity
+
+    def request(
+        self,
+        tool: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        action: str = "call",
+        resource: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> dict:
+        """The request (DESIGN §1) for ``tool`` in the current task and delegation chain."""
+        acting = _acting.get() or self.identity
+        principal: Any = acting
+        if self.principal_attrs and acting == self.identity:
+            principal = {**self.principal_attrs, "id": acting}
+        request: dict = {"principal": principal, "action": action, "tool": tool, "now": time.time()}
+        if resource is not None:
+            request["resource"] = resource
+        if args is not None:
+            request["args"] = dict(args)
+        task = _task.get()
+        if task is not None:
+            request["task"] = task
+        chain = _chain.get()
+        if chain:
+            request["delegation"] = {"chain": list(chain)}
+        ctx = {**self.context, **context} if self.context and context else (context or self.context)
+        if ctx:
+            request["context"] = dict(ctx)
+        return request
+
+    # -- decisions ----------------------------------------------------------------------
+    def check(self, request: dict) -> Decision:
+        """Evaluate ``request`` and log the decision. Never raises for deny; returns a
+        ``deny`` when the log cannot be written and the log fails closed."""
+        decision = self.policies.evaluate(request)
+        return self._log(request, decision)
+
+    def decide(self, request: dict) -> Decision:
+        """Like :meth:`check`, but a call needing approval asks the approver (which must
+        not be async here when an event loop is running) and is evaluated again with
+        the answer. One log record per call, with the approval if one was asked."""
+        decision = self.policies.evaluate(request)
+        if decision.effect != APPROVAL_REQUIRED or self.approver is None:
+            return self._log(request, decision)
+        answer = self._ask(request, decision)
+        if inspect.isawaitable(answer):
+            answer = _run_sync(answer)
+        return self._approved(request, decision, answer)
+
+    async def adecide(self, request: dict) -> Decision:
+        """:meth:`decide` for async code: an async approver is awaited."""
+        decision = self.policies.evaluate(request)
+        if decision.effect != APPROVAL_REQUIRED or self.approver is None:
+            return self._log(request, decision)
+        answer = self._ask(request, decision)
+        if inspect.isawaitable(answer):
+            try:
+                answer = await answer
+            except BaseException:
+                self._log(request, decision, {"granted": False, "by": None}, decision.rules)
+                raise
+        return self._approved(request, decision, answer)
+
+    def _ask(self, request: dict, decision: Decision):
+        try:
+            return self.approver(dict(request), decision)  # type: ignore[misc]
+        except BaseException:
+            # The approver failed: nothing runs. Record that it was asked, then re-raise.
+            self._log(request, decision, {"granted": False, "by": None}, decision.rules)
+            raise
+
+    def _approved(self, request: dict, gate: Decision, answer) -> Decision:
+        approval = _approval(answer)
+        second = {**request, "approval": {k: v for k, v in approval.items() if v is not None}}
+        decision = self.policies.evaluate(second)
+        return self._log(second, decision, approval, gate.rules)
+
+    def _log(self, request: dict, decision: Decision, approval: dict | None = None, gates=()) -> Decision:
+        log = self.decision_log
+        if log is None:
+            return decision
+        try:
+            log.record_decision(request, decision, approval=approval, approval_rules=gates)
+        except DecisionLogError as err:
+            if not log.fail_closed:
+                logger.warning("decision not logged: %s", err)
+                return decision
+            return Decision(
+                DENY,
+                (),
+                None,
+                decision.errors,
+                (f"the decision log could not be written ({err.message}); failing closed",),
+            )
+        return decision
+
+    def enforce(self, request: dict) -> Decision:
+        """:meth:`decide`, raising :class:`Denied` unless the result is ``allow``."""
+        decision = self.decide(request)
+        if decision.effect != ALLOW:
+            raise Denied(decision, request)
+        return decision
+
+    async def aenforce(self, request: dict) -> Decision:
+        """:meth:`adecide`, raising :class:`Denied` unless the result is ``allow``."""
+        decision = await self.adecide(request)
+        if decision.effect != ALLOW:
+            raise Denied(decision, request)
+        return decision
+
+    # -- tools --------------------------------------------------------------------------
+    def tool(self, name: str | Callable | None = None, *, resource: str | Callable[[dict], str] | None = None):
+        """Decorator guarding a sync or async tool function.
+
+        ``name`` is the tool name policies see (default: the function's name).
+        ``resource`` is a format string over the arguments (``"repo:{repo}"``) or a
+        function of the arguments dict. Usable bare (``@guard.tool``) or called."""
+        if callable(name):
+            return self.wrap(name)
+        return lambda fn: self.wrap(fn, name=name, resource=resource)
+
+    def wrap(self, fn: Callable, *, name: str | None = None, resource: str | Callable[[dict], str] | None = None):
+        """Return ``fn`` guarded; see :meth:`tool`."""
+        tool_name = name or getattr(fn, "__name__", None) or repr(fn)
+        signature = inspect.signature(fn)
+
+        def build(args: tuple, kwargs: dict) -> dict:
+            call_args = _arguments(signature, args, kwargs)
+            return self.request(tool_name, call_args, resource=_resource(resource, call_args))
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def guarded_async(*args, **kwargs):
+                request = build(args, kwargs)
+                decision = await self.aenforce(request)
+                token = _decision.set(decision)
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    _decision.reset(token)
+
+            guarded_async.nhipl_tool = tool_name  # type: ignore[attr-defined]
+            return guarded_async
+
+        @functools.wraps(fn)
+        def guarded(*args, **kwargs):
+            request = build(args, kwargs)
+            decision = self.enforce(request)
+            token = _decision.set(decision)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _decision.reset(token)
+
+        guarded.nhipl_tool = tool_name  # type: ignore[attr-defined]
+        return guarded
+
+    # -- context ------------------------------------------------------------------------
+    def task(self, intent: str, *, id: str | None = None, owner: str | None = None) -> "TaskScope":
+        """Open a task (``with`` or ``async with``): calls inside carry
+        ``task: {id, intent, owner}``. The id defaults to a fresh UUID."""
+        return TaskScope(self, intent, id, owner)
+
+    def delegate(self, to: str) -> "DelegationScope":
+        """Hand work to ``to`` (``with`` or ``async with``). The delegation itself is
+        checked as ``{principal: acting, action: "delegate", tool: to}`` and raises
+        :class:`Denied` unless allowed; inside, calls are made as ``to`` with the acting
+        identity appended to the delegation chain."""
+        return DelegationScope(self, to)
+
+
+class TaskScope:
+    def __init__(self, guard: Guard, intent: str, task_id: str | None, owner: str | None):
+        if not isinstance(intent, str):
+            raise TypeError("intent must be a string")
+        self.guard = guard
+        self.task: dict = {"id": task_id or uuid.uuid4().hex, "intent": intent}
+        if owner is not None:
+            self.task["owner"] = owner
+        self._token = None
+
+    def __enter__(self) -> dict:
+        self._record("task_start")
+        self._token = _task.set(self.task)
+        return self.task
+
+    def __exit__(self, *exc) -> None:
+        _task.reset(self._token)
+        self._record("task_end")
+
+    async def __aenter__(self) -> dict:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc) -> None:
+        self.__exit__(*exc)
+
+    def _record(self, event: str) -> None:
+        log = self.guard.decision_log
+        if log is None:
+            return
+        try:
+            log.record_task(event, self.task, self.guard.acting())
+        except DecisionLogError as err:
+            if log.fail_closed:
+                raise
+            logger.warning("%s not logged: %s", event, err)
+
+
+class DelegationScope:
+    def __init__(self, guard: Guard, to: str):
+        if not isinstance(to, str) or not to:
+            raise TypeError("delegate needs the delegatee's identity as a string")
+        self.guard = guard
+        self.to = to
+        self.decision: Decision | None = None
+        self._tokens: tuple | None = None
+
+    def __enter__(self) -> Decision:
+        self.decision = self.guard.enforce(self.guard.request(self.to, action="delegate"))
+        self._enter()
+        return self.decision
+
+    async def __aenter__(self) -> Decision:
+        self.decision = await self.guard.aenforce(self.guard.request(self.to, action="delegate"))
+        self._enter()
+        return self.decision
+
+    def _enter(self) -> None:
+        acting = self.guard.acting()
+        self._tokens = (_acting.set(self.to), _chain.set(_chain.get() + (acting,)))
+
+    def __exit__(self, *exc) -> None:
+        acting_token, chain_token = self._tokens  # type: ignore[misc]
+        _chain.reset(chain_token)
+        _acting.reset(acting_token)
+
+    async def __aexit__(self, *exc) -> None:
+        self.__exit__(*exc)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+_SKIPPED_PARAMS = ("self", "cls")
+
+
+def _arguments(signature: inspect.Signature, args: tuple, kwargs: dict) -> dict:
+    """The call's arguments by parameter name, defaults included."""
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    out: dict = {}
+    for name, value in bound.arguments.items():
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            out.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            out[name] = list(value)
+        elif name not in _SKIPPED_PARAMS:
+            out[name] = value
+    return out
+
+
+def _resource(resource, args: dict) -> str | None:
+    if resource is None:
+        return None
+    if callable(resource):
+        return resource(args)
+    try:
+        return resource.format_map(args)
+    except (KeyError, IndexError) as err:
+        raise ValueError(f"resource template `{resource}` names no argument {err}") from None
+
+
+def _approval(answer) -> dict:
+    if answer is True or answer is False:
+        return {"granted": answer, "by": None}
+    if isinstance(answer, Mapping):
+        granted = answer.get("granted")
+        by = answer.get("by")
+        if granted is not True and granted is not False:
+            raise TypeError("an approver's answer needs `granted`: true or false")
+        if by is not None and not isinstance(by, str):
+            raise TypeError("an approver's `by` must be a string")
+        return {"granted": granted, "by": by}
+    raise TypeError(f"an approver must answer true, false or {{granted, by}}, not {type(answer).__name__}")
+
+
+def _run_sync(awaitable):
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_await(awaitable))
+    if inspect.iscoroutine(awaitable):
+        awaitable.close()
+    raise RuntimeError(
+        "the approver is async but the guarded call is sync inside a running event loop; "
+        "guard an async tool or use `await guard.adecide(...)`"
+    )
+
+
+async def _await(awaitable):
+    return await awaitable

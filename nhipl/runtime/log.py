@@ -1,0 +1,401 @@
+"""Decision logs: one JSON line per decision, safe to append from many threads and processes,
+and their conversion to trace events (DESIGN §6) for ``nhipl import decisions``.
+
+Every record has ``v`` (format version, 1), ``event``, ``t`` (seconds since the epoch),
+``time`` (the same instant, ISO 8601 UTC), ``source`` (``guard`` or ``mcp-proxy``) and
+``pid``. ``event`` is one of:
+
+``decision``
+    ``id``, ``agent``, ``action``, ``tool``, ``resource``?, ``task`` ({id, intent}, or
+    null), ``delegation`` (the chain, originator first), ``args`` and ``context``
+    (redacted), ``effect``, ``rules``, ``reasons``, ``errors`` ([{rule, message}]),
+    ``credential_ttl``, ``restricted_by``; when a human was asked, ``approval``
+    ({granted, by}) and ``approval_rules`` (the gates that asked).
+``task_start`` / ``task_end``
+    ``task`` ({id, intent}), ``agent``.
+
+Appending: the complete line is written with one ``os.write`` on an ``O_APPEND`` file
+descriptor while holding a thread lock and an exclusive ``flock`` on the file, and the
+timestamp is taken under that lock, so lines never interleave, none is lost, and the
+file is in time order even with many writing processes. A write that fails part-way is
+truncated back so no broken line is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import weakref
+from typing import Callable, Iterable, Iterator
+
+from .errors import DecisionLogError, LogLineError
+from .redact import DEFAULT_REDACTOR, Redactor
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: the thread lock and O_APPEND remain
+    fcntl = None  # type: ignore[assignment]
+
+FORMAT_VERSION = 1
+
+_OPEN_LOGS: "weakref.WeakSet[DecisionLog]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time would never be released in the child,
+    # and the inherited descriptor shares its flock with the parent: start afresh.
+    for log in list(_OPEN_LOGS):
+        log._lock = threading.Lock()
+        log._fd = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _iso(t: float) -> str:
+    micros = int(round((t % 1) * 1_000_000))
+    if micros == 1_000_000:
+        micros = 999_999
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{micros:06d}Z"
+
+
+class DecisionLog:
+    """An append-only JSON-lines decision log at ``path``.
+
+    ``redactor`` removes secrets from arguments and context (and any token-like text from
+    every other string). ``fail_closed`` (default) tells enforcement points to deny when
+    the log cannot be written; with ``False`` they log a warning and carry on. ``fsync``
+    forces each line to disk (slower).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        redactor: Redactor | None = None,
+        fail_closed: bool = True,
+        fsync: bool = False,
+        source: str = "guard",
+    ):
+        self.path = os.fspath(path)
+        self.redactor = redactor if redactor is not None else DEFAULT_REDACTOR
+        self.fail_closed = fail_closed
+        self.fsync = fsync
+        self.source = source
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = os.getpid()
+        self._seq = 0
+        _OPEN_LOGS.add(self)
+
+    def __repr__(self) -> str:
+        return f"<DecisionLog {self.path!r}>"
+
+    def __enter__(self) -> "DecisionLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = None
+
+    def open(self) -> None:
+        """Open (or create) the file now, so a bad path is reported before the first call."""
+        with self._lock:
+            self._descriptor()
+
+    # -- records -------------------------------------------------------------------------
+    def next_id(self) -> str:
+        self._seq += 1
+        return f"{os.getpid():x}-{id(self) & 0xFFFF:04x}-{self._seq}"
+
+    def record_decision(
+        self,
+        request: dict,
+        decision,
+        *,
+        source: str | None = None,
+        approval: dict | None = None,
+        approval_rules: Iterable[str] = (),
+        call_id: str | None = None,
+    ) -> None:
+        """Append one ``decision`` record for ``request`` (a request dict, DESIGN §1)."""
+        text = self.redactor.text
+        principal = request.get("principal")
+        agent = principal.get("id") if isinstance(principal, dict) else principal
+        task = request.get("task")
+        delegation = request.get("delegation") or {}
+        body: dict = {
+            "v": FORMAT_VERSION,
+            "event": "decision",
+            "source": source or self.source,
+            "pid": os.getpid(),
+            "id": call_id or self.next_id(),
+            "agent": text(str(agent)),
+            "action": request.get("action") or "call",
+            "tool": text(str(request.get("tool"))),
+        }
+        resource = request.get("resource")
+        if resource is not None:
+            body["resource"] = text(str(resource))
+        body["task"] = (
+            {k: text(str(task[k])) for k in ("id", "intent", "owner") if task.get(k) is not None}
+            if isinstance(task, dict)
+            else None
+        )
+        body["delegation"] = [text(str(c)) for c in (delegation.get("chain") or ())]
+        body["args"] = self.redactor.value(request.get("args") or {})
+        context = request.get("context")
+        if context:
+            body["context"] = self.redactor.value(context)
+        body["effect"] = decision.effect
+        body["rules"] = list(decision.rules)
+        body["reasons"] = [text(r) for r in decision.reasons]
+        body["errors"] = [{"rule": e.rule, "message": text(e.message)} for e in decision.errors]
+        body["credential_ttl"] = decision.credential_ttl
+        body["restricted_by"] = decision.restricted_by
+        if approval is not None:
+            body["approval"] = {
+                "granted": approval.get("granted") is True,
+                "by": text(str(approval["by"])) if approval.get("by") is not None else None,
+            }
+            body["approval_rules"] = list(approval_rules)
+        self.append(body)
+
+    def record_task(self, event: str, task: dict, agent: str, *, source: str | None = None) -> None:
+        """Append a ``task_start`` or ``task_end`` record."""
+        text = self.redactor.text
+        self.append(
+            {
+                "v": FORMAT_VERSION,
+                "event": event,
+                "source": source or self.source,
+                "pid": os.getpid(),
+                "agent": text(str(agent)),
+                "task": {k: text(str(task[k])) for k in ("id", "intent", "owner") if task.get(k) is not None},
+            }
+        )
+
+    # -- appending ------------------------------------------------------------------------
+    def append(self, body: dict) -> None:
+        """Write ``body`` as one line, stamped with ``t`` and ``time`` under the lock.
+
+        ``body`` must already be redacted and JSON-safe. Raises :class:`DecisionLogError`."""
+        try:
+            rest = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise DecisionLogError(self.path, f"record is not JSON: {err}") from None
+        with self._lock:
+            fd = self._descriptor()
+            if fcntl is not None:
+                self._flock(fd, fcntl.LOCK_EX)
+            try:
+                t = time.time()
+                line = f'{{"t":{t!r},"time":"{_iso(t)}",{rest[1:]}\n'.encode("utf-8")
+                self._write_line(fd, line)
+            finally:
+                if fcntl is not None:
+                    self._flock(fd, fcntl.LOCK_UN)
+
+    def _descriptor(self) -> int:
+        pid = os.getpid()
+        if self._fd is None or self._pid != pid:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            try:
+                self._fd = os.open(self.path, flags, 0o600)
+            except OSError as err:
+                raise DecisionLogError(self.path, f"cannot open the decision log: {_why(err)}") from None
+            self._pid = pid
+        return self._fd
+
+    def _flock(self, fd: int, op: int) -> None:
+        try:
+            fcntl.flock(fd, op)
+        except OSError as err:
+            raise DecisionLogError(self.path, f"cannot lock the decision log: {_why(err)}") from None
+
+    def _write_line(self, fd: int, line: bytes) -> None:
+        done = 0
+        try:
+            while done < len(line):
+                done += os.write(fd, line[done:])
+            if self.fsync:
+                os.fsync(fd)
+        except OSError as err:
+            if done:
+                # Leave no broken line: cut back what this call wrote (we hold the lock).
+                try:
+                    os.ftruncate(fd, os.fstat(fd).st_size - done)
+                except OSError:
+                    pass
+            raise DecisionLogError(self.path, f"cannot write the decision log: {_why(err)}") from None
+
+
+def _why(err: OSError) -> str:
+    return (err.strerror or str(err)).lower()
+
+
+def open_log(log, *, source: str = "guard") -> DecisionLog | None:
+    """``log`` as a :class:`DecisionLog`: None stays None, a path opens one."""
+    if log is None or isinstance(log, DecisionLog):
+        return log
+    if isinstance(log, (str, os.PathLike)):
+        return DecisionLog(log, source=source)
+    raise TypeError(f"decision_log must be a path or a DecisionLog, not {type(log).__name__}")
+
+
+# -- replay ---------------------------------------------------------------------------------
+
+_KNOWN_EVENTS = ("decision", "task_start", "task_end")
+
+
+def _number(value) -> bool:
+    return (value.__class__ is int or value.__class__ is float) and value == value
+
+
+def log_to_trace(
+    lines: Iterable[str | bytes],
+    *,
+    source: str = "<log>",
+    on_bad_line: Callable[[LogLineError], None] | None = None,
+    sort: bool = True,
+) -> Iterator[dict]:
+    """Trace events (DESIGN §6) from the lines of a decision log.
+
+    The mapping, record by record:
+
+    - ``task_start`` → ``task_start`` {t, task: task.id, agent, intent}; ``task_end`` →
+      ``task_end`` {t, task}.
+    - ``decision`` with action ``delegate`` → ``delegate`` {t, task, agent, to: tool}.
+    - ``decision`` with action ``call`` → an ``approval`` {t, task, tool, granted, by}
+      when a human was asked (and the call has a task), then ``tool_call``
+      {t, task, agent, tool, resource, args}. Every *attempt* becomes a step, whatever
+      the logged effect, so the simulator judges what agents tried under the policy
+      being tested. Arguments are the redacted ones.
+    - A call or delegation in a task not seen before first yields a ``task_start`` for
+      it (agent: the first identity seen in it, intent: the logged intent or ``""``).
+    - Other actions and unknown record kinds are skipped; a step without a task has no
+      ``task`` field (the simulator reports it as ``no_task``).
+
+    Blank lines are skipped. A line that is not JSON or lacks a field raises
+    :class:`LogLineError` (``source:line: message``), or is passed to ``on_bad_line`` and
+    skipped. With ``sort`` (default) events are ordered by time (stably), which needs the
+    whole log in memory; logs written by :class:`DecisionLog` are in time order already.
+    """
+    events = _events(lines, source, on_bad_line)
+    if not sort:
+        yield from events
+        return
+    yield from sorted(events, key=lambda e: e["t"])
+
+
+def _events(lines, source, on_bad_line) -> Iterator[dict]:
+    started: set[str] = set()
+    for line_no, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield from _bad(source, line_no, "line is not valid UTF-8", on_bad_line)
+                continue
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as err:
+            yield from _bad(source, line_no, f"invalid JSON: {err.msg.lower()}", on_bad_line)
+            continue
+        problem, out = _convert(record, started)
+        if problem is not None:
+            yield from _bad(source, line_no, problem, on_bad_line)
+            continue
+        yield from out
+
+
+def _bad(source, line_no, message, on_bad_line) -> Iterator[dict]:
+    err = LogLineError(source, line_no, message)
+    if on_bad_line is None:
+        raise err
+    on_bad_line(err)
+    return iter(())
+
+
+def _convert(record, started: set[str]) -> tuple[str | None, list[dict]]:
+    if record.__class__ is not dict:
+        return "a decision-log record must be a JSON object", []
+    version = record.get("v")
+    if version is not None and version != FORMAT_VERSION:
+        return f"unsupported decision-log format version `{version}` (this nhipl reads {FORMAT_VERSION})", []
+    event = record.get("event")
+    if event.__class__ is not str:
+        return "missing required field `event`", []
+    if event not in _KNOWN_EVENTS:
+        return None, []
+    t = record.get("t")
+    if not _number(t):
+        return "field `t` must be a number of seconds", []
+    task = record.get("task")
+    if task is not None and task.__class__ is not dict:
+        return "field `task` must be an object or null", []
+    task_id = task.get("id") if task else None
+    if task_id is not None and task_id.__class__ is not str:
+        return "field `task.id` must be a string", []
+    intent = task.get("intent") if task else None
+    intent = intent if intent.__class__ is str else ""
+    agent = record.get("agent")
+    if event == "task_end":
+        if task_id is None:
+            return "`task_end` record is missing `task.id`", []
+        return None, [{"kind": "task_end", "t": t, "task": task_id}]
+    if agent.__class__ is not str:
+        return f"`{event}` record is missing required field `agent`", []
+    out: list[dict] = []
+    if event == "task_start":
+        if task_id is None:
+            return "`task_start` record is missing `task.id`", []
+        started.add(task_id)
+        return None, [{"kind": "task_start", "t": t, "task": task_id, "agent": agent, "intent": intent}]
+    action = record.get("action") or "call"
+    tool = record.get("tool")
+    if tool.__class__ is not str:
+        return "`decision` record is missing required field `tool`", []
+    if action not in ("call", "delegate"):
+        return None, []
+    if task_id is not None and task_id not in started:
+        started.add(task_id)
+        out.append({"kind": "task_start", "t": t, "task": task_id, "agent": agent, "intent": intent})
+    step: dict = {"t": t}
+    if task_id is not None:
+        step["task"] = task_id
+    if action == "delegate":
+        out.append({"kind": "delegate", **step, "agent": agent, "to": tool})
+        return None, out
+    approval = record.get("approval")
+    if isinstance(approval, dict) and task_id is not None:
+        by = approval.get("by")
+        out.append(
+            {
+                "kind": "approval",
+                "t": t,
+                "task": task_id,
+                "tool": tool,
+                "granted": approval.get("granted") is True,
+                "by": by if by.__class__ is str else "unknown",
+            }
+        )
+    call = {"kind": "tool_call", **step, "agent": agent, "tool": tool}
+    resource = record.get("resource")
+    if resource.__class__ is str:
+        call["resource"] = resource
+    args = record.get("args")
+    if args.__class__ is dict:
+        call["args"] = args
+    out.append(call)
+    return None, out
