@@ -125,9 +125,9 @@ def _error_from_lark(err: UnexpectedInput, text: str, source: str, parser: Lark)
         if token.type == "$END":
             end = _previous_token_end(text, len(text)) or (1, 1)
             line, column = end
-        if "SEMICOLON" in err.expected and token.type != "$END":
-            prev = _previous_token_end(text, token.start_pos)
-            if prev is not None and prev[0] < token.line:
+        if "SEMICOLON" in err.expected:
+            prev = _previous_token_end(text, len(text) if token.type == "$END" else token.start_pos)
+            if prev is not None and (token.type == "$END" or prev[0] < token.line):
                 line, column = prev
                 span = Span(source, line, column, line, column + 1)
                 return Diagnostic(

@@ -1,0 +1,5 @@
+"""``python -m nhipl``: the command line."""
+
+from .cli import main
+
+main()
