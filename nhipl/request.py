@@ -107,11 +107,12 @@ def parse_request(raw: object, index: int | None = None) -> Request:
 def _parse(raw: object) -> Request:
     if raw.__class__ is not dict:
         raise RequestError(f"a request must be a JSON object, not {type_name(raw)}")
-    for key in raw:  # type: ignore[union-attr]
-        if key not in _FIELD_SET:
-            hint = did_you_mean(str(key), FIELDS)
-            msg = f"unknown request field `{key}`"
-            raise RequestError(msg + (f"; {hint}" if hint else ""), str(key))
+    if not _FIELD_SET.issuperset(raw):  # type: ignore[arg-type]
+        for key in raw:  # type: ignore[union-attr]
+            if key not in _FIELD_SET:
+                hint = did_you_mean(str(key), FIELDS)
+                msg = f"unknown request field `{key}`"
+                raise RequestError(msg + (f"; {hint}" if hint else ""), str(key))
     get = raw.get  # type: ignore[union-attr]
     req = Request()
 
@@ -159,13 +160,12 @@ def _parse(raw: object) -> Request:
         raise _fail("resource", "a string", resource)
     req.resource = resource
 
-    for name in _OBJECT_FIELDS:
-        value = get(name)
+    args, context, provenance = get("args"), get("context"), get("provenance")
+    for name, value in (("args", args), ("context", context), ("provenance", provenance)):
         if value is not None and value.__class__ is not dict:
             raise _fail(name, "an object", value)
-    req.args = get("args")
-    req.context = get("context")
-    provenance = get("provenance")
+    req.args = args
+    req.context = context
     if provenance is not None:
         for arg, origin in provenance.items():
             if origin.__class__ is not str:
@@ -176,7 +176,8 @@ def _parse(raw: object) -> Request:
     if task is not None:
         if task.__class__ is not dict:
             raise _fail("task", "an object", task)
-        task = _strip_nulls(task)
+        if None in task.values():
+            task = _strip_nulls(task)
         for key in ("id", "intent", "owner"):
             value = task.get(key)
             if value is not None and value.__class__ is not str:
@@ -191,7 +192,7 @@ def _parse(raw: object) -> Request:
         chain = delegation.get("chain")
         if chain is None:
             chain = []
-        elif chain.__class__ is not list or any(c.__class__ is not str for c in chain):
+        elif chain.__class__ is not list or not all(c.__class__ is str for c in chain):
             raise RequestError("field `delegation.chain` must be a list of identity strings", "delegation.chain")
         depth = delegation.get("depth")
         if depth is not None and (not is_number(depth) or depth != len(chain)):
@@ -229,7 +230,8 @@ def _parse(raw: object) -> Request:
     if approval is not None:
         if approval.__class__ is not dict:
             raise _fail("approval", "an object", approval)
-        approval = _strip_nulls(approval)
+        if None in approval.values():
+            approval = _strip_nulls(approval)
         granted = approval.get("granted")
         if granted is not None and granted.__class__ is not bool:
             raise _fail("approval.granted", "a boolean", granted)
