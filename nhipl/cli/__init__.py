@@ -10,5 +10,6 @@ from ._base import main
 
 # Importing a command module registers its commands on `main`.
 from . import core  # noqa: E402,F401
+from . import sim  # noqa: E402,F401
 
 __all__ = ["main"]

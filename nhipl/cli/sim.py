@@ -1,0 +1,214 @@
+"""``nhipl simulate``, ``nhipl generate`` and ``nhipl graph``: wiring to :mod:`nhipl.simulator`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import click
+
+from ..loader import load
+from ..simulator import Distribution, LatencyModel, TraceError, simulate
+from ..simulator.html import render_html
+from ..simulator.swarm import LABELS, TOPOLOGIES, SwarmStream, swarm_config
+from ._base import EXIT_BAD_INPUT, EXIT_OK, BadInput, handle_errors, main
+
+
+def _trace_errors(func):
+    """`file:line: message` and exit 2 for bad trace lines."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except TraceError as err:
+            click.echo(f"{err.source}:{err.line}: {err.message}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+
+    return wrapper
+
+
+def _distribution(option: str, text: str | None, default: Distribution) -> Distribution:
+    if text is None:
+        return default
+    try:
+        return Distribution.parse(text)
+    except ValueError as err:
+        raise BadInput(f"<{option}>:1:1", f"{err}\nhelp: write a distribution like `lognormal:120,0.8`, `exp:60`, "
+                                         "`uniform:10,300` or `const:30`") from None
+
+
+class _Progress:
+    """A progress bar on stderr, by bytes of the trace read (only on a terminal)."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, reader, events: int) -> None:
+        if reader.total_bytes is None:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=reader.total_bytes, label="replaying", file=sys.stderr,
+                                         show_pos=False, show_percent=True, show_eta=True)
+            self.bar.__enter__()
+        self.bar.update(reader.bytes_read - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _write(path: str, text: str | bytes) -> None:
+    try:
+        mode = "wb" if isinstance(text, bytes) else "w"
+        with open(path, mode, **({} if isinstance(text, bytes) else {"encoding": "utf-8"})) as fh:
+            fh.write(text)
+    except OSError as err:
+        raise BadInput(f"{path}:1:1", f"cannot write file: {(err.strerror or str(err)).lower()}") from None
+
+
+@main.command("simulate")
+@click.argument("trace", type=click.Path())
+@click.option("-p", "--policies", "policy_paths", multiple=True, required=True, type=click.Path(),
+              help="Policy file or folder (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write report.txt|json|html (and graph.dot) into this folder instead of stdout.")
+@click.option("--skip-bad-lines", is_flag=True, help="Count and report bad trace lines instead of stopping at the first.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the modelled latency.")
+@click.option("--approval-wait", default=None, metavar="DIST",
+              help="Human approval wait in seconds (default lognormal:120,0.8).")
+@click.option("--issue-delay", default=None, metavar="DIST",
+              help="Credential issuance delay in seconds (default lognormal:0.25,0.5).")
+@click.option("--grace", type=float, default=0.0, show_default=True,
+              help="Seconds a credential may stay valid after its task ends before it is a finding.")
+@handle_errors
+@_trace_errors
+def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace):
+    """Replay TRACE (JSON lines, DESIGN §6) against POLICIES and report overreach,
+    revocation gaps, attribution gaps and latency. Exit 0; 2 on bad input."""
+    defaults = LatencyModel()
+    latency = LatencyModel(_distribution("--approval-wait", approval_wait, defaults.approval_wait),
+                           _distribution("--issue-delay", issue_delay, defaults.credential_issue))
+    policies = load(list(policy_paths))
+    if os.path.isdir(trace):
+        raise BadInput(f"{trace}:1:1", "is a folder, not a trace file")
+    progress = _Progress() if sys.stderr.isatty() and trace != "-" else None
+    source = sys.stdin.buffer if trace == "-" else trace
+    try:
+        from ..simulator import read_trace
+
+        reader = read_trace(source, skip_bad_lines=skip_bad_lines, name="<stdin>" if trace == "-" else None)
+        report = simulate(reader, policies, seed=seed, latency=latency, revocation_grace=grace, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    if fmt == "json":
+        text = json.dumps(report.to_dict(), indent=2) + "\n"
+    elif fmt == "html":
+        text = render_html(report)
+    else:
+        text = report.to_text()
+    if out_dir is None:
+        click.echo(text, nl=False)
+    else:
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as err:
+            raise BadInput(f"{out_dir}:1:1", f"cannot create folder: {(err.strerror or str(err)).lower()}") from None
+        path = os.path.join(out_dir, f"report.{'txt' if fmt == 'text' else fmt}")
+        _write(path, text)
+        _write(os.path.join(out_dir, "graph.dot"), report.to_dot())
+        click.echo(f"wrote {path}", err=True)
+    sys.exit(EXIT_OK)
+
+
+def _rate_option(name: str):
+    flag = "--" + name.replace("_", "-")
+    return click.option(flag, name, type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+                        help=f"Rate of planted `{name}` faults.")
+
+
+def _rate_options(func):
+    for name in reversed(list(LABELS)):
+        func = _rate_option(name)(func)
+    return func
+
+
+@main.command("generate")
+@click.option("--agents", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--tasks", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=3, show_default=True, help="Tool calls per agent per task (about).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--topology", type=click.Choice(TOPOLOGIES), default="hierarchy", show_default=True)
+@click.option("--max-depth", type=click.IntRange(min=0), default=3, show_default=True)
+@_rate_options
+@click.option("--policy-out", type=click.Path(dir_okay=False), default=None,
+              help="Write the policy granting exactly the intended behaviour to this file.")
+@click.option("--labels-out", type=click.Path(dir_okay=False), default=None,
+              help="Write the planted faults (JSON lines: line, label, expect) to this file.")
+@handle_errors
+def generate_cmd(agents, tasks, steps, seed, topology, max_depth, policy_out, labels_out, **rates):
+    """A seeded synthetic swarm trace as JSON lines on stdout. Exit 0."""
+    config = swarm_config(agents, tasks, topology, max_depth, seed, steps, **rates)
+    stream = SwarmStream(config)
+    out = sys.stdout
+    dumps = json.dumps
+    batch = []
+    for event in stream:
+        batch.append(dumps(event, separators=(",", ":")))
+        if len(batch) >= 4096:
+            out.write("\n".join(batch) + "\n")
+            batch = []
+    if batch:
+        out.write("\n".join(batch) + "\n")
+    out.flush()
+    if policy_out:
+        _write(policy_out, stream.policy_text)
+    if labels_out:
+        _write(labels_out, "".join(json.dumps(p.to_dict()) + "\n" for p in stream.planted))
+    sys.exit(EXIT_OK)
+
+
+@main.command("graph")
+@click.argument("trace", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="FILE.svg, FILE.png or FILE.dot")
+@click.option("-p", "--policies", "policy_paths", multiple=True, type=click.Path(),
+              help="Policies to decide each step with (findings are drawn in red).")
+@click.option("--skip-bad-lines", is_flag=True)
+@handle_errors
+@_trace_errors
+def graph_cmd(trace, output, policy_paths, skip_bad_lines):
+    """Draw TRACE as a graph. DOT text always; SVG or PNG through graphviz `dot`. Exit 0."""
+    base, ext = os.path.splitext(output)
+    ext = ext.lower()
+    if ext not in (".svg", ".png", ".dot"):
+        raise BadInput(f"{output}:1:1", f"unknown output format `{ext or output}`\nhelp: name a .svg, .png or .dot file")
+    policies = load(list(policy_paths)) if policy_paths else None
+    report = simulate(trace, policies, skip_bad_lines=skip_bad_lines)
+    dot_text = report.to_dot()
+    if ext == ".dot":
+        _write(output, dot_text)
+        click.echo(f"wrote {output}", err=True)
+        sys.exit(EXIT_OK)
+    dot = shutil.which("dot")
+    if dot is None:
+        dot_path = base + ".dot"
+        _write(dot_path, dot_text)
+        click.echo(f"graphviz `dot` is not installed, so {output} was not drawn; wrote {dot_path}\n"
+                   f"help: install graphviz (`apt-get install graphviz`) and run `dot -T{ext[1:]} {dot_path} -o {output}`",
+                   err=True)
+        sys.exit(EXIT_OK)
+    result = subprocess.run([dot, f"-T{ext[1:]}"], input=dot_text.encode("utf-8"), capture_output=True, check=False)
+    if result.returncode != 0:
+        dot_path = base + ".dot"
+        _write(dot_path, dot_text)
+        message = result.stderr.decode("utf-8", "replace").strip().splitlines()[:1]
+        raise BadInput(f"{dot_path}:1:1", "graphviz `dot` failed: " + (message[0] if message else f"exit {result.returncode}"))
+    _write(output, result.stdout)
+    click.echo(f"wrote {output}", err=True)
+    sys.exit(EXIT_OK)

@@ -1,0 +1,492 @@
+"""The replay engine: events in order → requests → decisions → findings and a run model.
+
+Each ``tool_call`` and ``delegate`` event is a step. Its request is built from the
+trace state at that point (DESIGN §6): the task's intent, the delegation chain that
+reached the agent in that task, the credential and its age, the approvals seen for
+that tool in that task, and the provenance of each argument. Steps are decided in
+batches through ``Policies.evaluate_many``.
+
+Memory grows with distinct entities (agents, tasks, tools, resources, credentials
+and the pairs between them), never with events: calls between the same pair are
+one weighted edge, and latency goes into fixed-size histograms.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Callable
+
+from nhipl.errors import RequestError
+
+from .latency import Histogram, LatencyModel
+from .trace import TraceError, TraceReader
+
+OVERREACH, UNUSED_PERMIT, REVOCATION_GAP, ATTRIBUTION = "overreach", "unused_permit", "revocation_gap", "attribution"
+FINDING_KINDS = {
+    OVERREACH: ("denied", "unapproved"),
+    UNUSED_PERMIT: (),
+    REVOCATION_GAP: ("used_after_task_end", "used_after_revoke", "used_after_expiry", "foreign_holder", "valid_after_task_end"),
+    ATTRIBUTION: ("no_task", "unknown_origin"),
+}
+
+# Provenance keeps at most this many tool outputs (and characters) per task.
+OUTPUTS_PER_TASK = 256
+OUTPUT_CHARS_PER_TASK = 1 << 20
+
+
+@dataclass(slots=True)
+class Finding:
+    """One finding (DESIGN §6). ``line`` is the trace line of the event it is about
+    (None for ``unused_permit``); ``exposure`` is in seconds (``valid_after_task_end``)."""
+
+    kind: str
+    subkind: str | None
+    line: int | None
+    agent: str | None = None
+    task: str | None = None
+    tool: str | None = None
+    credential: str | None = None
+    rule: str | None = None
+    detail: str | None = None
+    chain: tuple[str, ...] | None = None
+    exposure: float | None = None
+
+    def to_dict(self) -> dict:
+        out: dict = {"kind": self.kind, "subkind": self.subkind, "line": self.line}
+        for name in ("agent", "task", "tool", "credential", "rule", "detail"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.chain is not None:
+            out["chain"] = list(self.chain)
+        if self.exposure is not None:
+            out["exposure"] = self.exposure
+        return out
+
+    def sort_key(self):
+        return (self.line is None, self.line or 0, self.kind, self.subkind or "", self.credential or "", self.rule or "")
+
+
+class _Task:
+    __slots__ = ("id", "intent", "owner", "prompt", "starter", "reached", "approvals", "outputs", "output_chars",
+                 "ended", "end_t", "credentials", "delay", "gated")
+
+    def __init__(self, task_id: str, intent: str, owner: str | None, prompt: str | None, starter: str):
+        self.id = task_id
+        self.intent = intent
+        self.owner = owner
+        self.prompt = prompt
+        self.starter = starter
+        self.reached: dict[str, tuple[str, ...]] = {starter: ()}
+        self.approvals: dict[str, dict] = {}
+        self.outputs: list[tuple[str, str]] = []
+        self.output_chars = 0
+        self.ended = False
+        self.end_t: float | None = None
+        self.credentials: list[_Credential] = []
+        self.delay = 0.0
+        self.gated: set[str] | None = None
+
+
+class _Credential:
+    __slots__ = ("id", "holder", "issued_at", "ttl", "scope", "task", "line", "revoked_at", "task_end_t", "request")
+
+    def __init__(self, cid: str, holder: str, issued_at: float, ttl: float, scope, task: str | None, line: int):
+        self.id = cid
+        self.holder = holder
+        self.issued_at = issued_at
+        self.ttl = ttl
+        self.scope = scope
+        self.task = task
+        self.line = line
+        self.revoked_at: float | None = None
+        self.task_end_t: float | None = None  # set while exposure after the task's end is pending
+        request = {"id": cid, "issued_at": issued_at, "ttl": ttl}
+        if scope is not None:
+            request["scope"] = scope
+        self.request = request
+
+    @property
+    def expiry(self) -> float:
+        return self.issued_at + self.ttl
+
+
+def _text(value: object) -> str:
+    return value if value.__class__ is str else json.dumps(value, sort_keys=True, separators=(",", ":"))  # type: ignore[return-value]
+
+
+class Replay:
+    """State of one replay; :func:`nhipl.simulator.simulate` drives it."""
+
+    def __init__(self, policies, *, seed: int = 0, latency: LatencyModel | None = None, batch_size: int = 256,
+                 revocation_grace: float = 0.0, name: str = "<trace>"):
+        self.policies = policies
+        self.latency = latency or LatencyModel()
+        self.rng = random.Random(seed)
+        self.batch_size = batch_size
+        self.grace = revocation_grace
+        self.name = name
+        self.events = 0
+        self.steps = 0
+        self.findings: list[Finding] = []
+        self.tasks: dict[str, _Task] = {}
+        self.credentials: dict[str, _Credential] = {}
+        self.unknown_credentials: set[str] = set()
+        # (source, target, relation) → [weight, allow, deny, approval_required, findings]
+        self.edges: dict[tuple[str, str, str], list[int]] = {}
+        self.nodes: dict[str, str] = {}  # node id → kind ("agent", "tool", ...)
+        self.node_findings: dict[str, int] = {}
+        self.intents: set[str] = set()
+        self.used_permits: set[str] = set()
+        self.step_cost = Histogram()  # nanoseconds
+        self.longest_chain: tuple[tuple[str, ...], str | None, int | None] = ((), None, None)
+        self._pending: list[tuple[dict, tuple]] = []
+        self._times: list[int] = []
+        if policies is not None:
+            policies.evaluate_many([])  # compile now, so that the first step's cost is its own
+
+    # -- model --------------------------------------------------------------------------
+    def _node(self, kind: str, name: str) -> str:
+        node = f"{kind}:{name}"
+        if node not in self.nodes:
+            self.nodes[node] = kind
+        return node
+
+    def _edge(self, source: str, target: str, relation: str) -> list[int]:
+        key = (source, target, relation)
+        stats = self.edges.get(key)
+        if stats is None:
+            stats = self.edges[key] = [0, 0, 0, 0, 0]
+        stats[0] += 1
+        return stats
+
+    def _find(self, finding: Finding, *nodes: str) -> None:
+        self.findings.append(finding)
+        for node in nodes:
+            self.node_findings[node] = self.node_findings.get(node, 0) + 1
+
+    # -- events -------------------------------------------------------------------------
+    def feed(self, line: int, event: dict) -> None:
+        self.events += 1
+        kind = event["kind"]
+        if kind == "tool_call":
+            self._tool_call(line, event)
+        elif kind == "delegate":
+            self._delegate(line, event)
+        elif kind == "task_start":
+            self._task_start(line, event)
+        elif kind == "credential_issue":
+            self._credential_issue(line, event)
+        elif kind == "approval":
+            self._approval(event)
+        elif kind == "credential_revoke":
+            self._revoke(line, event)
+        elif kind == "task_end":
+            self._task_end(line, event)
+
+    def _task_start(self, line: int, ev: dict) -> None:
+        task_id, agent, intent = ev["task"], ev["agent"], ev["intent"]
+        task = _Task(task_id, intent, ev.get("owner"), ev.get("prompt"), agent)
+        self.tasks[task_id] = task
+        self.intents.add(intent)
+        self._edge(self._node("task", task_id), self._node("agent", agent), "start")
+
+    def _step_context(self, line: int, ev: dict, agent: str):
+        """The task and the delegation chain behind a step, with attribution findings."""
+        task_id = ev.get("task")
+        task = self.tasks.get(task_id) if task_id is not None else None
+        agent_node = self._node("agent", agent)
+        if task is None:
+            detail = "the step names no task" if task_id is None else f"task `{task_id}` was never started"
+            self._find(Finding(ATTRIBUTION, "no_task", line, agent=agent, task=task_id, tool=ev.get("tool") or ev.get("to"),
+                               detail=detail), agent_node)
+            return task, ()
+        chain = task.reached.get(agent)
+        if chain is None:
+            self._find(Finding(ATTRIBUTION, "unknown_origin", line, agent=agent, task=task_id, tool=ev.get("tool") or ev.get("to"),
+                               detail=f"`{agent}` neither started task `{task_id}` nor was delegated to within it"),
+                       agent_node)
+            return task, ()
+        return task, chain
+
+    def _delegate(self, line: int, ev: dict) -> None:
+        agent, to = ev["agent"], ev["to"]
+        task, chain = self._step_context(line, ev, agent)
+        if task is not None:
+            if to not in task.reached:
+                reached = chain + (agent,)
+                task.reached[to] = reached
+                if len(reached) + 1 > len(self.longest_chain[0]):
+                    self.longest_chain = (reached + (to,), task.id, line)
+        self._node("agent", to)
+        request = {"principal": agent, "action": "delegate", "tool": to, "delegation": {"chain": list(chain)}, "now": ev["t"]}
+        if task is not None:
+            request["task"] = {"id": task.id, "intent": task.intent} if task.owner is None else {"id": task.id, "intent": task.intent, "owner": task.owner}
+            approval = task.approvals.get(to)
+            if approval is not None:
+                request["approval"] = approval
+        self._queue(request, (line, "delegate", agent, task, to, chain))
+
+    def _tool_call(self, line: int, ev: dict) -> None:
+        agent, tool = ev["agent"], ev["tool"]
+        task, chain = self._step_context(line, ev, agent)
+        t = ev["t"]
+        request = {"principal": agent, "tool": tool, "now": t}
+        if chain:
+            request["delegation"] = {"chain": list(chain)}
+        resource = ev.get("resource")
+        tool_node = self._node("tool", tool)
+        if resource is not None:
+            request["resource"] = resource
+            self._edge(tool_node, self._node("resource", resource), "on")
+        args = ev.get("args")
+        if task is not None:
+            request["task"] = {"id": task.id, "intent": task.intent} if task.owner is None else {"id": task.id, "intent": task.intent, "owner": task.owner}
+            approval = task.approvals.get(tool)
+            if approval is not None:
+                request["approval"] = approval
+            if args:
+                request["provenance"] = self._provenance(task, args)
+        elif args:
+            request["provenance"] = {name: "unknown" for name in args}
+        if args is not None:
+            request["args"] = args
+        cid = ev.get("credential")
+        if cid is not None:
+            request["credential"] = self._use(line, ev, agent, tool, task, cid, t)
+        output = ev.get("output")
+        if output is not None and task is not None and len(task.outputs) < OUTPUTS_PER_TASK and task.output_chars < OUTPUT_CHARS_PER_TASK:
+            text = _text(output)
+            task.outputs.append((tool, text))
+            task.output_chars += len(text)
+        self._queue(request, (line, "call", agent, task, tool, chain))
+
+    def _provenance(self, task: _Task, args: dict) -> dict:
+        prompt = task.prompt
+        outputs = task.outputs
+        provenance = {}
+        for name, value in args.items():
+            text = _text(value)
+            origin = "unknown"
+            if text:
+                if prompt is not None and text in prompt:
+                    origin = "user"
+                else:
+                    for tool, output in outputs:
+                        if text in output:
+                            origin = "tool:" + tool
+                            break
+            provenance[name] = origin
+        return provenance
+
+    def _use(self, line: int, ev: dict, agent: str, tool: str, task: _Task | None, cid: str, t: float) -> dict:
+        cred = self.credentials.get(cid)
+        agent_node = self._node("agent", agent)
+        cred_node = self._node("credential", cid)
+        self._edge(agent_node, cred_node, "use")
+        if cred is None:
+            self.unknown_credentials.add(cid)
+            return {"id": cid}
+        task_id = task.id if task is not None else None
+        if cred.task is None and task is not None:
+            # A credential issued for no task serves the task of its first use.
+            cred.task = task.id
+            task.credentials.append(cred)
+            if task.ended and cred.task_end_t is None and cred.revoked_at is None and cred.expiry > task.end_t:
+                cred.task_end_t = task.end_t
+        common = dict(agent=agent, task=task_id, tool=tool, credential=cid)
+        if cred.revoked_at is not None:
+            self._find(Finding(REVOCATION_GAP, "used_after_revoke", line,
+                               detail=f"credential `{cid}` was revoked at t={cred.revoked_at:g} and used at t={t:g}", **common),
+                       agent_node, cred_node)
+        if t >= cred.expiry:
+            self._find(Finding(REVOCATION_GAP, "used_after_expiry", line,
+                               detail=f"credential `{cid}` expired at t={cred.expiry:g} (ttl {cred.ttl:g}s) and was used at t={t:g}", **common),
+                       agent_node, cred_node)
+        served = self.tasks.get(cred.task) if cred.task is not None else None
+        if served is not None and served.ended:
+            self._find(Finding(REVOCATION_GAP, "used_after_task_end", line,
+                               detail=f"credential `{cid}` serves task `{served.id}`, which ended at t={served.end_t:g}; used at t={t:g}", **common),
+                       agent_node, cred_node)
+        if agent != cred.holder:
+            self._find(Finding(REVOCATION_GAP, "foreign_holder", line,
+                               detail=f"credential `{cid}` was issued to `{cred.holder}` but used by `{agent}`", **common),
+                       agent_node, cred_node)
+        request = dict(cred.request)
+        return request
+
+    def _credential_issue(self, line: int, ev: dict) -> None:
+        cid, agent, t = ev["credential"], ev["agent"], ev["t"]
+        task_id = ev.get("task")
+        cred = _Credential(cid, agent, t, ev["ttl"], ev.get("scope"), task_id, line)
+        self.credentials[cid] = cred
+        self._edge(self._node("agent", agent), self._node("credential", cid), "issue")
+        task = self.tasks.get(task_id) if task_id is not None else None
+        if task is not None:
+            task.credentials.append(cred)
+            task.delay += self.latency.credential_issue.draw(self.rng)
+            if task.ended and cred.expiry > task.end_t:
+                cred.task_end_t = task.end_t
+
+    def _approval(self, ev: dict) -> None:
+        task = self.tasks.get(ev["task"])
+        if task is None:
+            return
+        task.approvals[ev["tool"]] = {"granted": ev["granted"], "by": ev["by"]}
+        task.delay += self.latency.approval_wait.draw(self.rng)
+        if task.gated is None:
+            task.gated = set()
+        task.gated.add(ev["tool"])
+
+    def _revoke(self, line: int, ev: dict) -> None:
+        cred = self.credentials.get(ev["credential"])
+        if cred is None:
+            self.unknown_credentials.add(ev["credential"])
+            return
+        t = ev["t"]
+        if cred.revoked_at is None:
+            cred.revoked_at = t
+        if cred.task_end_t is not None:
+            self._exposure(cred, min(t, cred.expiry), revoked=True)
+
+    def _task_end(self, line: int, ev: dict) -> None:
+        task = self.tasks.get(ev["task"])
+        if task is None or task.ended:
+            return
+        t = ev["t"]
+        task.ended = True
+        task.end_t = t
+        task.outputs = []
+        for cred in task.credentials:
+            if cred.revoked_at is None and cred.expiry > t and cred.task_end_t is None:
+                cred.task_end_t = t
+
+    def _exposure(self, cred: _Credential, until: float, revoked: bool) -> None:
+        exposure = until - cred.task_end_t  # type: ignore[operator]
+        ended_at = cred.task_end_t
+        cred.task_end_t = None
+        if exposure > self.grace:
+            how = f"revoked at t={until:g}" if revoked else f"never revoked; expires at t={until:g}"
+            self._find(Finding(REVOCATION_GAP, "valid_after_task_end", cred.line, agent=cred.holder, task=cred.task,
+                               credential=cred.id, exposure=round(exposure, 6),
+                               detail=f"task `{cred.task}` ended at t={ended_at:g} but credential `{cred.id}` stayed valid "
+                                      f"for {exposure:g}s ({how})"),
+                       self._node("credential", cred.id))
+
+    # -- decisions ----------------------------------------------------------------------
+    def _queue(self, request: dict, context: tuple) -> None:
+        self.steps += 1
+        self._pending.append((request, context))
+        if len(self._pending) >= self.batch_size:
+            self.flush()
+
+    def _timed(self, requests):
+        times = self._times
+        clock = perf_counter_ns
+        last = clock()
+        for request in requests:
+            yield request
+            now = clock()
+            times.append(now - last)
+            last = now
+
+    def flush(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        if self.policies is None:
+            for request, context in pending:
+                self._record(context, None)
+            return
+        times = self._times
+        times.clear()
+        started = perf_counter_ns()
+        try:
+            decisions = self.policies.evaluate_many(self._timed(request for request, _ in pending))
+        except RequestError as err:
+            index = err.index if getattr(err, "index", None) is not None else 0
+            raise TraceError(self.name, pending[index][1][0], f"cannot build a request from this event: {err.message}") from None
+        total = perf_counter_ns() - started
+        # Per-step times come from the gaps between requests handed to evaluate_many
+        # (it consumes them one by one); should it not, fall back to the batch average.
+        if len(times) != len(pending) or not any(times):
+            times[:] = [total // len(pending)] * len(pending)
+        add = self.step_cost.add
+        for (_, context), decision, cost in zip(pending, decisions, times):
+            add(cost)
+            self._record(context, decision, cost)
+
+    def _record(self, context: tuple, decision, cost: int = 0) -> None:
+        line, step, agent, task, target, chain = context
+        agent_node = f"agent:{agent}"
+        target_node = f"agent:{target}" if step == "delegate" else f"tool:{target}"
+        stats = self._edge(agent_node, target_node, "delegate" if step == "delegate" else "call")
+        if task is not None:
+            task.delay += cost / 1e9
+        if decision is None:
+            return
+        effect = decision.effect
+        if effect == "allow":
+            stats[1] += 1
+            rules = decision.rules
+            if rules:
+                self.used_permits.update(rules)
+            return
+        task_id = task.id if task is not None else None
+        reasons = "; ".join(decision.reasons)
+        if effect == "deny":
+            stats[2] += 1
+            stats[4] += 1
+            self._find(Finding(OVERREACH, "denied", line, agent=agent, task=task_id, tool=target,
+                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=chain),
+                       agent_node, target_node)
+        else:
+            stats[3] += 1
+            stats[4] += 1
+            self._find(Finding(OVERREACH, "unapproved", line, agent=agent, task=task_id, tool=target,
+                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=chain),
+                       agent_node, target_node)
+            if task is not None:
+                # The gate would stop the task for a human once per tool.
+                if task.gated is None:
+                    task.gated = set()
+                if target not in task.gated:
+                    task.gated.add(target)
+                    task.delay += self.latency.approval_wait.draw(self.rng)
+
+    # -- the end ------------------------------------------------------------------------
+    def finish(self) -> None:
+        self.flush()
+        for cred in self.credentials.values():
+            if cred.task_end_t is not None:
+                self._exposure(cred, cred.expiry, revoked=False)
+        if self.policies is not None:
+            for rule in self.policies.rules:
+                if rule.effect == "permit" and rule.id not in self.used_permits:
+                    where = f" ({rule.span.source}:{rule.span.line})" if rule.span is not None else ""
+                    self._find(Finding(UNUSED_PERMIT, None, None, rule=rule.id,
+                                       detail=f"permit `{rule.id}`{where} never determined an allowed step"))
+        self.findings.sort(key=Finding.sort_key)
+
+
+def replay(reader: TraceReader, policies, *, seed: int = 0, latency: LatencyModel | None = None, batch_size: int = 256,
+           revocation_grace: float = 0.0, progress: Callable[[TraceReader, int], None] | None = None) -> Replay:
+    """Feed every event of ``reader`` through a :class:`Replay` and finish it."""
+    state = Replay(policies, seed=seed, latency=latency, batch_size=batch_size, revocation_grace=revocation_grace,
+                   name=reader.name)
+    feed = state.feed
+    if progress is None:
+        for line, event in reader:
+            feed(line, event)
+    else:
+        for line, event in reader:
+            feed(line, event)
+            if not state.events & 0x3FFF:
+                progress(reader, state.events)
+        progress(reader, state.events)
+    state.finish()
+    return state

@@ -1,0 +1,210 @@
+"""Reading traces (DESIGN §6): JSON lines in, validated ``(line, event)`` pairs out.
+
+The reader streams: it holds one line at a time, so a trace of any length reads
+in flat memory. A line that is not a JSON object, has an unknown ``kind``, or
+lacks a required field (or has one of the wrong type) raises :class:`TraceError`
+naming ``source:line``; with ``skip_bad_lines=True`` it is counted in
+:attr:`TraceReader.bad_lines` and skipped instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterable, Iterator
+
+from nhipl.errors import NhiplError, did_you_mean
+
+# Per kind: (required fields, optional fields), each field with its type check.
+_STR, _NUM, _BOOL, _OBJ, _ANY, _SCOPE = "a string", "a number", "a boolean", "an object", "any", "a string or a list of strings"
+
+KINDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "task_start": ({"t": _NUM, "task": _STR, "agent": _STR, "intent": _STR}, {"prompt": _STR, "owner": _STR}),
+    # `task` is optional on steps: a step without one is an attribution finding (`no_task`).
+    "delegate": ({"t": _NUM, "agent": _STR, "to": _STR}, {"task": _STR}),
+    "credential_issue": ({"t": _NUM, "credential": _STR, "agent": _STR, "ttl": _NUM}, {"scope": _SCOPE, "task": _STR}),
+    "tool_call": (
+        {"t": _NUM, "agent": _STR, "tool": _STR},
+        {"task": _STR, "resource": _STR, "args": _OBJ, "credential": _STR, "output": _ANY},
+    ),
+    "approval": ({"t": _NUM, "task": _STR, "tool": _STR, "granted": _BOOL, "by": _STR}, {}),
+    "credential_revoke": ({"t": _NUM, "credential": _STR}, {}),
+    "task_end": ({"t": _NUM, "task": _STR}, {}),
+}
+KIND_NAMES = tuple(KINDS)
+
+
+class TraceError(NhiplError):
+    """A bad trace line: renders as ``source:line: message``."""
+
+    def __init__(self, source: str, line: int, message: str):
+        self.source = source
+        self.line = line
+        self.message = message
+        super().__init__(f"{source}:{line}: {message}")
+
+
+def _type_ok(value: object, expected: str) -> bool:
+    cls = value.__class__
+    if expected is _STR:
+        return cls is str
+    if expected is _NUM:
+        return (cls is int or cls is float) and value == value and value not in (float("inf"), float("-inf"))
+    if expected is _BOOL:
+        return cls is bool
+    if expected is _OBJ:
+        return cls is dict
+    if expected is _SCOPE:
+        return cls is str or (cls is list and all(v.__class__ is str for v in value))  # type: ignore[union-attr]
+    return True
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if value.__class__ is bool:
+        return "a boolean"
+    if value.__class__ in (int, float):
+        return "a number"
+    if value.__class__ is str:
+        return "a string"
+    if value.__class__ is list:
+        return "a list"
+    return "an object"
+
+
+def check_event(event: object) -> str | None:
+    """The problem with one decoded event, or None when it is valid."""
+    if event.__class__ is not dict:
+        return f"an event must be a JSON object, not {_type_name(event)}"
+    kind = event.get("kind")  # type: ignore[union-attr]
+    if kind is None:
+        return "missing required field `kind`"
+    spec = KINDS.get(kind) if kind.__class__ is str else None
+    if spec is None:
+        hint = did_you_mean(str(kind), KIND_NAMES) if kind.__class__ is str else None
+        return f"unknown event kind `{kind}`" + (f"; {hint}" if hint else f"; expected one of {', '.join(KIND_NAMES)}")
+    required, optional = spec
+    for name, expected in required.items():
+        value = event.get(name)  # type: ignore[union-attr]
+        if value is None:
+            return f"`{kind}` event is missing required field `{name}`"
+        if not _type_ok(value, expected):
+            return f"field `{name}` must be {expected}, not {_type_name(value)}"
+    for name, expected in optional.items():
+        value = event.get(name)  # type: ignore[union-attr]
+        if value is not None and not _type_ok(value, expected):
+            return f"field `{name}` must be {expected}, not {_type_name(value)}"
+    return None
+
+
+class TraceReader:
+    """Iterate ``(line, event)`` over a trace; see :func:`read_trace`."""
+
+    def __init__(self, source: str | os.PathLike | Iterable, *, skip_bad_lines: bool = False, name: str | None = None):
+        self.skip_bad_lines = skip_bad_lines
+        self.bad_lines: list[tuple[int, str]] = []
+        self.bytes_read = 0
+        self.total_bytes: int | None = None
+        if isinstance(source, (str, os.PathLike)):
+            self.name = name or os.fspath(source)
+            self._path: str | None = os.fspath(source)
+            self._lines: Iterable | None = None
+        else:
+            self.name = name or "<trace>"
+            self._path = None
+            self._lines = source
+
+    def __iter__(self) -> Iterator[tuple[int, dict]]:
+        if self._path is not None:
+            return self._read_file(self._path)
+        return self._read(self._lines)  # type: ignore[arg-type]
+
+    def _open(self, path: str):
+        try:
+            fh = open(path, "rb")
+        except FileNotFoundError:
+            raise TraceError(path, 1, "no such file") from None
+        except IsADirectoryError:
+            raise TraceError(path, 1, "is a folder, not a trace file") from None
+        except OSError as err:
+            raise TraceError(path, 1, f"cannot read file: {(err.strerror or str(err)).lower()}") from None
+        try:
+            self.total_bytes = os.fstat(fh.fileno()).st_size
+        except OSError:
+            self.total_bytes = None
+        return fh
+
+    def _read_file(self, path: str) -> Iterator[tuple[int, dict]]:
+        with self._open(path) as fh:
+            yield from self._read(fh)
+
+    def _bad(self, line: int, message: str) -> None:
+        if not self.skip_bad_lines:
+            raise TraceError(self.name, line, message)
+        self.bad_lines.append((line, message))
+
+    def _read(self, lines: Iterable) -> Iterator[tuple[int, dict]]:
+        loads = json.loads
+        kinds = KINDS
+        line_no = 0
+        for raw in lines:
+            line_no += 1
+            if raw.__class__ is dict:  # already decoded events (the Python API)
+                event = raw
+            else:
+                if raw.__class__ is bytes:
+                    self.bytes_read += len(raw)
+                    try:
+                        raw = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        self._bad(line_no, "not UTF-8 text")
+                        continue
+                elif raw.__class__ is not str:
+                    self._bad(line_no, f"a trace line must be text or an event object, not {_type_name(raw)}")
+                    continue
+                if not raw or raw.isspace():
+                    continue
+                try:
+                    event = loads(raw)
+                except json.JSONDecodeError as err:
+                    self._bad(line_no, f"invalid JSON at column {err.colno}: {err.msg.lower()}")
+                    continue
+                except RecursionError:
+                    self._bad(line_no, "invalid JSON: nested too deeply")
+                    continue
+            # Fast path: the common, valid event passes one lookup per field.
+            if event.__class__ is dict:
+                spec = kinds.get(event.get("kind"))  # type: ignore[arg-type]
+                if spec is not None and _fast_ok(event, spec):
+                    yield line_no, event
+                    continue
+            problem = check_event(event)
+            if problem is None:
+                yield line_no, event
+            else:
+                self._bad(line_no, problem)
+
+
+def _fast_ok(event: dict, spec) -> bool:
+    required, optional = spec
+    get = event.get
+    for name, expected in required.items():
+        value = get(name)
+        if value is None or not _type_ok(value, expected):
+            return False
+    for name, expected in optional.items():
+        value = get(name)
+        if value is not None and not _type_ok(value, expected):
+            return False
+    return True
+
+
+def read_trace(path_or_lines, *, skip_bad_lines: bool = False, name: str | None = None) -> TraceReader:
+    """Stream ``(line, event)`` pairs from a trace file path, or from an iterable of
+    JSON lines (str or bytes) or of already decoded event dicts.
+
+    Lines are numbered from 1; blank lines are skipped but counted. A bad line raises
+    :class:`TraceError`, or with ``skip_bad_lines`` is recorded in ``.bad_lines``.
+    """
+    return TraceReader(path_or_lines, skip_bad_lines=skip_bad_lines, name=name)
