@@ -11,5 +11,9 @@ from ._base import main
 # Importing a command module registers its commands on `main`.
 from . import core  # noqa: E402,F401
 from . import sim  # noqa: E402,F401
+from . import import_cmd  # noqa: E402,F401
+from . import test_cmd  # noqa: E402,F401
+from . import sweep_cmd  # noqa: E402,F401
+from . import runtime_cmd  # noqa: E402,F401
 
 __all__ = ["main"]

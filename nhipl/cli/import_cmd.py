@@ -1,0 +1,58 @@
+"""``nhipl import``: recorded runs from other formats as an nhipl trace (JSON lines)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import click
+
+from ._base import BadInput, handle_errors, main
+
+
+@main.command("import")
+@click.argument("format", type=click.Choice(["agentdojo", "whowhen", "otel", "decisions"]))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), help="write the trace here (default: stdout)")
+@click.option("--force", is_flag=True, help="overwrite the -o file when it exists")
+@handle_errors
+def import_(format: str, files: tuple[str, ...], output: str | None, force: bool) -> None:
+    """Convert recorded runs (FILES: files or folders) in FORMAT to a trace of JSON lines.
+
+    \b
+    agentdojo  AgentDojo runs: one task per run, one tool_call per tool call
+    whowhen    Who&When runs: speakers as agents, hand-offs as delegations
+    otel       OpenTelemetry GenAI spans (OTLP JSON)
+    decisions  the runtime's decision log
+    """
+    from nhipl.simulator.importers import SourceError, dumps_trace, import_runs
+
+    if output is not None and os.path.exists(output) and not force:
+        raise BadInput(f"{output}:1:1", "the output file exists; not overwriting it\n  help: pass `--force` to replace it")
+    try:
+        events = import_runs(format, files)
+    except SourceError as err:
+        message = err.message + (f"\n  help: {err.help}" if err.help else "")
+        raise BadInput(err.location, message) from None
+    text = dumps_trace(events)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    _write(output, text)
+    click.echo(f"wrote {len(events)} events to {output}", err=True)
+
+
+def _write(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, so a failure leaves no half trace."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".nhipl-import-", suffix=".tmp")
+    except OSError as err:
+        raise BadInput(f"{path}:1:1", f"cannot write file: {(err.strerror or str(err)).lower()}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        os.unlink(tmp)
+        raise BadInput(f"{path}:1:1", f"cannot write file: {(err.strerror or str(err)).lower()}") from None
