@@ -9,22 +9,111 @@
 ...     if request.get("args", {}).get("env") == "prod":
 ...         assert policies.evaluate(request).effect != "allow"
 
-Every request the strategy draws is valid (``parse_request`` accepts it) and
-shrinks toward the smallest one: a principal id as a plain string, no optional
-fields, the first name of each list.
+Every request drawn is valid (``parse_request`` accepts it) and shrinks toward
+the smallest one: a principal id as a plain string, no optional field, the
+first name of each list.
+
+Random requests rarely satisfy a rule with three conditions, so half the draws
+*focus* on one rule: its action, a tool its targets match, a principal its
+subject matches, its task intent and resource, and every attribute its ``when``
+condition reads. Focused draws are what find a permit that lets through a
+request an invariant forbids.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 from hypothesis import strategies as st
 
 from .. import ast as A
+from ..values import glob_match
 from .vocabulary import Vocabulary, instantiate, type_ok
 
 # Generic values for an attribute that conditions read without a literal.
 _GENERIC = ("x", 0, True)
+# Which rules a search for each forbidden effect focuses on: the ones that can give it.
+GIVES = {"allow": (A.PERMIT,), "approval_required": (A.APPROVAL,), "deny": (A.FORBID,)}
+_ROOTS = ("args", "context", "provenance", "task", "credential", "approval")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What every drawn request must have: actions, tool/principal/resource globs
+    (None: anything) and attribute paths that must be present."""
+
+    actions: tuple[str, ...] | None = None
+    tools: tuple[str, ...] | None = None
+    principals: tuple[str, ...] | None = None
+    resources: tuple[str, ...] | None = None
+    group: str | None = None
+    intent: str | None = None
+    required: frozenset = frozenset()
+
+    def narrow(self, rule: A.Rule) -> "Scope":
+        ids = rule.subject.ids if isinstance(rule.subject, A.AgentIds) else None
+        return Scope(
+            actions=(rule.action,) if self.actions is None or rule.action in self.actions else (),
+            tools=_both(self.tools, rule.targets),
+            principals=_both(self.principals, ids),
+            resources=_both(self.resources, rule.resources),
+            group=rule.subject.group if isinstance(rule.subject, A.AgentGroup) else self.group,
+            intent=rule.task_intent or self.intent,
+            required=self.required | read_paths(rule.when),
+        )
+
+
+def _both(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """Globs for names that match one of ``a`` and one of ``b``, as pairs joined in a tuple of tuples."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + tuple("\0" + x for x in b)  # "\0": must also match this group of globs
+
+
+def _matches(globs: tuple[str, ...] | None, name: str) -> bool:
+    if globs is None:
+        return True
+    first = [g for g in globs if not g.startswith("\0")]
+    second = [g[1:] for g in globs if g.startswith("\0")]
+    return any(glob_match(g, name) for g in first) and (not second or any(glob_match(g, name) for g in second))
+
+
+def _names(vocab_names: list[str], globs: tuple[str, ...] | None) -> list[str]:
+    """Vocabulary names within ``globs``, after an instance of each glob that stays within."""
+    if globs is None:
+        return list(vocab_names)
+    out: list[str] = []
+    for g in globs:
+        name = instantiate(g.lstrip("\0"))
+        if _matches(globs, name) and name not in out:
+            out.append(name)
+    out.extend(n for n in vocab_names if n not in out and _matches(globs, n))
+    return out
+
+
+def read_paths(expr: A.Expr | None) -> frozenset:
+    """The attribute paths a condition reads (root first), except inside ``not`` and ``or``,
+    where the path need not be present for the condition to hold."""
+    if expr is None:
+        return frozenset()
+    paths = set()
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, A.And):
+            stack.extend(node.operands)
+        elif isinstance(node, (A.Compare, A.StringTest)):
+            stack.extend((node.left, node.right))
+        elif isinstance(node, A.In):
+            stack.extend((node.item, node.container))
+        elif isinstance(node, A.Has):
+            paths.add((node.path.root,) + node.path.attrs + (node.name,))
+        elif isinstance(node, A.Path):
+            paths.add((node.root,) + node.attrs)
+    return frozenset(paths)
 
 
 def requests(
@@ -34,6 +123,7 @@ def requests(
     tools: Iterable[str] | None = None,
     principals: Iterable[str] | None = None,
     resources: Iterable[str] | None = None,
+    focus: bool = True,
     vocabulary: Vocabulary | None = None,
 ) -> st.SearchStrategy[dict]:
     """Requests (plain dicts, DESIGN §1) drawn from the vocabulary of ``policies``.
@@ -41,62 +131,120 @@ def requests(
     ``actions``, ``tools``, ``principals`` and ``resources`` narrow the draw: each
     is a list of names or globs; a glob stands for an instance of itself and every
     vocabulary name it matches. ``resources`` makes the resource field required.
+    With ``focus`` (the default) half the draws aim at one rule of the policies.
     """
-    vocab = vocabulary or Vocabulary.of(policies)
-    action_list = list(actions) if actions is not None else list(vocab.actions)
-    if not action_list:
-        raise ValueError("requests() needs at least one action")
-    tool_globs = tuple(tools) if tools is not None else None
-    principal_ids = (
-        vocab.matching(vocab.principals, tuple(principals)) if principals is not None else list(vocab.principals)
+    scope = Scope(
+        actions=tuple(actions) if actions is not None else None,
+        tools=tuple(tools) if tools is not None else None,
+        principals=tuple(principals) if principals is not None else None,
+        resources=tuple(resources) if resources is not None else None,
     )
-    resource_names = vocab.matching(vocab.resources, tuple(resources)) if resources is not None else None
+    vocab = vocabulary or Vocabulary.of(policies)
+    return scoped_requests(policies, scope, policies.rules if focus else (), vocab)
 
-    def tool_names(action: str) -> list[str]:
-        names = vocab.tools_for(action)
-        return vocab.matching(names, tool_globs) if tool_globs is not None else names
 
-    by_action = {a: st.sampled_from(tool_names(a)) for a in action_list}
+def scoped_requests(policies, scope: Scope, focus_rules, vocab: Vocabulary) -> st.SearchStrategy[dict]:
+    """Requests within ``scope``; with a share of draws aimed at each of ``focus_rules``."""
+    general = _requests(vocab, policies.agents, scope)
+    if general is None:
+        raise ValueError("no request fits: no action or tool name is within the scope")
+    focused = [s for s in (_requests(vocab, policies.agents, scope.narrow(r)) for r in focus_rules) if s is not None]
+    if not focused:
+        return general
+    return st.one_of(general, st.one_of(*focused))
+
+
+def invariant_requests(policies, invariant: A.Invariant, vocabulary: Vocabulary | None = None) -> st.SearchStrategy[dict]:
+    """Requests aimed at an invariant's scope, half of them at the rules that can give
+    the effect it forbids."""
+    vocab = vocabulary or Vocabulary.of(policies)
+    subject = invariant.subject
+    scope = Scope(
+        actions=(invariant.action,),
+        tools=invariant.targets,
+        principals=subject.ids if isinstance(subject, A.AgentIds) else None,
+        resources=invariant.resources,
+        group=subject.group if isinstance(subject, A.AgentGroup) else None,
+        required=read_paths(invariant.when),
+    )
+    rules = [r for r in policies.rules if r.effect in GIVES[invariant.effect]]
+    return scoped_requests(policies, scope, rules, vocab)
+
+
+# ---- building one request ------------------------------------------------------------
+
+
+def _requests(vocab: Vocabulary, declared: dict, scope: Scope) -> st.SearchStrategy[dict] | None:
+    actions = [a for a in (scope.actions if scope.actions is not None else vocab.actions)]
+    tools = {a: _names(vocab.tools_for(a), scope.tools) for a in actions}
+    tools = {a: names for a, names in tools.items() if names}
+    if not tools:
+        return None
+    principal = _principal(vocab, declared, scope)
+    if principal is None:
+        return None
+    resources = _names(vocab.resources, scope.resources) if scope.resources is not None else None
+    if resources == []:
+        return None
+    fields = _fields(vocab, scope, with_resource=resources is None)
     return _request(
-        st.sampled_from(action_list),
-        by_action,
-        _principal(vocab, principal_ids),
-        _optional_fields(vocab, principal_ids, resource_names is None),
-        st.sampled_from(resource_names) if resource_names else None,
+        st.sampled_from(list(tools)),
+        {a: st.sampled_from(names) for a, names in tools.items()},
+        principal,
+        fields,
+        st.sampled_from(resources) if resources else None,
     )
 
 
 @st.composite
-def _request(draw, action_st, tools_by_action, principal_st, optional_st, resource_st) -> dict:
+def _request(draw, action_st, tools_by_action, principal_st, fields_st, resource_st) -> dict:
     action = draw(action_st)
     request: dict = {"principal": draw(principal_st), "tool": draw(tools_by_action[action])}
     if action != "call":
         request["action"] = action
     if resource_st is not None:
         request["resource"] = draw(resource_st)
-    request.update(draw(optional_st))
-    # `age` is derived from `now - issued_at`; `now` must be there for it.
+    request.update(draw(fields_st))
+    # `age` is derived from `now - issued_at`; without `now` there is none.
     credential = request.get("credential")
     if credential and "issued_at" in credential and "now" not in request:
         request["now"] = credential["issued_at"]
     return request
 
 
-def _principal(vocab: Vocabulary, ids: list[str]) -> st.SearchStrategy:
-    ids_st = st.sampled_from(ids)
-    optional: dict[str, st.SearchStrategy] = {}
+def _principal(vocab: Vocabulary, declared: dict, scope: Scope) -> st.SearchStrategy | None:
+    """A principal id, or for an undeclared identity an object with attributes.
+
+    Declared agents keep their declared attributes: a counterexample in which the
+    summariser claims the responders' groups proves nothing about the summariser.
+    """
+    ids = _names(vocab.principals, scope.principals)
+    group = scope.group
+    members = [i for i in ids if i in declared and group is None or group in (declared.get(i, {}).get("groups") or ())]
+    undeclared = [i for i in ids if i not in declared]
+    optional = {name: _node(node, set()) for name, node in _tree(vocab, "principal").items()}
+    required: dict[str, st.SearchStrategy] = {}
     if vocab.groups:
-        optional["groups"] = st.lists(st.sampled_from(vocab.groups), unique=True, max_size=3)
-    for path, values in _attrs_under(vocab, "principal").items():
-        optional[path] = values
-    if not optional:
-        return ids_st
-    as_object = st.builds(lambda pid, attrs: {"id": pid, **attrs}, ids_st, st.fixed_dictionaries({}, optional=optional))
-    return st.one_of(ids_st, as_object)
+        groups = st.lists(st.sampled_from(vocab.groups), unique=True, max_size=3)
+        if group is not None:
+            required["groups"] = groups.map(lambda gs: gs if group in gs else [group] + gs)
+        else:
+            optional["groups"] = groups
+    choices = []
+    if group is None:
+        members = ids
+    if members:
+        choices.append(st.sampled_from(members))
+    if undeclared and (required or optional):
+        attrs = st.fixed_dictionaries(required, optional=optional)
+        choices.append(st.builds(lambda pid, a: {"id": pid, **a}, st.sampled_from(undeclared), attrs))
+    if not choices:
+        return None
+    return st.one_of(*choices) if len(choices) > 1 else choices[0]
 
 
-def _attrs_under(vocab: Vocabulary, root: str) -> dict[str, st.SearchStrategy]:
-    """A strategy per first-level attribute of ``root``, built from the paths under it."""
+def _tree(vocab: Vocabulary, root: str) -> dict:
+    """The attribute paths under ``root`` as a tree: name -> {"values": [...], "children": {...}}."""
     tree: dict = {}
     for path, values in vocab.values.items():
         if path[0] != root:
@@ -106,43 +254,63 @@ def _attrs_under(vocab: Vocabulary, root: str) -> dict[str, st.SearchStrategy]:
             node = node.setdefault(name, {}).setdefault("children", {})
         leaf = node.setdefault(path[-1], {})
         leaf.setdefault("values", []).extend(values or [v for v in _GENERIC if type_ok(path, v)])
-    return {name: _node(node) for name, node in tree.items()}
+    return tree
 
 
-def _node(node: dict) -> st.SearchStrategy:
+def _object(tree: dict, required: set) -> st.SearchStrategy[dict]:
+    """An object whose keys come from ``tree``; the first names of ``required`` paths are always there."""
+    must = {p[0] for p in required}
+    strategies = {name: _node(node, {p[1:] for p in required if p[0] == name and len(p) > 1}) for name, node in tree.items()}
+    return st.fixed_dictionaries(
+        {k: v for k, v in strategies.items() if k in must},
+        optional={k: v for k, v in strategies.items() if k not in must},
+    )
+
+
+def _node(node: dict, required: set) -> st.SearchStrategy:
     choices = []
-    if node.get("values"):
+    if node.get("values") and not required:
         choices.append(st.sampled_from(node["values"]))
     if node.get("children"):
-        choices.append(st.fixed_dictionaries({}, optional={k: _node(v) for k, v in node["children"].items()}))
+        choices.append(_object(node["children"], required))
+    if not choices:  # a required sub-path under a leaf: an object can't be built; use the leaf
+        choices.append(st.sampled_from(node.get("values") or list(_GENERIC)))
     return st.one_of(*choices) if len(choices) > 1 else choices[0]
 
 
-def _optional_fields(vocab: Vocabulary, principal_ids: list[str], with_resource: bool) -> st.SearchStrategy[dict]:
-    optional: dict[str, st.SearchStrategy] = {}
-    if with_resource and vocab.resources:
-        optional["resource"] = st.sampled_from(vocab.resources)
-    for root in ("args", "context", "provenance"):
-        attrs = _attrs_under(vocab, root)
-        if attrs:
-            optional[root] = st.fixed_dictionaries({}, optional=attrs)
-    task = _attrs_under(vocab, "task")
-    if vocab.intents:
-        task["intent"] = st.sampled_from(vocab.intents)
-    if task:
-        optional["task"] = st.fixed_dictionaries({}, optional=task)
-    approval = _attrs_under(vocab, "approval")
-    approval["granted"] = st.booleans()
-    optional["approval"] = st.fixed_dictionaries({}, optional=approval)
-    credential = _attrs_under(vocab, "credential")
+def _fields(vocab: Vocabulary, scope: Scope, with_resource: bool) -> st.SearchStrategy[dict]:
+    """The optional request fields; those whose paths the scope requires are always present."""
+    required_paths = set(scope.required)
+    if ("credential", "age") in required_paths:
+        required_paths |= {("credential", "issued_at"), ("now",)}
+    if scope.intent is not None:
+        required_paths.add(("task", "intent"))
+    roots = {p[0] for p in required_paths}
     numbers = st.sampled_from(vocab.numbers)
-    credential.setdefault("issued_at", numbers)
-    credential.setdefault("ttl", numbers)
-    optional["credential"] = st.fixed_dictionaries({}, optional=credential)
-    optional["now"] = numbers
-    chain = st.lists(st.sampled_from(principal_ids + [p for p in vocab.principals if p not in principal_ids]), max_size=vocab.max_chain)
-    optional["delegation"] = st.fixed_dictionaries({"chain": chain})
-    return st.fixed_dictionaries({}, optional=optional)
+    strategies: dict[str, st.SearchStrategy] = {}
+    if with_resource and vocab.resources:
+        strategies["resource"] = st.sampled_from(vocab.resources)
+    for root in _ROOTS:
+        tree = _tree(vocab, root)
+        if root == "task":
+            tree.setdefault("intent", {})["values"] = [scope.intent] if scope.intent else list(vocab.intents)
+            if not tree["intent"]["values"]:
+                del tree["intent"]
+        elif root == "approval":
+            tree.setdefault("granted", {})["values"] = [False, True]
+        elif root == "credential":
+            tree.pop("age", None)  # derived from `now - issued_at`
+            for name in ("issued_at", "ttl"):
+                tree.setdefault(name, {})["values"] = list(vocab.numbers)
+        if tree:
+            strategies[root] = _object(tree, {p[1:] for p in required_paths if p[0] == root and len(p) > 1})
+    strategies["now"] = numbers
+    chain = st.lists(st.sampled_from(vocab.principals), max_size=vocab.max_chain)
+    strategies["delegation"] = st.fixed_dictionaries({"chain": chain})
+    return st.fixed_dictionaries(
+        {k: v for k, v in strategies.items() if k in roots},
+        optional={k: v for k, v in strategies.items() if k not in roots},
+    )
 
 
 # ---- policies ----------------------------------------------------------------------------
@@ -217,20 +385,6 @@ def policies(**kwargs) -> st.SearchStrategy:
     return policy_texts(**kwargs).map(lambda text: loads(text, source="<generated>"))
 
 
-def invariant_requests(policies, invariant: A.Invariant, vocabulary: Vocabulary | None = None) -> st.SearchStrategy[dict]:
-    """Requests aimed at an invariant's scope: its action, tools, resources and subject ids."""
-    vocab = vocabulary or Vocabulary.of(policies)
-    principals = None
-    if isinstance(invariant.subject, A.AgentIds):
-        principals = invariant.subject.ids
-    return requests(
-        policies,
-        actions=[invariant.action],
-        tools=invariant.targets,
-        principals=principals,
-        resources=invariant.resources,
-        vocabulary=vocab,
-    )
 
 
-__all__ = ["requests", "policies", "policy_texts", "invariant_requests", "instantiate"]
+__all__ = ["Scope", "invariant_requests", "policies", "policy_texts", "quote", "read_paths", "requests", "scoped_requests"]

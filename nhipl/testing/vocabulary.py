@@ -195,12 +195,16 @@ class Vocabulary:
             if path == ("credential", "age") and value.__class__ in (int, float):
                 # age = now - issued_at: draw issued_at 0 and now near the literal
                 for v in (value - 1, value, value + 1):
-                    _add(self.numbers, v)
+                    if v >= 0:
+                        _add(self.numbers, v)
                 continue
             self._value(path, value)
             if value.__class__ in (int, float):
                 self._value(path, value - 1)
                 self._value(path, value + 1)
+                for v in (value - 1, value, value + 1):
+                    if v >= 0:
+                        _add(self.numbers, v)  # also candidates for `now` and credential times
             elif isinstance(value, str):
                 self._value(path, value + "-other")
             elif isinstance(value, bool):
@@ -252,8 +256,8 @@ class Vocabulary:
         _add(self.actions, "call")
         _add(self.principals, STRANGER)
         _add(self.tools, OTHER_TOOL)
-        for n in (0,):
-            _add(self.numbers, n)
+        if not any(n.__class__ is int and n == 0 for n in self.numbers):
+            self.numbers.insert(0, 0)  # shrinking prefers the first value
 
     # -- queries -----------------------------------------------------------------------------
     def tools_for(self, action: str) -> list[str]:
