@@ -10,6 +10,7 @@ from ._base import main
 
 # Importing a command module registers its commands on `main`.
 from . import core  # noqa: E402,F401
+from . import lint_fmt  # noqa: E402,F401
 from . import sim  # noqa: E402,F401
 from . import import_cmd  # noqa: E402,F401
 from . import test_cmd  # noqa: E402,F401

@@ -1,0 +1,177 @@
+"""Lint configuration: ``[tool.nhipl.lint]`` in ``pyproject.toml``.
+
+::
+
+    [tool.nhipl.lint]
+    select = ["NHI001", "NHI002"]          # default: every rule
+    ignore = ["NHI006"]
+    severity = { NHI002 = "error", NHI010 = "off" }
+    max-ttl = "1h"                          # standing-privilege ceiling (or seconds)
+    sensitive-tags = ["financial", "external-transfer", "privilege-change", "code-execution", "secrets"]
+    fail-on = "note"                        # lowest severity that makes `nhipl lint` exit 1
+
+Every mistake is reported as ``pyproject.toml:line:col: message``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+
+from ..errors import Diagnostic, PolicyError, Span, did_you_mean
+from .rules import RULES, SEVERITIES
+
+DEFAULT_MAX_TTL = 3600
+DEFAULT_SENSITIVE_TAGS = ("financial", "external-transfer", "privilege-change", "code-execution", "secrets")
+_KEYS = ("select", "ignore", "severity", "max-ttl", "sensitive-tags", "fail-on")
+_DURATION = re.compile(r"([0-9]+)([smhd])\Z")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class LintConfig:
+    enabled: frozenset[str] = frozenset(RULES)
+    severity: dict[str, str] = field(default_factory=dict)  # overrides, code -> severity
+    max_ttl: int = DEFAULT_MAX_TTL
+    sensitive_tags: frozenset[str] = frozenset(DEFAULT_SENSITIVE_TAGS)
+    fail_on: str = "note"
+    source: str | None = None  # the pyproject.toml it came from
+
+    def severity_of(self, code: str) -> str:
+        return self.severity.get(code, RULES[code].severity)
+
+    def active(self, code: str) -> bool:
+        return code in self.enabled and self.severity_of(code) != "off"
+
+
+def find_pyproject(start: str) -> str | None:
+    """The nearest ``pyproject.toml`` in ``start`` or a folder above it."""
+    folder = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(folder, "pyproject.toml")
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+class _Errors:
+    def __init__(self, path: str, text: str):
+        self.path = path
+        self.lines = text.split("\n")
+        self.diagnostics: list[Diagnostic] = []
+
+    def where(self, key: str) -> Span:
+        """The line that sets ``key`` (best effort), else the section header."""
+        pattern = re.compile(r"\s*" + re.escape(key) + r"\s*=|.*[{,]\s*" + re.escape(key) + r"\s*=")
+        section = None
+        for i, line in enumerate(self.lines, start=1):
+            if line.strip().startswith("[tool.nhipl.lint"):
+                section = i
+            if section is not None and pattern.match(line):
+                return Span(self.path, i, line.index(key) + 1, i, line.index(key) + 1 + len(key))
+        return Span(self.path, section or 1, 1)
+
+    def add(self, key: str, message: str, help: str | None = None) -> None:
+        span = self.where(key)
+        line = self.lines[span.line - 1] if 0 < span.line <= len(self.lines) else None
+        self.diagnostics.append(Diagnostic("lint-config", message, span, help, line))
+
+
+def _seconds(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and value > 0:
+        return value
+    if isinstance(value, str):
+        m = _DURATION.match(value.strip())
+        if m and int(m.group(1)) > 0:
+            return int(m.group(1)) * _UNITS[m.group(2)]
+    return None
+
+
+def _codes(errors: _Errors, key: str, value) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        errors.add(key, f"`{key}` must be a list of rule codes")
+        return []
+    out = []
+    for code in value:
+        if code.upper() in RULES:
+            out.append(code.upper())
+        else:
+            errors.add(key, f"unknown lint rule `{code}` in `{key}`", did_you_mean(code.upper(), RULES) or "codes: " + ", ".join(RULES))
+    return out
+
+
+def parse_config(text: str, path: str) -> LintConfig:
+    """The ``[tool.nhipl.lint]`` section of a pyproject.toml's text (defaults when absent)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(err))
+        line, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(err))
+        raise PolicyError([Diagnostic("lint-config", f"invalid TOML: {message[:1].lower() + message[1:]}", Span(path, line, col))]) from None
+    section = data.get("tool", {}).get("nhipl", {}).get("lint")
+    if section is None:
+        return LintConfig(source=path)
+    errors = _Errors(path, text)
+    if not isinstance(section, dict):
+        errors.add("lint", "`tool.nhipl.lint` must be a table")
+        raise PolicyError(errors.diagnostics)
+    for key in section:
+        if key not in _KEYS:
+            errors.add(key, f"unknown lint setting `{key}`", did_you_mean(key, _KEYS) or "settings: " + ", ".join(_KEYS))
+    enabled = set(RULES)
+    if "select" in section:
+        enabled = set(_codes(errors, "select", section["select"]))
+    if "ignore" in section:
+        enabled -= set(_codes(errors, "ignore", section["ignore"]))
+    severity: dict[str, str] = {}
+    raw = section.get("severity", {})
+    if not isinstance(raw, dict):
+        errors.add("severity", "`severity` must be a table of `CODE = \"error\"|\"warning\"|\"note\"|\"off\"`")
+        raw = {}
+    for code, level in raw.items():
+        if code.upper() not in RULES:
+            errors.add(code, f"unknown lint rule `{code}` in `severity`", did_you_mean(code.upper(), RULES))
+        elif level not in SEVERITIES + ("off",):
+            errors.add(code, f"severity of `{code}` must be `error`, `warning`, `note` or `off`, not `{level}`")
+        else:
+            severity[code.upper()] = level
+    max_ttl = DEFAULT_MAX_TTL
+    if "max-ttl" in section:
+        seconds = _seconds(section["max-ttl"])
+        if seconds is None:
+            errors.add("max-ttl", "`max-ttl` must be a duration such as \"1h\" or a positive number of seconds")
+        else:
+            max_ttl = seconds
+    tags = frozenset(DEFAULT_SENSITIVE_TAGS)
+    if "sensitive-tags" in section:
+        value = section["sensitive-tags"]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            errors.add("sensitive-tags", "`sensitive-tags` must be a list of strings")
+        else:
+            tags = frozenset(value)
+    fail_on = section.get("fail-on", "note")
+    if fail_on not in SEVERITIES:
+        errors.add("fail-on", "`fail-on` must be `error`, `warning` or `note`")
+        fail_on = "note"
+    if errors.diagnostics:
+        raise PolicyError(errors.diagnostics)
+    return LintConfig(frozenset(enabled), severity, max_ttl, tags, fail_on, path)
+
+
+def load_config(path: str | None = None, start: str = ".") -> LintConfig:
+    """The configuration in ``path``, or in the nearest pyproject.toml above ``start``."""
+    if path is None:
+        path = find_pyproject(start)
+        if path is None:
+            return LintConfig()
+    from ..loader import read_text  # the same file errors as policy files
+
+    return parse_config(read_text(path), path)
