@@ -24,19 +24,18 @@ from .whowhen import attribute_mistake, import_whowhen
 
 
 def import_decisions(paths: Iterable[str | os.PathLike]) -> list[dict]:
-    """Trace events from runtime decision logs (JSON lines written by the enforcement point)."""
-    try:
-        from nhipl.runtime.log import log_to_trace
-    except ImportError:
-        raise SourceError("<decisions>:1:1", "the `decisions` format needs `nhipl.runtime.log`, "
-                          "which this installation lacks") from None
+    """Trace events from runtime decision logs (JSON lines written by ``nhipl.runtime.DecisionLog``)."""
+    from nhipl.runtime.errors import LogLineError
+    from nhipl.runtime.log import log_to_trace
+
     events: list[dict] = []
     for path in source_files(paths, (".jsonl", ".json", ".log")):
         lines = read_text(path).splitlines()
         try:
-            events.extend(log_to_trace(lines))
-        except ValueError as err:  # the runtime reports a bad log line as ValueError("line N: ...")
-            raise SourceError(f"{path}:1:1", str(err)) from None
+            events.extend(log_to_trace(lines, source=path))
+        except LogLineError as err:
+            raise SourceError(f"{err.source}:{err.line}:1", err.message) from None
+    events.sort(key=lambda event: event["t"])
     return events
 
 

@@ -11,6 +11,7 @@ AgentDojo records no timestamps: events are one second apart, runs follow one an
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -72,8 +73,9 @@ def parse_run(document: Document) -> Run:
 
     prompt = None
     calls: list[dict] = []
-    outputs: dict[str, str] = {}
-    pending: list[tuple[str | None, dict]] = []
+    # Calls waiting for their tool message, per call id, oldest first: models reuse call ids
+    # within a run, so a tool message answers the oldest unanswered call with its id.
+    waiting: dict[str | None, deque[dict]] = {}
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         role = field(document, message, "role", str, where)
@@ -90,17 +92,15 @@ def parse_run(document: Document) -> Run:
                     raise SourceError(document.location, f"`{call_where}.args` is not an object")
                 step = {"tool": tool, "args": args}
                 calls.append(step)
-                pending.append((call.get("id"), step))
+                waiting.setdefault(call.get("id"), deque()).append(step)
         elif role == "tool":
-            call_id = message.get("tool_call_id")
+            queue = waiting.get(message.get("tool_call_id"))
+            if not queue:
+                continue
             output = _text(document, message, where) if message.get("content") is not None else ""
             if not output and isinstance(message.get("error"), str):
                 output = message["error"]
-            if isinstance(output, str) and call_id is not None:
-                outputs[call_id] = output
-    for call_id, step in pending:
-        if call_id is not None and call_id in outputs:
-            step["output"] = outputs[call_id]
+            queue.popleft()["output"] = output
     if prompt is None:
         raise SourceError(document.location, "the run has no user message: no instruction to start the task with")
     return Run(

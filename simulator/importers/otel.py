@@ -6,7 +6,7 @@ or JSON lines of them (what the OTLP file exporter writes), or a bare list of sp
 - a span with ``gen_ai.operation.name`` = ``invoke_agent`` is an agent at work, its identity
   ``gen_ai.agent.id``, else ``gen_ai.agent.name``;
 - the first such span of a trace (by start time) starts the task: id ``gen_ai.conversation.id``,
-  else the trace id; intent the attribute ``nhipl.task.intent``; ``prompt`` the attribute
+  else the trace id; intent the attribute ``nhipl.task.intent`` (``""`` without it); ``prompt`` the attribute
   ``nhipl.task.prompt``, else the first user text of ``gen_ai.input.messages``;
 - an ``invoke_agent`` span under another agent's span is a ``delegate`` from that agent;
 - an ``execute_tool`` span is a ``tool_call`` by the nearest enclosing agent: tool
@@ -128,8 +128,7 @@ def _trace_events(spans: list[Span]) -> list[tuple[float, int, dict]]:
         task = str(first.attributes.get("gen_ai.conversation.id") or first.trace_id)
         start = {"t": first.start, "kind": "task_start", "task": task, "agent": first.agent}
         intent = first.attributes.get("nhipl.task.intent")
-        if intent is not None:
-            start["intent"] = str(intent)
+        start["intent"] = str(intent) if intent is not None else ""
         prompt = first.attributes.get("nhipl.task.prompt") or _user_text(first)
         if prompt:
             start["prompt"] = str(prompt)
