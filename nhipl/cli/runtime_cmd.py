@@ -1,0 +1,72 @@
+"""``nhipl mcp-proxy``: the stdio MCP proxy that gates ``tools/call`` (DESIGN §5)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..loader import load
+from ._base import BadInput, handle_errors, main
+
+
+@main.command(
+    "mcp-proxy",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option("-p", "--policies", "policy_paths", multiple=True, required=True, type=click.Path(), help="Policy file or folder (repeatable).")
+@click.option("--identity", required=True, help="The agent's SPIFFE ID: the principal of every call.")
+@click.option("--intent", default=None, help="Task intent sent with every call (task-scoped rules).")
+@click.option("--prefix", default=None, help="Tool names become PREFIX.NAME (e.g. `github`).")
+@click.option("--log", "log_path", default=None, type=click.Path(dir_okay=False), help="Append decisions to this JSON-lines file.")
+@click.option(
+    "--log-fail-open",
+    is_flag=True,
+    help="Keep serving when the log cannot be written (default: deny every call).",
+)
+@click.option(
+    "--approval-timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to wait for a human's answer to an approval request.",
+)
+@click.argument("server", nargs=-1, required=True, type=click.UNPROCESSED)
+@handle_errors
+def mcp_proxy(
+    policy_paths: tuple[str, ...],
+    identity: str,
+    intent: str | None,
+    prefix: str | None,
+    log_path: str | None,
+    log_fail_open: bool,
+    approval_timeout: float,
+    server: tuple[str, ...],
+) -> None:
+    """Run SERVER (after `--`) as a stdio MCP server and gate its `tools/call` by policy.
+
+    Stdin/stdout speak MCP to the client. Exit 0 when the client ends the session, 1 when
+    the server fails, 2 on bad input.
+    """
+    from ..runtime.errors import DecisionLogError
+    from ..runtime.proxy import ProxyError, run_proxy
+
+    policies = load(list(policy_paths))
+    if not identity.strip():
+        raise BadInput("--identity:1:1", "the identity must not be empty")
+    try:
+        code = run_proxy(
+            policies,
+            identity,
+            list(server),
+            intent=intent,
+            prefix=prefix,
+            log_path=log_path,
+            log_fail_closed=not log_fail_open,
+            approval_timeout=approval_timeout,
+        )
+    except DecisionLogError as err:
+        raise BadInput(f"{err.path}:1:1", err.message) from None
+    except ProxyError as err:
+        raise BadInput(f"{server[0]}:1:1", str(err)) from None
+    sys.exit(code)
