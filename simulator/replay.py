@@ -72,7 +72,7 @@ class Finding:
 
 class _Task:
     __slots__ = ("id", "intent", "owner", "prompt", "starter", "reached", "approvals", "outputs", "output_chars",
-                 "ended", "end_t", "credentials", "delay", "gated")
+                 "ended", "end_t", "credentials", "delay", "gated", "request")
 
     def __init__(self, task_id: str, intent: str, owner: str | None, prompt: str | None, starter: str):
         self.id = task_id
@@ -89,6 +89,7 @@ class _Task:
         self.credentials: list[_Credential] = []
         self.delay = 0.0
         self.gated: set[str] | None = None
+        self.request = {"id": task_id, "intent": intent} if owner is None else {"id": task_id, "intent": intent, "owner": owner}
 
 
 class _Credential:
@@ -198,71 +199,86 @@ class Replay:
         """The task and the delegation chain behind a step, with attribution findings."""
         task_id = ev.get("task")
         task = self.tasks.get(task_id) if task_id is not None else None
+        if task is not None:
+            chain = task.reached.get(agent)
+            if chain is not None:
+                return task, chain
         agent_node = self._node("agent", agent)
         if task is None:
             detail = "the step names no task" if task_id is None else f"task `{task_id}` was never started"
             self._find(Finding(ATTRIBUTION, "no_task", line, agent=agent, task=task_id, tool=ev.get("tool") or ev.get("to"),
                                detail=detail), agent_node)
             return task, ()
-        chain = task.reached.get(agent)
-        if chain is None:
-            self._find(Finding(ATTRIBUTION, "unknown_origin", line, agent=agent, task=task_id, tool=ev.get("tool") or ev.get("to"),
-                               detail=f"`{agent}` neither started task `{task_id}` nor was delegated to within it"),
-                       agent_node)
-            return task, ()
-        return task, chain
+        self._find(Finding(ATTRIBUTION, "unknown_origin", line, agent=agent, task=task_id, tool=ev.get("tool") or ev.get("to"),
+                           detail=f"`{agent}` neither started task `{task_id}` nor was delegated to within it"),
+                   agent_node)
+        return task, ()
 
     def _delegate(self, line: int, ev: dict) -> None:
         agent, to = ev["agent"], ev["to"]
         task, chain = self._step_context(line, ev, agent)
+        self._node("agent", agent)
+        self._node("agent", to)
         if task is not None:
             if to not in task.reached:
                 reached = chain + (agent,)
                 task.reached[to] = reached
                 if len(reached) + 1 > len(self.longest_chain[0]):
                     self.longest_chain = (reached + (to,), task.id, line)
-        self._node("agent", to)
         request = {"principal": agent, "action": "delegate", "tool": to, "delegation": {"chain": list(chain)}, "now": ev["t"]}
         if task is not None:
-            request["task"] = {"id": task.id, "intent": task.intent} if task.owner is None else {"id": task.id, "intent": task.intent, "owner": task.owner}
+            request["task"] = task.request
             approval = task.approvals.get(to)
             if approval is not None:
                 request["approval"] = approval
         self._queue(request, (line, "delegate", agent, task, to, chain))
 
     def _tool_call(self, line: int, ev: dict) -> None:
+        get = ev.get
         agent, tool = ev["agent"], ev["tool"]
         task, chain = self._step_context(line, ev, agent)
         t = ev["t"]
         request = {"principal": agent, "tool": tool, "now": t}
         if chain:
             request["delegation"] = {"chain": list(chain)}
-        resource = ev.get("resource")
-        tool_node = self._node("tool", tool)
+        nodes = self.nodes
+        tool_node = "tool:" + tool
+        if tool_node not in nodes:
+            nodes[tool_node] = "tool"
+        agent_node = "agent:" + agent
+        if agent_node not in nodes:
+            nodes[agent_node] = "agent"
+        resource = get("resource")
         if resource is not None:
             request["resource"] = resource
             self._edge(tool_node, self._node("resource", resource), "on")
-        args = ev.get("args")
+        args = get("args")
         if task is not None:
-            request["task"] = {"id": task.id, "intent": task.intent} if task.owner is None else {"id": task.id, "intent": task.intent, "owner": task.owner}
-            approval = task.approvals.get(tool)
-            if approval is not None:
-                request["approval"] = approval
+            request["task"] = task.request
+            approvals = task.approvals
+            if approvals:
+                approval = approvals.get(tool)
+                if approval is not None:
+                    request["approval"] = approval
             if args:
                 request["provenance"] = self._provenance(task, args)
         elif args:
             request["provenance"] = {name: "unknown" for name in args}
         if args is not None:
             request["args"] = args
-        cid = ev.get("credential")
+        cid = get("credential")
         if cid is not None:
-            request["credential"] = self._use(line, ev, agent, tool, task, cid, t)
-        output = ev.get("output")
+            request["credential"] = self._use(line, agent, agent_node, tool, task, cid, t)
+        output = get("output")
         if output is not None and task is not None and len(task.outputs) < OUTPUTS_PER_TASK and task.output_chars < OUTPUT_CHARS_PER_TASK:
             text = _text(output)
             task.outputs.append((tool, text))
             task.output_chars += len(text)
-        self._queue(request, (line, "call", agent, task, tool, chain))
+        self.steps += 1
+        pending = self._pending
+        pending.append((request, (line, "call", agent, task, tool, chain)))
+        if len(pending) >= self.batch_size:
+            self.flush()
 
     def _provenance(self, task: _Task, args: dict) -> dict:
         prompt = task.prompt
@@ -282,22 +298,30 @@ class Replay:
             provenance[name] = origin
         return provenance
 
-    def _use(self, line: int, ev: dict, agent: str, tool: str, task: _Task | None, cid: str, t: float) -> dict:
+    def _use(self, line: int, agent: str, agent_node: str, tool: str, task: _Task | None, cid: str, t: float) -> dict:
         cred = self.credentials.get(cid)
-        agent_node = self._node("agent", agent)
-        cred_node = self._node("credential", cid)
-        self._edge(agent_node, cred_node, "use")
+        cred_node = "credential:" + cid
+        if cred_node not in self.nodes:
+            self.nodes[cred_node] = "credential"
+        key = (agent_node, cred_node, "use")
+        stats = self.edges.get(key)
+        if stats is None:
+            stats = self.edges[key] = [0, 0, 0, 0, 0]
+        stats[0] += 1
         if cred is None:
             self.unknown_credentials.add(cid)
             return {"id": cid}
-        task_id = task.id if task is not None else None
         if cred.task is None and task is not None:
             # A credential issued for no task serves the task of its first use.
             cred.task = task.id
             task.credentials.append(cred)
             if task.ended and cred.task_end_t is None and cred.revoked_at is None and cred.expiry > task.end_t:
                 cred.task_end_t = task.end_t
-        common = dict(agent=agent, task=task_id, tool=tool, credential=cid)
+        if cred.revoked_at is None and t < cred.expiry and agent == cred.holder:
+            served = self.tasks.get(cred.task) if cred.task is not None else None
+            if served is None or not served.ended:
+                return cred.request
+        common = dict(agent=agent, task=task.id if task is not None else None, tool=tool, credential=cid)
         if cred.revoked_at is not None:
             self._find(Finding(REVOCATION_GAP, "used_after_revoke", line,
                                detail=f"credential `{cid}` was revoked at t={cred.revoked_at:g} and used at t={t:g}", **common),
@@ -315,8 +339,7 @@ class Replay:
             self._find(Finding(REVOCATION_GAP, "foreign_holder", line,
                                detail=f"credential `{cid}` was issued to `{cred.holder}` but used by `{agent}`", **common),
                        agent_node, cred_node)
-        request = dict(cred.request)
-        return request
+        return cred.request
 
     def _credential_issue(self, line: int, ev: dict) -> None:
         cid, agent, t = ev["credential"], ev["agent"], ev["t"]
