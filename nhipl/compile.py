@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Callable
 
 from . import ast as A
-from .decision import ALLOW, RESTRICTIVENESS, Decision, EvalError, combine, explain
+from .decision import ALLOW, RESTRICTIVENESS, Decision, EvalError, Reasons, allow_lines, combine, explain, make_decision
 from .request import Request, parse_request
 from .values import Glob, equal, glob, type_name
 
@@ -572,10 +572,8 @@ class CompiledPolicies:
         if ceiling is not None and ceiling.__class__ is not bool and (ceiling.__class__ is int or ceiling.__class__ is float):
             if ttl is None or ceiling < ttl:
                 ttl = ceiling
-        reasons = tuple(f"permitted by `{cr.id}`" for cr in permits)
-        if ttl is not None:
-            reasons += (f"credential ttl {ttl}s",)
-        return Decision(ALLOW, tuple(cr.id for cr in permits), ttl, (), reasons)
+        rules = (permits[0].id,) if len(permits) == 1 else tuple([cr.id for cr in permits])
+        return make_decision(ALLOW, rules, ttl, (), Reasons(allow_lines, rules, (), None, ttl, ()))
 
     def _env(self, req: Request, principal: dict, chain) -> dict:
         env = {
