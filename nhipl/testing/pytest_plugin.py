@@ -39,7 +39,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--nhipl-coverage", action="store_true", help="report the rules no policy test made determining"
     )
-    parser.addini("nhipl_ignore", type="paths", default=[], help="paths whose *_test.nhipl files are not collected")
+    parser.addini(
+        "nhipl_ignore", type="linelist", default=[], help="paths or globs whose *_test.nhipl files are not collected"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -48,10 +50,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _ignored(path: Path, config: pytest.Config) -> bool:
-    patterns = [Path(os.path.abspath(p)) for p in config.getoption("nhipl_ignore")]
-    patterns += [Path(p) for p in config.getini("nhipl_ignore")]
-    for pattern in patterns:
-        if path == pattern or pattern in path.parents or fnmatch.fnmatch(str(path), str(pattern)):
+    """Whether ``path`` is at or under an ignored path, or matches an ignored glob.
+
+    ``--nhipl-ignore`` values are relative to the folder pytest was started in,
+    ``nhipl_ignore`` ini values to the ini file's folder; a glob is matched against
+    the absolute path and against the path relative to that folder.
+    """
+    ini_dir = config.inipath.parent if config.inipath else config.rootpath
+    entries = [(p, config.invocation_params.dir) for p in config.getoption("nhipl_ignore")]
+    entries += [(p, ini_dir) for p in config.getini("nhipl_ignore")]
+    for entry, base in entries:
+        if any(c in entry for c in "*?["):
+            if fnmatch.fnmatch(str(path), entry) or fnmatch.fnmatch(os.path.relpath(path, base), entry):
+                return True
+            continue
+        target = Path(os.path.abspath(os.path.join(base, entry)))
+        if path == target or target in path.parents:
             return True
     return False
 

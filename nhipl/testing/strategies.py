@@ -22,7 +22,7 @@ request an invariant forbids.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 from hypothesis import strategies as st
@@ -143,20 +143,28 @@ def requests(
     return scoped_requests(policies, scope, policies.rules if focus else (), vocab)
 
 
-def scoped_requests(policies, scope: Scope, focus_rules, vocab: Vocabulary) -> st.SearchStrategy[dict]:
-    """Requests within ``scope``; with a share of draws aimed at each of ``focus_rules``."""
+def scoped_requests(
+    policies, scope: Scope, focus_rules, vocab: Vocabulary, required: frozenset = frozenset()
+) -> st.SearchStrategy[dict]:
+    """Requests within ``scope``, with a share of the draws aimed at each of ``focus_rules``.
+
+    ``required`` paths are present in the aimed draws only: the others may lack them,
+    which is how a condition that errors on a missing attribute gets tried.
+    """
     general = _requests(vocab, policies.agents, scope)
     if general is None:
         raise ValueError("no request fits: no action or tool name is within the scope")
-    focused = [s for s in (_requests(vocab, policies.agents, scope.narrow(r)) for r in focus_rules) if s is not None]
+    aimed = [replace(scope, required=scope.required | required)] if required else []
+    aimed += [replace(scope.narrow(r), required=scope.narrow(r).required | required) for r in focus_rules]
+    focused = [s for s in (_requests(vocab, policies.agents, a) for a in aimed) if s is not None]
     if not focused:
         return general
     return st.one_of(general, st.one_of(*focused))
 
 
 def invariant_requests(policies, invariant: A.Invariant, vocabulary: Vocabulary | None = None) -> st.SearchStrategy[dict]:
-    """Requests aimed at an invariant's scope, half of them at the rules that can give
-    the effect it forbids."""
+    """Requests aimed at an invariant's scope, many of them at the rules that can give
+    the effect it forbids, with the attributes its ``when`` reads."""
     vocab = vocabulary or Vocabulary.of(policies)
     subject = invariant.subject
     scope = Scope(
@@ -165,10 +173,9 @@ def invariant_requests(policies, invariant: A.Invariant, vocabulary: Vocabulary 
         principals=subject.ids if isinstance(subject, A.AgentIds) else None,
         resources=invariant.resources,
         group=subject.group if isinstance(subject, A.AgentGroup) else None,
-        required=read_paths(invariant.when),
     )
     rules = [r for r in policies.rules if r.effect in GIVES[invariant.effect]]
-    return scoped_requests(policies, scope, rules, vocab)
+    return scoped_requests(policies, scope, rules, vocab, read_paths(invariant.when))
 
 
 # ---- building one request ------------------------------------------------------------

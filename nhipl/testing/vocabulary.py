@@ -257,7 +257,12 @@ class Vocabulary:
         _add(self.principals, STRANGER)
         _add(self.tools, OTHER_TOOL)
         if not any(n.__class__ is int and n == 0 for n in self.numbers):
-            self.numbers.insert(0, 0)  # shrinking prefers the first value
+            self.numbers.append(0)
+        # Hypothesis shrinks a choice toward the first value of its list: put the
+        # smallest numbers first, so a counterexample shows the boundary (5000, not 49999).
+        self.numbers.sort(key=abs)
+        for path, values in self.values.items():
+            self.values[path] = sorted(values, key=_simplest)
 
     # -- queries -----------------------------------------------------------------------------
     def tools_for(self, action: str) -> list[str]:
@@ -284,6 +289,13 @@ class Vocabulary:
 
 
 _NOT_LITERAL = object()
+
+
+def _simplest(value: object) -> tuple:
+    """Sort key: numbers first, smallest magnitude first; other values keep their order."""
+    if value.__class__ in (int, float):
+        return (0, abs(value), value)
+    return (1, 0, 0)
 
 
 def _literal(node: A.Expr) -> object:
