@@ -10,11 +10,13 @@ from .decision import Decision, EvalError
 from .errors import Diagnostic, NhiplError, PolicyError, RequestError
 from .loader import load, loads
 from .policies import Policies
+from .runtime.errors import Denied
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Decision",
+    "Denied",
     "Diagnostic",
     "EvalError",
     "NhiplError",

@@ -69,7 +69,7 @@ _DEFAULT_PATTERN_SPECS: tuple[tuple[str, str, int, Callable[[re.Match], bool] | 
     (
         "secret",
         r"(\b(?i:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|private[_-]?key)"
-        r"\"?\s*[=:]\s*)(?:\"[^\"]*\"|'[^']*'|[^\s&,;\"']+)",
+        r"\"?\s*[=:]\s*)(?:\"[^\"]*\"|'[^']*'|[^\s&,;\"')\]}>]+)",
         1,
         None,
     ),
