@@ -130,3 +130,18 @@ def test_a_bad_mistake_step_is_reported(tmp_path):
     with pytest.raises(SourceError) as err:
         import_whowhen([bad])
     assert err.value.message == "`history[0]` lacks `content`"
+
+
+def test_attribution_script_summary(capsys):
+    import importlib.util
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "whowhen.py"
+    spec = importlib.util.spec_from_file_location("whowhen_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([str(HAND), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["runs"]) == 58
+    assert out["summary"]["hand-crafted"] == {
+        "by_delegated_agent": 39, "by_originator": 19, "label_names_speaker": 55, "label_on_chain": 55, "runs": 58,
+        "step_handoff": 6, "step_thought": 13, "step_turn": 39}
