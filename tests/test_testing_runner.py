@@ -276,3 +276,13 @@ def test_the_example_policy_sets_pass_with_full_coverage(monkeypatch):
     assert result.code == 0, result.out + result.err
     assert re.search(r"total\s+27/27\s+100\.0%", result.out)
     assert re.search(r"^45 passed \(3 files\)", result.out.splitlines()[-1])
+
+
+def test_an_invariant_whose_scope_is_never_reached_is_flagged(project):
+    (project / "tests" / "vacuous_test.nhipl").write_text(
+        'import "../policies/payments.nhipl";\n'
+        'invariant "impossible" { never allow call "payments.*" when args has amount and args.amount != args.amount }\n'
+    )
+    result = run("tests/vacuous_test.nhipl", "--max-examples", "30")
+    assert result.code == 0
+    assert 'warning: tests/vacuous_test.nhipl:2:1: invariant "impossible" held vacuously' in result.out

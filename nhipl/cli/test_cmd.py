@@ -74,6 +74,11 @@ def test_(
             if not result.holds:
                 click.echo(f"FAIL {invariant_location(result)}: invariant \"{result.invariant.name}\"")
                 click.echo(_indent(explain_invariant(result)) + "\n")
+            elif result.in_scope == 0:
+                click.echo(
+                    f"warning: {invariant_location(result)}: invariant \"{result.invariant.name}\" held vacuously: "
+                    f"none of {result.examples} requests tried was in its scope"
+                )
             elif verbose:
                 click.echo(
                     f"ok   {invariant_location(result)}: invariant \"{result.invariant.name}\" ({explain_invariant(result)})"

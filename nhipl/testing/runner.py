@@ -86,9 +86,11 @@ def _decision_details(decision: Decision) -> list[str]:
     if decision.reasons:
         lines.append("reasons:")
         lines.extend(f"  {r}" for r in decision.reasons)
-    if decision.errors:
+    # The reasons already name most evaluation errors; list only the others.
+    unexplained = [e for e in decision.errors if not any(e.message in r for r in decision.reasons)]
+    if unexplained:
         lines.append("errors:")
-        lines.extend(f"  rule `{e.rule}`: {e.message}" for e in decision.errors)
+        lines.extend(f"  rule `{e.rule}`: {e.message}" for e in unexplained)
     return lines
 
 
