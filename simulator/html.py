@@ -26,7 +26,7 @@ tr.hot td { background: #fff0f0; } .kind-overreach { color: #b71c1c; } .kind-rev
 .kind-attribution { color: #e65100; } .kind-unused_permit { color: #455a64; }
 .cards { display: flex; gap: 12px; flex-wrap: wrap; } .card { border: 1px solid #ddd; border-radius: 6px; padding: 8px 14px; min-width: 110px; }
 .card b { display: block; font-size: 22px; } .card.bad b { color: #c62828; }
-.graph { border: 1px solid #ddd; overflow: auto; max-height: 900px; } .graph svg { max-width: 100%; height: auto; }
+.graph { border: 1px solid #ddd; overflow: auto; max-height: 1400px; } .graph svg { max-width: 100%; height: auto; }
 .plots { display: flex; gap: 24px; flex-wrap: wrap; } code { background: #f4f4f4; padding: 0 3px; }
 """
 
