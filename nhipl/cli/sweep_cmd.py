@@ -1,0 +1,65 @@
+"""``nhipl sweep``: parameter grids over simulated swarms."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, main
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Output folder for results.csv and the plots [default: ./NAME-results].")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default=None,
+              help="Where runs execute: a local process pool, or dask.distributed [default: local].")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Address of an existing dask scheduler (implies --executor dask).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes (local pool or dask LocalCluster) [default: the cores].")
+@click.option("--plots/--no-plots", default=True, help="Draw the config's plots when the sweep is done.")
+def sweep(config: str, out: str | None, executor: str | None, scheduler: str | None,
+          workers: int | None, plots: bool) -> None:
+    """Run the sweep in CONFIG (TOML); resumes where an interrupted run stopped.
+
+    Exit 0 done, 1 a run failed, 2 bad config or input, 130 interrupted.
+    """
+    from nhipl.simulator.sweep import (
+        ConfigError, DaskExecutor, ExecutorError, LocalExecutor, RunFailed, load_config, run_sweep,
+    )
+
+    try:
+        settings = load_config(config)
+    except ConfigError as err:
+        click.echo(err.render(), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if scheduler and executor == "local":
+        click.echo("error: `--scheduler` needs `--executor dask`", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if scheduler or executor == "dask":
+        runner = DaskExecutor(scheduler=scheduler, workers=workers)
+    else:
+        runner = LocalExecutor(workers=workers)
+    folder = out or f"{settings.name}-results"
+    try:
+        result = run_sweep(settings, folder, runner, plots=plots)
+    except ConfigError as err:
+        click.echo(err.render(), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except ExecutorError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except RunFailed as err:
+        click.echo(f"error: {err}", err=True)
+        click.echo("  help: finished runs are kept; fix the cause and run the same command to resume", err=True)
+        sys.exit(EXIT_FINDINGS)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: finished runs are in {folder}/results.csv; run the same command to resume", err=True)
+        sys.exit(130)
+    click.echo(
+        f"{result.total} runs: {result.ran} ran, {result.skipped} already done -> {result.table}"
+    )
+    for path in result.plots:
+        click.echo(f"plot: {path}")
