@@ -187,6 +187,8 @@ def test_graph_without_dot_writes_the_dot_file(files, tmp_path, monkeypatch):
     assert not out.exists()
     assert (tmp_path / "g.dot").read_text().startswith("digraph trace {")
     assert "graphviz `dot` is not installed" in result.stderr and "help:" in result.stderr
+    again = CliRunner().invoke(main, ["graph", trace, "-o", str(out)])  # never overwrites the user's g.dot
+    assert again.exit_code == 2 and "exists" in again.stderr
 
 
 def test_graph_bad_extension(files, tmp_path):

@@ -198,6 +198,9 @@ def graph_cmd(trace, output, policy_paths, skip_bad_lines):
     dot = shutil.which("dot")
     if dot is None:
         dot_path = base + ".dot"
+        if os.path.exists(dot_path):
+            raise BadInput(f"{output}:1:1", f"graphviz `dot` is not installed, and {dot_path} exists, so nothing was written\n"
+                                            f"help: install graphviz, or write the DOT text with `-o {dot_path}`")
         _write(dot_path, dot_text)
         click.echo(f"graphviz `dot` is not installed, so {output} was not drawn; wrote {dot_path}\n"
                    f"help: install graphviz (`apt-get install graphviz`) and run `dot -T{ext[1:]} {dot_path} -o {output}`",
@@ -206,7 +209,8 @@ def graph_cmd(trace, output, policy_paths, skip_bad_lines):
     result = subprocess.run([dot, f"-T{ext[1:]}"], input=dot_text.encode("utf-8"), capture_output=True, check=False)
     if result.returncode != 0:
         dot_path = base + ".dot"
-        _write(dot_path, dot_text)
+        if not os.path.exists(dot_path):
+            _write(dot_path, dot_text)
         message = result.stderr.decode("utf-8", "replace").strip().splitlines()[:1]
         raise BadInput(f"{dot_path}:1:1", "graphviz `dot` failed: " + (message[0] if message else f"exit {result.returncode}"))
     _write(output, result.stdout)
