@@ -116,7 +116,7 @@ seeds = 4
 [parameters]
 speed = [1, 2, 3, 4]
 ttl = [20, 40, 60]
-agents = 6
+agents = 16
 """
 
 
@@ -236,3 +236,13 @@ def test_progress_bar_only_on_a_terminal():
         bar.advance()
     bar.close()
     assert "\r[" in tty.getvalue() and "10/10 runs" in tty.getvalue() and tty.getvalue().endswith("\n")
+
+
+def test_run_ids_that_look_like_numbers_stay_text(tmp_path):
+    table = ResultsTable(tmp_path, ("run_id", "x"))
+    table.open()
+    for run in ("9100371880816721", "12e45678abcdef01", "00000000000000ff"):
+        table.append(run, {"x": 1})
+    table.close()
+    _, rows = read_results(tmp_path / "results.csv")
+    assert [r["run_id"] for r in rows] == ["9100371880816721", "12e45678abcdef01", "00000000000000ff"]

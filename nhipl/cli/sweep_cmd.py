@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import click
@@ -34,6 +35,10 @@ def sweep(config: str, out: str | None, executor: str | None, scheduler: str | N
         settings = load_config(config)
     except ConfigError as err:
         click.echo(err.render(), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if plots and settings.plots and importlib.util.find_spec("matplotlib") is None:
+        click.echo("error: the config's plots need matplotlib\n  help: install it with `pip install 'nhipl[sweep]'`, "
+                   "or pass `--no-plots`", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if scheduler and executor == "local":
         click.echo("error: `--scheduler` needs `--executor dask`", err=True)

@@ -136,9 +136,14 @@ class ResultsTable:
 
 
 def read_results(path: str | os.PathLike) -> tuple[tuple[str, ...], list[dict]]:
-    """A results table as (header, rows of parsed values)."""
+    """A results table as (header, rows of parsed values); ``run_id`` stays text."""
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = tuple(next(reader, ()))
-        rows = [dict(zip(header, map(parse_cell, cells))) for cells in reader if len(cells) == len(header)]
+        rows = []
+        for cells in reader:
+            if len(cells) == len(header):
+                row = dict(zip(header, map(parse_cell, cells)))
+                row["run_id"] = cells[0]  # a hex digest, always text (`12e45678...` is not a number)
+                rows.append(row)
     return header, rows
