@@ -156,22 +156,65 @@ def format_subject(subject: A.Subject) -> str:
 _EFFECT_TEXT = {A.PERMIT: "permit", A.FORBID: "forbid", A.APPROVAL: "require approval for"}
 
 
-def format_rule_header(rule: A.Rule | A.Invariant) -> str:
-    """``EFFECT SUBJECT to ACTION TARGETS [on RESOURCES]`` (or the invariant's ``never`` head)."""
+def _header_words(rule: A.Rule | A.Invariant) -> list[str]:
+    """The header as unbreakable pieces: the head through the action and first
+    target, then each further target, then ``on`` with its first resource, ..."""
     if isinstance(rule, A.Invariant):
         head = f"never {rule.effect}"
         if rule.subject is not None:
             head += f" {format_subject(rule.subject)} to"
     else:
         head = f"{_EFFECT_TEXT[rule.effect]} {format_subject(rule.subject)} to"
-    text = f"{head} {rule.action} " + ", ".join(format_string(t) for t in rule.targets)
+    targets = [format_string(t) for t in rule.targets]
+    words = [f"{head} {rule.action} {targets[0]}"] + targets[1:]
     if rule.resources is not None:
-        text += " on " + ", ".join(format_string(r) for r in rule.resources)
-    return text
+        resources = [format_string(r) for r in rule.resources]
+        words += [f"on {resources[0]}"] + resources[1:]
+    last_target = len(rule.targets) - 1
+    out = []
+    for i, word in enumerate(words):
+        # commas between targets and between resources, not before `on`
+        more_targets = i < last_target
+        more_resources = rule.resources is not None and last_target < i < len(words) - 1
+        out.append(word + ("," if more_targets or more_resources else ""))
+    return out
+
+
+def format_rule_header(rule: A.Rule | A.Invariant) -> str:
+    """``EFFECT SUBJECT to ACTION TARGETS [on RESOURCES]`` (or the invariant's ``never`` head)."""
+    return " ".join(_header_words(rule))
 
 
 def format_annotation(ann: A.Annotation) -> str:
     return f"@{ann.name}(" + ", ".join(format_string(a) for a in ann.args) + ")"
+
+
+def _child_need(op: str, operand: A.Expr) -> int:
+    # An `and` inside a broken `or` gets parentheses: same meaning, easier to read.
+    if op == "or":
+        return _NOT if isinstance(operand, A.And) else _AND
+    return _NOT
+
+
+def _break(expr: A.Expr, need: int, room: int, src: int) -> list[tuple[str, int]]:
+    """``expr`` as lines of at most ``room`` columns where it can be broken at
+    ``and``/``or``: (text relative to the first line's column, source line)."""
+    text = format_expr(expr, need)
+    if len(text) <= room or not isinstance(expr, (A.Or, A.And)):
+        return [(text, src)]
+    op = "or" if isinstance(expr, A.Or) else "and"
+    paren = 1 if _level(expr) < need else 0
+    lines: list[tuple[str, int]] = []
+    for i, operand in enumerate(expr.operands):
+        prefix = "" if i == 0 else op + " "
+        operand_src = max(src, _span_line(operand, src))
+        sub = _break(operand, _child_need(op, operand), room - paren - len(prefix), operand_src)
+        head = ("(" if paren and i == 0 else " " * paren) + prefix
+        lines.append((head + sub[0][0], sub[0][1]))
+        lines.extend((" " * (paren + len(prefix)) + t, line) for t, line in sub[1:])
+    if paren:
+        lines[-1] = (lines[-1][0] + ")", lines[-1][1])
+    return lines
 
 
 # ---- layout --------------------------------------------------------------------------
@@ -289,28 +332,60 @@ class _Printer:
 
     def clauses(self, header: str, rule, depth: int, span, header_src, terminator: str, end: int) -> None:
         header_src = header_src if header_src is not None else _span_line(rule.subject, span.line if span else 1)
-        parts: list[tuple[str, int]] = []
+        parts: list[tuple[str, A.Expr | None, int]] = []  # (keyword, condition, source line) or (text, None, line)
         if rule.when is not None:
-            parts.append(("when " + format_expr(rule.when), _span_line(rule.when, header_src)))
+            parts.append(("when", rule.when, _span_line(rule.when, header_src)))
         if rule.unless is not None:
-            parts.append(("unless " + format_expr(rule.unless), _span_line(rule.unless, header_src)))
+            parts.append(("unless", rule.unless, _span_line(rule.unless, header_src)))
         ttl = getattr(rule, "ttl", None)
         if ttl is not None:
-            parts.append((f"grant ttl {ttl}", _span_line(ttl, header_src)))
+            parts.append((f"grant ttl {ttl}", None, _span_line(ttl, header_src)))
         because = getattr(rule, "because", None)
         if because is not None:
-            parts.append((f"because {format_string(because)}", end))
+            parts.append((f"because {format_string(because)}", None, end))
         if isinstance(rule, A.Invariant):
             terminator = ""
-        one = " ".join([header] + [p for p, _ in parts]) + terminator
-        if not parts or (self.fits(depth, one) and not self.inside(span, header_src)):
+        texts = [f"{kw} {format_expr(expr)}" if expr is not None else kw for kw, expr, _ in parts]
+        one = " ".join([header] + texts) + terminator
+        if self.fits(depth, one) and not (parts and self.inside(span, header_src)):
             self.emit(one, depth, header_src)
             return
-        self.emit(header, depth, header_src)
+        lines = [(words := _header_words(rule))[0]]
+        for word in words[1:]:
+            if self.fits(depth if len(lines) == 1 else depth + 1, f"{lines[-1]} {word}"):
+                lines[-1] += f" {word}"
+            else:
+                lines.append(word)
+        for k, text in enumerate(lines):
+            end_mark = terminator if not parts and k == len(lines) - 1 else ""
+            self.emit(text + end_mark, depth if k == 0 else depth + 1, header_src)
         last = header_src
-        for i, (text, src) in enumerate(parts):
+        for i, ((kw, expr, src), text) in enumerate(zip(parts, texts)):
             last = max(last, src)
-            self.emit(text + (terminator if i == len(parts) - 1 else ""), depth + 1, last)
+            end_mark = terminator if i == len(parts) - 1 else ""
+            if expr is not None and isinstance(expr, (A.Or, A.And)) and (
+                not self.fits(depth + 1, text + end_mark) or self.inside(expr.span)
+            ):
+                self.split_condition(kw, expr, depth + 1, last, end_mark)
+            else:
+                self.emit(text + end_mark, depth + 1, last)
+
+    def split_condition(self, keyword: str, expr: A.Or | A.And, depth: int, src: int, end_mark: str) -> None:
+        """``when A`` / `` and B`` / `` and C``: one top-level operand a line,
+        operators right-aligned under the keyword; an operand still too long
+        is broken the same way inside its parentheses."""
+        op = "or" if isinstance(expr, A.Or) else "and"
+        width = len(keyword) + 1
+        room = LINE_LENGTH - len(INDENT) * depth - width
+        lines: list[tuple[str, int]] = []
+        for i, operand in enumerate(expr.operands):
+            lead = f"{keyword} " if i == 0 else op.rjust(width - 1) + " "
+            broken = _break(operand, _child_need(op, operand), room, max(src, _span_line(operand, src)))
+            lines.append((lead + broken[0][0], broken[0][1]))
+            lines.extend((" " * width + text, line) for text, line in broken[1:])
+        for k, (text, line_src) in enumerate(lines):
+            src = max(src, line_src)
+            self.emit(text + (end_mark if k == len(lines) - 1 else ""), depth, src)
 
     def test(self, test: A.Test, depth: int, start: int, end: int) -> None:
         self.emit(f"test {format_string(test.name)} {{", depth, start)
@@ -326,31 +401,37 @@ class _Printer:
 
     # -- comments -------------------------------------------------------------------------
     def place_comments(self) -> list[tuple[str, int]]:
-        """Attach comments to output lines; returns the comments after all code."""
+        """Attach comments to output lines, in source order: an own-line comment
+        before the first line whose code comes after it, a trailing comment
+        after the line holding its code (or on a line of its own just below it,
+        when that line already has one). Returns the comments after all code."""
         tail: list[tuple[str, int]] = []
         out = self.out
         srcs = [line.src for line in out]
-
+        last = (-1, 0)  # (output line, 0 before it / 1 trailing it) of the previous comment
         for c in self.comments:
             text = c.text.rstrip()
-            own_line = self.text_lines[c.line - 1][: c.column - 1].strip() == "" if c.line <= len(self.text_lines) else True
-            if not own_line:
-                i = bisect.bisect_right(srcs, c.line) - 1
-                if i >= 0 and out[i].trailing is None:
-                    out[i].trailing = text
-                    continue
-                if i < 0:
-                    own_line = True
-                else:
-                    out[i].before.append(text)
-                    out[i].before_src.append(c.line)
-                    continue
-            i = bisect.bisect_left(srcs, c.line)
-            if i < len(out):
-                out[i].before.append(text)
-                out[i].before_src.append(c.line)
+            own_line = c.line > len(self.text_lines) or not self.text_lines[c.line - 1][: c.column - 1].strip()
+            i = bisect.bisect_right(srcs, c.line) - 1
+            if own_line or i < 0:
+                place = (bisect.bisect_left(srcs, c.line), 0)
+            elif out[i].trailing is None:
+                place = (i, 1)
+            else:
+                place = (i + 1, 0)
+            if place < last:  # never before a comment that came earlier in the source
+                place = last if last[1] == 0 else (last[0] + 1, 0)
+            if place[1] == 1 and out[place[0]].trailing is not None:
+                place = (place[0] + 1, 0)
+            index, slot = place
+            if slot == 1:
+                out[index].trailing = text
+            elif index < len(out):
+                out[index].before.append(text)
+                out[index].before_src.append(c.line)
             else:
                 tail.append((text, c.line))
+            last = place
         return tail
 
     def render(self) -> str:
@@ -432,19 +513,31 @@ def _comment_texts(module: A.Module) -> list[str]:
 
 
 def format_text(text: str, source: str = "<string>") -> str:
-    """The canonical form of ``text``. PolicyError on bad input; FormatError if the
-    result would not re-parse to the same policies and comments (never expected)."""
+    """The canonical form of ``text``: a fixed point, so ``format_text`` of the
+    result is the result. PolicyError on bad input; FormatError if a pass would
+    not re-parse to the same policies and comments, or the layout does not
+    settle (neither is expected; the caller then leaves the file alone)."""
     module = parse_module(text, source)
-    formatted = format_module(module, text)
-    try:
-        again = parse_module(formatted, source)
-    except PolicyError as err:
-        raise FormatError(source, f"formatted text does not parse ({err.message}); file left unchanged") from None
-    if not same_policies(module, again):
-        raise FormatError(source, "formatting would change the policies; file left unchanged")
-    if _comment_texts(module) != _comment_texts(again):
-        raise FormatError(source, "formatting would lose or reorder comments; file left unchanged")
-    return formatted
+    current, current_module = text, module
+    for _ in range(_MAX_PASSES):
+        formatted = format_module(current_module, current)
+        try:
+            again = parse_module(formatted, source)
+        except PolicyError as err:
+            raise FormatError(source, f"formatted text does not parse ({err.message}); file left unchanged") from None
+        if not same_policies(module, again):
+            raise FormatError(source, "formatting would change the policies; file left unchanged")
+        if _comment_texts(module) != _comment_texts(again):
+            raise FormatError(source, "formatting would lose or reorder comments; file left unchanged")
+        if formatted == current:
+            return formatted
+        current, current_module = formatted, again
+    raise FormatError(source, "the layout does not settle; file left unchanged")
+
+
+# A comment can move out of the construct it sat in (say, to the end of a rule),
+# which changes the layout once more; two passes settle every case seen so far.
+_MAX_PASSES = 4
 
 
 def write_atomically(path: str, text: str) -> None:
