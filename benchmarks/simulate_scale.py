@@ -120,6 +120,8 @@ def main() -> None:
         f"Generated swarms: 10 agents, {args.tasks} tasks, hierarchy, seed 7, low fault rates; the population is the same",
         "at both sizes (only the number of steps per task grows), so flat memory means RSS does not grow with events.",
         "Times are the best of two runs, each in a fresh process. RSS is resident memory of the replaying process.",
+        f"Load average when done: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (the machine is shared; compare the",
+        "ratio, which is measured under the same conditions, rather than absolute rates).",
         "",
         "| trace | events | steps | MB | parse only (events/s) | replay (events/s) | replay / parse time | RSS at 100k events | RSS at end | peak RSS | findings |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
