@@ -38,58 +38,69 @@ GIVES = {"allow": (A.PERMIT,), "approval_required": (A.APPROVAL,), "deny": (A.FO
 _ROOTS = ("args", "context", "provenance", "task", "credential", "approval")
 
 
+# A name filter: the name must match one glob of *each* group (None: any name).
+Globs = tuple[tuple[str, ...], ...] | None
+
+
 @dataclass(frozen=True)
 class Scope:
-    """What every drawn request must have: actions, tool/principal/resource globs
-    (None: anything) and attribute paths that must be present."""
+    """What every drawn request must have: actions, name filters for tools, principals and
+    resources, groups the principal must be in, a task intent, attribute paths present."""
 
     actions: tuple[str, ...] | None = None
-    tools: tuple[str, ...] | None = None
-    principals: tuple[str, ...] | None = None
-    resources: tuple[str, ...] | None = None
-    group: str | None = None
+    tools: Globs = None
+    principals: Globs = None
+    resources: Globs = None
+    groups: tuple[str, ...] = ()
     intent: str | None = None
     required: frozenset = frozenset()
 
+    @classmethod
+    def of(cls, *, actions=None, tools=None, principals=None, resources=None, groups=(), required=frozenset()):
+        """A scope from plain lists of names or globs."""
+        return cls(
+            actions=tuple(actions) if actions is not None else None,
+            tools=_globs(None, tools),
+            principals=_globs(None, principals),
+            resources=_globs(None, resources),
+            groups=tuple(groups),
+            required=frozenset(required),
+        )
+
     def narrow(self, rule: A.Rule) -> "Scope":
-        ids = rule.subject.ids if isinstance(rule.subject, A.AgentIds) else None
+        """The part of this scope where ``rule`` applies."""
+        subject = rule.subject
         return Scope(
             actions=(rule.action,) if self.actions is None or rule.action in self.actions else (),
-            tools=_both(self.tools, rule.targets),
-            principals=_both(self.principals, ids),
-            resources=_both(self.resources, rule.resources),
-            group=rule.subject.group if isinstance(rule.subject, A.AgentGroup) else self.group,
+            tools=_globs(self.tools, rule.targets),
+            principals=_globs(self.principals, subject.ids if isinstance(subject, A.AgentIds) else None),
+            resources=_globs(self.resources, rule.resources),
+            groups=self.groups + ((subject.group,) if isinstance(subject, A.AgentGroup) else ()),
             intent=rule.task_intent or self.intent,
             required=self.required | read_paths(rule.when),
         )
 
 
-def _both(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> tuple[str, ...] | None:
-    """Globs for names that match one of ``a`` and one of ``b``, as pairs joined in a tuple of tuples."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a + tuple("\0" + x for x in b)  # "\0": must also match this group of globs
+def _globs(base: Globs, more: Iterable[str] | None) -> Globs:
+    if more is None:
+        return base
+    return (base or ()) + (tuple(more),)
 
 
-def _matches(globs: tuple[str, ...] | None, name: str) -> bool:
-    if globs is None:
-        return True
-    first = [g for g in globs if not g.startswith("\0")]
-    second = [g[1:] for g in globs if g.startswith("\0")]
-    return any(glob_match(g, name) for g in first) and (not second or any(glob_match(g, name) for g in second))
+def _matches(globs: Globs, name: str) -> bool:
+    return globs is None or all(any(glob_match(g, name) for g in group) for group in globs)
 
 
-def _names(vocab_names: list[str], globs: tuple[str, ...] | None) -> list[str]:
+def _names(vocab_names: list[str], globs: Globs) -> list[str]:
     """Vocabulary names within ``globs``, after an instance of each glob that stays within."""
     if globs is None:
         return list(vocab_names)
     out: list[str] = []
-    for g in globs:
-        name = instantiate(g.lstrip("\0"))
-        if _matches(globs, name) and name not in out:
-            out.append(name)
+    for group in globs:
+        for g in group:
+            name = instantiate(g)
+            if _matches(globs, name) and name not in out:
+                out.append(name)
     out.extend(n for n in vocab_names if n not in out and _matches(globs, n))
     return out
 
@@ -133,12 +144,7 @@ def requests(
     vocabulary name it matches. ``resources`` makes the resource field required.
     With ``focus`` (the default) half the draws aim at one rule of the policies.
     """
-    scope = Scope(
-        actions=tuple(actions) if actions is not None else None,
-        tools=tuple(tools) if tools is not None else None,
-        principals=tuple(principals) if principals is not None else None,
-        resources=tuple(resources) if resources is not None else None,
-    )
+    scope = Scope.of(actions=actions, tools=tools, principals=principals, resources=resources)
     vocab = vocabulary or Vocabulary.of(policies)
     return scoped_requests(policies, scope, policies.rules if focus else (), vocab)
 
@@ -167,12 +173,12 @@ def invariant_requests(policies, invariant: A.Invariant, vocabulary: Vocabulary 
     the effect it forbids, with the attributes its ``when`` reads."""
     vocab = vocabulary or Vocabulary.of(policies)
     subject = invariant.subject
-    scope = Scope(
+    scope = Scope.of(
         actions=(invariant.action,),
         tools=invariant.targets,
         principals=subject.ids if isinstance(subject, A.AgentIds) else None,
         resources=invariant.resources,
-        group=subject.group if isinstance(subject, A.AgentGroup) else None,
+        groups=(subject.group,) if isinstance(subject, A.AgentGroup) else (),
     )
     rules = [r for r in policies.rules if r.effect in GIVES[invariant.effect]]
     return scoped_requests(policies, scope, rules, vocab, read_paths(invariant.when))
@@ -226,20 +232,20 @@ def _principal(vocab: Vocabulary, declared: dict, scope: Scope) -> st.SearchStra
     summariser claims the responders' groups proves nothing about the summariser.
     """
     ids = _names(vocab.principals, scope.principals)
-    group = scope.group
-    members = [i for i in ids if i in declared and group is None or group in (declared.get(i, {}).get("groups") or ())]
+    need = scope.groups
+    members = [i for i in ids if i in declared and set(need) <= set(declared[i].get("groups") or ())]
+    if not need:
+        members = ids
     undeclared = [i for i in ids if i not in declared]
     optional = {name: _node(node, set()) for name, node in _tree(vocab, "principal").items()}
     required: dict[str, st.SearchStrategy] = {}
     if vocab.groups:
         groups = st.lists(st.sampled_from(vocab.groups), unique=True, max_size=3)
-        if group is not None:
-            required["groups"] = groups.map(lambda gs: gs if group in gs else [group] + gs)
+        if need:
+            required["groups"] = groups.map(lambda gs: list(need) + [g for g in gs if g not in need])
         else:
             optional["groups"] = groups
     choices = []
-    if group is None:
-        members = ids
     if members:
         choices.append(st.sampled_from(members))
     if undeclared and (required or optional):
