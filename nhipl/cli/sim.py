@@ -43,13 +43,15 @@ def _distribution(option: str, text: str | None, default: Distribution) -> Distr
 
 
 class _Progress:
-    """A progress bar on stderr, by bytes of the trace read (only on a terminal)."""
+    """A progress bar on stderr, by bytes of the trace read (only on a terminal, for long traces)."""
+
+    LONG = 4 << 20  # bytes
 
     def __init__(self):
         self.bar = None
 
     def __call__(self, reader, events: int) -> None:
-        if reader.total_bytes is None:
+        if reader.total_bytes is None or reader.total_bytes < self.LONG:
             return
         if self.bar is None:
             self.bar = click.progressbar(length=reader.total_bytes, label="replaying", file=sys.stderr,
