@@ -24,9 +24,9 @@ import uuid
 from contextvars import ContextVar
 from typing import Any, Awaitable, Callable, Mapping, Union
 
-from ..decision import ALLOW, APPROVAL_REQUIRED, DENY, Decision
+from ..decision import ALLOW, APPROVAL_REQUIRED, Decision
 from .errors import DecisionLogError, Denied
-from .log import DecisionLog, open_log
+from .log import DecisionLog, failed_closed, open_log
 
 logger = logging.getLogger("nhipl.runtime")
 
@@ -186,13 +186,7 @@ class Guard:
             if not log.fail_closed:
                 logger.warning("decision not logged: %s", err)
                 return decision
-            return Decision(
-                DENY,
-                (),
-                None,
-                decision.errors,
-                (f"the decision log could not be written ({err.message}); failing closed",),
-            )
+            return failed_closed(decision, err)
         return decision
 
     def enforce(self, request: dict) -> Decision:
@@ -223,10 +217,10 @@ class Guard:
     def wrap(self, fn: Callable, *, name: str | None = None, resource: str | Callable[[dict], str] | None = None):
         """Return ``fn`` guarded; see :meth:`tool`."""
         tool_name = name or getattr(fn, "__name__", None) or repr(fn)
-        signature = inspect.signature(fn)
+        bind = _binder(inspect.signature(fn))
 
         def build(args: tuple, kwargs: dict) -> dict:
-            call_args = _arguments(signature, args, kwargs)
+            call_args = bind(args, kwargs)
             return self.request(tool_name, call_args, resource=_resource(resource, call_args))
 
         if inspect.iscoroutinefunction(fn):
@@ -343,6 +337,42 @@ class DelegationScope:
 # -- helpers --------------------------------------------------------------------------------
 
 _SKIPPED_PARAMS = ("self", "cls")
+
+
+def _binder(signature: inspect.Signature) -> Callable[[tuple, dict], dict]:
+    """A function from a call's ``(args, kwargs)`` to its arguments by parameter name,
+    defaults included. Plain signatures take a fast path; anything unusual (and every
+    call that does not fit) goes through ``Signature.bind``, which raises TypeError."""
+    params = list(signature.parameters.values())
+    plain_kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if not all(p.kind in plain_kinds for p in params):
+        return lambda args, kwargs: _arguments(signature, args, kwargs)
+    positional = [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    names = [p.name for p in params]
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    known = frozenset(names)
+
+    def bind(args: tuple, kwargs: dict) -> dict:
+        if len(args) > len(positional) or not known.issuperset(kwargs):
+            return _arguments(signature, args, kwargs)
+        given = dict(zip(positional, args))
+        if kwargs:
+            if not given.keys().isdisjoint(kwargs):
+                return _arguments(signature, args, kwargs)
+            given.update(kwargs)
+        out = {}
+        for name in names:
+            if name in given:
+                value = given[name]
+            elif name in defaults:
+                value = defaults[name]
+            else:
+                return _arguments(signature, args, kwargs)  # a required argument is missing
+            if name not in _SKIPPED_PARAMS:
+                out[name] = value
+        return out
+
+    return bind
 
 
 def _arguments(signature: inspect.Signature, args: tuple, kwargs: dict) -> dict:

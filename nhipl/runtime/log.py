@@ -40,6 +40,9 @@ except ImportError:  # pragma: no cover - not POSIX: the thread lock and O_APPEN
 
 FORMAT_VERSION = 1
 
+# One encoder for every line: `json.dumps` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
 _OPEN_LOGS: "weakref.WeakSet[DecisionLog]" = weakref.WeakSet()
 
 
@@ -55,11 +58,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def _iso(t: float) -> str:
-    micros = int(round((t % 1) * 1_000_000))
-    if micros == 1_000_000:
-        micros = 999_999
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{micros:06d}Z"
+    global _last_second
+    second = int(t)
+    micros = min(int((t - second) * 1_000_000), 999_999)
+    cached = _last_second  # one read: another thread may replace it meanwhile
+    if cached[0] != second:
+        cached = _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{micros:06d}Z"
 
 
 class DecisionLog:
@@ -89,6 +98,7 @@ class DecisionLog:
         self._fd: int | None = None
         self._pid = os.getpid()
         self._seq = 0
+        self._last_task: tuple | None = None
         _OPEN_LOGS.add(self)
 
     def __repr__(self) -> str:
@@ -145,12 +155,8 @@ class DecisionLog:
         resource = request.get("resource")
         if resource is not None:
             body["resource"] = text(str(resource))
-        body["task"] = (
-            {k: text(str(task[k])) for k in ("id", "intent", "owner") if task.get(k) is not None}
-            if isinstance(task, dict)
-            else None
-        )
-        body["delegation"] = [text(str(c)) for c in (delegation.get("chain") or ())]
+        body["task"] = self._task(task) if isinstance(task, dict) else None
+        body["delegation"] = [text(c) if c.__class__ is str else text(str(c)) for c in (delegation.get("chain") or ())]
         body["args"] = self.redactor.value(request.get("args") or {})
         context = request.get("context")
         if context:
@@ -168,6 +174,16 @@ class DecisionLog:
             }
             body["approval_rules"] = list(approval_rules)
         self.append(body)
+
+    def _task(self, task: dict) -> dict:
+        # A task's dict is the same object for all its calls: redact it once.
+        cached = self._last_task
+        if cached is not None and cached[0] is task and cached[1] == task:
+            return cached[2]
+        text = self.redactor.text
+        out = {k: text(str(task[k])) for k in ("id", "intent", "owner") if task.get(k) is not None}
+        self._last_task = (task, dict(task), out)
+        return out
 
     def record_task(self, event: str, task: dict, agent: str, *, source: str | None = None) -> None:
         """Append a ``task_start`` or ``task_end`` record."""
@@ -189,7 +205,7 @@ class DecisionLog:
 
         ``body`` must already be redacted and JSON-safe. Raises :class:`DecisionLogError`."""
         try:
-            rest = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            rest = _ENCODER.encode(body)
         except (TypeError, ValueError) as err:
             raise DecisionLogError(self.path, f"record is not JSON: {err}") from None
         with self._lock:
@@ -236,6 +252,15 @@ class DecisionLog:
                 except OSError:
                     pass
             raise DecisionLogError(self.path, f"cannot write the decision log: {_why(err)}") from None
+
+
+def failed_closed(decision, err: DecisionLogError):
+    """The decision to enforce when ``decision`` could not be logged: a deny that says so."""
+    from ..decision import DENY, Decision
+
+    return Decision(
+        DENY, (), None, decision.errors, (f"the decision log could not be written ({err.message}); failing closed",)
+    )
 
 
 def _why(err: OSError) -> str:

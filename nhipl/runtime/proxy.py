@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 from ..decision import ALLOW, APPROVAL_REQUIRED, RESTRICTIVENESS, Decision
 from ..errors import NhiplError, RequestError
 from .errors import DecisionLogError
-from .log import DecisionLog
+from .log import DecisionLog, failed_closed
 from .redact import DEFAULT_REDACTOR
 
 PARSE_ERROR, INVALID_REQUEST, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32602, -32603
@@ -142,9 +142,7 @@ class McpProxy:
             if not self.log.fail_closed:
                 self._note(f"decision not logged: {err}")
                 return decision
-            return Decision(
-                "deny", (), None, decision.errors, (f"the decision log could not be written ({err.message}); failing closed",)
-            )
+            return failed_closed(decision, err)
         return decision
 
     def _record_task(self, event: str) -> None:

@@ -60,50 +60,90 @@ def _random_looking(match: re.Match) -> bool:
     return wordy < 0.6 * len(s)
 
 
-# (kind, pattern, group to keep before the secret or None, extra test or None)
-_DEFAULT_PATTERN_SPECS: tuple[tuple[str, str, int, Callable[[re.Match], bool] | None], ...] = (
-    ("private-key", r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|\Z)", 0, None),
-    ("jwt", r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*", 0, None),
-    ("credential", r"(\b(?i:bearer|basic|token|apikey)\s+)[A-Za-z0-9._~+/=-]{8,}", 1, None),
-    ("url-credentials", r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@:]+:[^\s/@]+(?=@)", 1, None),
+def _word_start(match: re.Match) -> bool:
+    start = match.start()
+    return start == 0 or not match.string[start - 1].isalnum()
+
+
+# (kind, pattern, group to keep before the secret, extra test, needles[, shortest match]):
+# a string is scanned with a pattern only when it contains one of the needles (compared in
+# lower case) and is long enough, which keeps the common case -- no secret -- cheap.
+_DEFAULT_PATTERN_SPECS: tuple = (
+    (
+        "private-key",
+        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+        0,
+        None,
+        ("private key",),
+    ),
+    ("jwt", r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*", 0, None, ("eyj",)),
+    (
+        "credential",
+        r"(\b(?i:bearer|basic|token|apikey)\s+)[A-Za-z0-9._~+/=-]{8,}",
+        1,
+        None,
+        ("bearer", "basic", "token", "apikey"),
+    ),
+    ("url-credentials", r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@:]+:[^\s/@]+(?=@)", 1, None, ("://",)),
     (
         "secret",
         r"(\b(?i:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|private[_-]?key)"
         r"\"?\s*[=:]\s*)(?:\"[^\"]*\"|'[^']*'|[^\s&,;\"')\]}>]+)",
         1,
         None,
+        ("pass", "pwd", "secret", "token", "key"),
     ),
-    ("aws-access-key", r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}\b", 0, None),
-    ("github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})", 0, None),
-    ("slack-token", r"\bxox[abposre]-[A-Za-z0-9-]{10,}", 0, None),
-    ("google-api-key", r"\bAIza[0-9A-Za-z_-]{30,}", 0, None),
-    ("api-key", r"\b(?:sk|pk|rk)[-_][A-Za-z0-9_-]{16,}", 0, None),
-    ("random", r"[A-Za-z0-9+/=_-]{32,}", 0, _random_looking),
+    (
+        "aws-access-key",
+        # A literal first letter lets the regex engine skip ahead fast; `_word_start`
+        # stands in for the leading \b.
+        r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|PKA|ROA|SCA)[A-Z0-9]{16}\b",
+        0,
+        _word_start,
+        None,
+        20,
+    ),
+    ("github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})", 0, None, ("gh",)),
+    ("slack-token", r"\bxox[abposre]-[A-Za-z0-9-]{10,}", 0, None, ("xox",)),
+    ("google-api-key", r"\bAIza[0-9A-Za-z_-]{30,}", 0, None, ("aiza",)),
+    ("api-key", r"\b(?:sk|pk|rk)[-_][A-Za-z0-9_-]{16,}", 0, None, ("k-", "k_")),
+    ("random", r"[A-Za-z0-9+/=_-]{32,}", 0, _random_looking, None, 32),
 )
 
 
 class Pattern:
     """One secret pattern: matches are replaced by ``[redacted:<kind>]``; with ``keep`` > 0
-    that group (a label such as ``Bearer `` or ``password=``) stays; ``test`` can veto a match."""
+    that group (a label such as ``Bearer `` or ``password=``) stays; ``test`` can veto a
+    match; ``needles`` (lower case), when given, skip strings that contain none of them, and
+    strings shorter than ``min_length`` are skipped too."""
 
-    __slots__ = ("kind", "regex", "keep", "test")
+    __slots__ = ("kind", "regex", "keep", "test", "needles", "min_length")
 
-    def __init__(self, kind: str, regex: str | re.Pattern, keep: int = 0, test: Callable[[re.Match], bool] | None = None):
+    def __init__(
+        self,
+        kind: str,
+        regex: str | re.Pattern,
+        keep: int = 0,
+        test: Callable[[re.Match], bool] | None = None,
+        needles: Iterable[str] | None = None,
+        min_length: int = 0,
+    ):
         self.kind = kind
         self.regex = re.compile(regex) if isinstance(regex, str) else regex
         self.keep = keep
         self.test = test
+        self.needles = frozenset(needles) if needles else None
+        self.min_length = min_length
 
     def sub(self, text: str) -> str:
-        marker = f"[redacted:{self.kind}]"
-        keep, test = self.keep, self.test
+        if self.regex.search(text) is None:  # the common case: cheaper than sub
+            return text
+        return self.regex.sub(self._replace, text)
 
-        def replace(m: re.Match) -> str:
-            if test is not None and not test(m):
-                return m.group(0)
-            return (m.group(keep) if keep else "") + marker
-
-        return self.regex.sub(replace, text)
+    def _replace(self, match: re.Match) -> str:
+        if self.test is not None and not self.test(match):
+            return match.group(0)
+        return (match.group(self.keep) if self.keep else "") + f"[redacted:{self.kind}]"
 
 
 DEFAULT_PATTERNS: tuple[Pattern, ...] = tuple(Pattern(*spec) for spec in _DEFAULT_PATTERN_SPECS)
@@ -138,21 +178,12 @@ class Redactor:
         self.patterns = tuple(
             p if isinstance(p, Pattern) else Pattern("custom", p) for p in (*patterns, *extra_patterns)
         )
-        # One combined scan decides whether a string needs the (slower) per-pattern pass.
-        self._any = self._combine(self.patterns)
         self.max_string = max_string
         self.max_depth = max_depth
         self._key_cache: dict[str, bool] = {}
-
-    @staticmethod
-    def _combine(patterns: tuple[Pattern, ...]) -> re.Pattern | None:
-        plain = re.compile("").flags
-        if not patterns or any(p.regex.flags != plain for p in patterns):
-            return None
-        try:
-            return re.compile("|".join(f"(?:{p.regex.pattern})" for p in patterns))
-        except re.error:  # e.g. a custom pattern with global inline flags: scan one by one
-            return None
+        self._text_cache: dict[str, str] = {}
+        self._needles = tuple(sorted({n for p in self.patterns for n in (p.needles or ())}))
+        self._shortest = min((p.min_length for p in self.patterns), default=0)
 
     def is_secret_key(self, key: str) -> bool:
         hit = self._key_cache.get(key)
@@ -165,12 +196,27 @@ class Redactor:
 
     def text(self, s: str) -> str:
         """``s`` with every pattern match replaced, then cut to ``max_string``."""
-        if self._any is None or self._any.search(s):
+        cache = self._text_cache
+        hit = cache.get(s)
+        if hit is not None:
+            return hit
+        out = s
+        if len(s) >= self._shortest:
+            lower = s.lower()
+            present = {n for n in self._needles if n in lower}
             for pattern in self.patterns:
-                s = pattern.sub(s)
-        if len(s) > self.max_string:
-            s = s[: self.max_string] + f"...[cut {len(s) - self.max_string} chars]"
-        return s
+                if len(out) < pattern.min_length:
+                    continue
+                if pattern.needles is not None and present.isdisjoint(pattern.needles):
+                    continue
+                out = pattern.sub(out)
+        if len(out) > self.max_string:
+            out = out[: self.max_string] + f"...[cut {len(out) - self.max_string} chars]"
+        if len(s) <= 256:  # names, ids and reasons repeat: remember them
+            if len(cache) >= 8192:
+                cache.clear()
+            cache[s] = out
+        return out
 
     def value(self, obj, depth: int = 0):
         """A JSON-safe, redacted copy of ``obj``."""
