@@ -15,11 +15,13 @@ differential test holds it to that.
 
 from __future__ import annotations
 
+import operator
+from operator import attrgetter, itemgetter
 from typing import Callable
 
 from . import ast as A
 from .decision import ALLOW, RESTRICTIVENESS, Decision, EvalError, Reasons, allow_lines, combine, explain, make_decision
-from .request import Request, parse_request
+from .request import _NO_APPROVAL, Request, parse_request
 from .values import Glob, equal, glob, type_name
 
 _CACHE_LIMIT = 100_000
@@ -34,13 +36,19 @@ class _Failure(Exception):
         self.message = message
 
 
-Cond = Callable[[dict], object]
+# A compiled condition reads the request through a *scope*, the tuple
+# ``(request, principal, chain, compiled)``: no per-request dict is built; the
+# request paths are read straight from the Request (DESIGN §1: a null field is
+# absent, so None means absent).
+Cond = Callable[[tuple], object]
 
 
 # ---- conditions ------------------------------------------------------------------------
 
 
-def _describe_missing(env: dict, root: str, attrs: tuple[str, ...]) -> str:
+def _describe_missing(scope: tuple, root: str, attrs: tuple[str, ...]) -> str:
+    req, principal, chain, compiled = scope
+    env = compiled._env(req, principal, chain)
     if root not in env:
         return f"the request has no `{root}`"
     value, walked = env[root], root
@@ -53,34 +61,66 @@ def _describe_missing(env: dict, root: str, attrs: tuple[str, ...]) -> str:
     return f"cannot read `{walked}`"
 
 
+def _root_getter(root: str) -> Callable[[tuple], object]:
+    """``scope -> value of the request path root``, None when the request has none."""
+    if root == "principal":
+        return itemgetter(1)
+    if root == "tool":
+        return lambda scope: scope[3]._tool(scope[0].tool)
+    if root == "delegation":
+        return lambda scope: {"chain": scope[2], "depth": len(scope[2])}
+    if root == "approval":
+
+        def approval(scope):
+            value = scope[0].approval
+            return value if value is not None else _NO_APPROVAL
+
+        return approval
+    if root not in _REQUEST_ROOTS:  # refused by check; like the reference, absent
+        return lambda scope: None
+    get = attrgetter(root)
+    return lambda scope: get(scope[0])
+
+
+# Roots read as the Request attribute of the same name.
+_REQUEST_ROOTS = frozenset({"action", "resource", "args", "task", "credential", "context", "provenance", "now"})
+
+
 def _compile_path(node: A.Path) -> Cond:
     root, attrs = node.root, node.attrs
+    if root == "delegation" and attrs == ("depth",):
+        return lambda scope: len(scope[2])
+    if root == "delegation" and attrs == ("chain",):
+        return itemgetter(2)
+    if root == "tool" and attrs == ("name",):
+        return lambda scope: scope[0].tool
+    get_root = _root_getter(root)
     if not attrs:
 
-        def get_root(env):
-            try:
-                return env[root]
-            except KeyError:
-                raise _Failure(f"the request has no `{root}`") from None
+        def get0(scope):
+            value = get_root(scope)
+            if value is None:
+                raise _Failure(f"the request has no `{root}`")
+            return value
 
-        return get_root
+        return get0
     if len(attrs) == 1:
         (attr,) = attrs
 
-        def get1(env):
-            try:
-                value = env[root]
-                if value.__class__ is dict:
+        def get1(scope):
+            value = get_root(scope)
+            if value.__class__ is dict:
+                try:
                     return value[attr]
-            except KeyError:
-                pass
-            raise _Failure(_describe_missing(env, root, attrs))
+                except KeyError:
+                    pass
+            raise _Failure(_describe_missing(scope, root, attrs))
 
         return get1
 
-    def get_n(env):
+    def get_n(scope):
+        value = get_root(scope)
         try:
-            value = env[root]
             for attr in attrs:
                 if value.__class__ is not dict:
                     break
@@ -89,7 +129,7 @@ def _compile_path(node: A.Path) -> Cond:
                 return value
         except KeyError:
             pass
-        raise _Failure(_describe_missing(env, root, attrs))
+        raise _Failure(_describe_missing(scope, root, attrs))
 
     return get_n
 
@@ -133,13 +173,19 @@ def _compile_equal(left: A.Expr, right: A.Expr) -> Cond:
 
 
 def _compile_order(op: str, left: A.Expr, right: A.Expr) -> Cond:
-    get_l, get_r = compile_expr(left), compile_expr(right)
-    compare = {
-        "<": lambda a, b: a < b,
-        "<=": lambda a, b: a <= b,
-        ">": lambda a, b: a > b,
-        ">=": lambda a, b: a >= b,
-    }[op]
+    get_l = compile_expr(left)
+    compare = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[op]
+    if isinstance(right, (A.Literal, A.Duration)) and (const := _const(right)).__class__ in (int, float):
+
+        def order_const(env):
+            a = get_l(env)
+            ca = a.__class__
+            if ca is int or ca is float:
+                return compare(a, const)
+            raise _Failure(f"cannot order a {type_name(a)} and a number with `{op}`")
+
+        return order_const
+    get_r = compile_expr(right)
 
     def order(env):
         a = get_l(env)
@@ -227,9 +273,11 @@ def _compile_strtest(node: A.StringTest) -> Cond:
 def _compile_has(node: A.Has) -> Cond:
     root, attrs, name = node.path.root, node.path.attrs, node.name
 
-    def has(env):
-        value = env.get(root)
-        if root not in env:
+    get_root = _root_getter(root)
+
+    def has(scope):
+        value = get_root(scope)
+        if value is None:
             return False
         for attr in attrs:
             if value.__class__ is not dict or attr not in value:
@@ -241,7 +289,7 @@ def _compile_has(node: A.Has) -> Cond:
 
 
 def compile_expr(node: A.Expr) -> Cond:
-    """Compile an expression into a closure ``env -> value`` that raises
+    """Compile an expression into a closure ``scope -> value`` that raises
     ``_Failure`` where the reference interpreter reports an error."""
     if _is_const(node):
         const = _const(node)
@@ -255,6 +303,8 @@ def compile_expr(node: A.Expr) -> Cond:
         return lambda env: [f(env) for f in items]
     if isinstance(node, A.Not):
         inner = compile_expr(node.operand)
+        if _is_boolean(node.operand):
+            return lambda env: not inner(env)
 
         def not_(env):
             v = inner(env)
@@ -267,6 +317,18 @@ def compile_expr(node: A.Expr) -> Cond:
         return not_
     if isinstance(node, A.And):
         ops = tuple(compile_expr(o) for o in node.operands)
+        if all(_is_boolean(o) for o in node.operands):
+            if len(ops) == 2:
+                first, second = ops
+                return lambda env: first(env) and second(env)
+
+            def and_boolean(env):
+                for f in ops:
+                    if not f(env):
+                        return False
+                return True
+
+            return and_boolean
 
         def and_(env):
             for f in ops:
@@ -280,6 +342,18 @@ def compile_expr(node: A.Expr) -> Cond:
         return and_
     if isinstance(node, A.Or):
         ops = tuple(compile_expr(o) for o in node.operands)
+        if all(_is_boolean(o) for o in node.operands):
+            if len(ops) == 2:
+                first, second = ops
+                return lambda env: first(env) or second(env)
+
+            def or_boolean(env):
+                for f in ops:
+                    if f(env):
+                        return True
+                return False
+
+            return or_boolean
 
         def or_(env):
             for f in ops:
@@ -307,53 +381,82 @@ def compile_expr(node: A.Expr) -> Cond:
     raise TypeError(f"unknown expression node {node!r}")
 
 
+def _is_boolean(node: A.Expr) -> bool:
+    """True when the compiled closure of ``node`` returns exactly True or False
+    (or raises): every operator does; only paths and literals may not."""
+    return isinstance(node, (A.Compare, A.In, A.StringTest, A.Has, A.And, A.Or, A.Not))
+
+
+def _checked(f: Cond, node: A.Expr, what: str) -> Cond:
+    if _is_boolean(node):
+        return f
+
+    def boolean(env):
+        v = f(env)
+        if v is True or v is False:
+            return v
+        raise _Failure(f"{what} is a {type_name(v)}, not a boolean")
+
+    return boolean
+
+
 def compile_condition(when: A.Expr | None, unless: A.Expr | None) -> Cond | None:
-    """One closure for a rule's ``when``/``unless``: True when the rule matches."""
-    w = compile_expr(when) if when is not None else None
-    u = compile_expr(unless) if unless is not None else None
-    if w is None and u is None:
-        return None
+    """One closure for a rule's ``when``/``unless``: True when the rule matches.
+    ``unless`` is evaluated only when ``when`` is true (or absent)."""
+    w = _checked(compile_expr(when), when, "the `when` condition") if when is not None else None
+    u = _checked(compile_expr(unless), unless, "the `unless` condition") if unless is not None else None
     if u is None:
-
-        def when_only(env):
-            v = w(env)
-            if v is True or v is False:
-                return v
-            raise _Failure(f"the `when` condition is a {type_name(v)}, not a boolean")
-
-        return when_only
-
-    def when_unless(env):
-        if w is not None:
-            v = w(env)
-            if v is False:
-                return False
-            if v is not True:
-                raise _Failure(f"the `when` condition is a {type_name(v)}, not a boolean")
-        v = u(env)
-        if v is False:
-            return True
-        if v is True:
-            return False
-        raise _Failure(f"the `unless` condition is a {type_name(v)}, not a boolean")
-
-    return when_unless
+        return w
+    if w is None:
+        return lambda env: not u(env)
+    return lambda env: w(env) and not u(env)
 
 
 # ---- rule indexes -----------------------------------------------------------------------
 
 
+def _shape(node: A.Expr | None) -> object:
+    """What an expression computes, as a hashable value: equal shapes compile to
+    interchangeable closures. Literals keep their type (``1``, ``1.0`` and
+    ``true`` differ), spans are left out."""
+    if node is None:
+        return None
+    if isinstance(node, A.Literal):
+        return ("literal", node.value.__class__, node.value)
+    if isinstance(node, A.Duration):
+        return ("duration", node.seconds)
+    if isinstance(node, A.Path):
+        return ("path", node.root, node.attrs)
+    if isinstance(node, A.ListExpr):
+        return ("list", tuple(_shape(i) for i in node.items))
+    if isinstance(node, A.Not):
+        return ("not", _shape(node.operand))
+    if isinstance(node, (A.And, A.Or)):
+        return (node.__class__.__name__, tuple(_shape(o) for o in node.operands))
+    if isinstance(node, (A.Compare, A.StringTest)):
+        return (node.__class__.__name__, node.op, _shape(node.left), _shape(node.right))
+    if isinstance(node, A.In):
+        return ("in", _shape(node.item), _shape(node.container))
+    if isinstance(node, A.Has):
+        return ("has", _shape(node.path), node.name)
+    raise TypeError(f"unknown expression node {node!r}")
+
+
 class _CRule:
     __slots__ = ("index", "rule", "id", "kind", "intent", "resources", "cond", "ttl", "because")
 
-    def __init__(self, index: int, rule: A.Rule):
+    def __init__(self, index: int, rule: A.Rule, conditions: dict):
         self.index = index
         self.rule = rule
         self.id = rule.id
         self.kind = _KIND[rule.effect]
         self.intent = rule.task_intent
         self.resources = tuple(glob(r) for r in rule.resources) if rule.resources is not None else None
-        self.cond = compile_condition(rule.when, rule.unless)
+        key = (_shape(rule.when), _shape(rule.unless))
+        cond = conditions.get(key)
+        if cond is None and key not in conditions:
+            cond = conditions[key] = compile_condition(rule.when, rule.unless)
+        self.cond = cond
         self.ttl = rule.ttl
         self.because = rule.because
 
@@ -407,51 +510,74 @@ class _TargetIndex:
 
 
 class _Bucket:
-    """The rules that can apply to one (action, tool), split by subject."""
+    """The rules that can apply to one (action, tool), split by subject. Every
+    rule sits in exactly one of ``any``, ``ids`` (once per id), ``groups`` or
+    ``id_globs``, so gathering never yields a rule twice."""
 
-    __slots__ = ("any", "ids", "id_globs", "groups", "has_groups")
+    __slots__ = ("any", "ids", "id_globs", "groups", "empty")
 
     def __init__(self, rules: list[_CRule]):
-        self.any: list[_CRule] = []
-        self.ids: dict[str, list[_CRule]] = {}
-        self.id_globs: list[tuple[tuple[Glob, ...], _CRule]] = []
-        self.groups: dict[str, list[_CRule]] = {}
+        any_: list[_CRule] = []
+        ids: dict[str, list[_CRule]] = {}
+        groups: dict[str, list[_CRule]] = {}
+        self.id_globs: tuple[tuple[tuple[Glob, ...], _CRule], ...] = ()
+        id_globs = []
         for cr in rules:
             subject = cr.rule.subject
             if isinstance(subject, A.AnyAgent):
-                self.any.append(cr)
+                any_.append(cr)
             elif isinstance(subject, A.AgentGroup):
-                self.groups.setdefault(subject.group, []).append(cr)
+                groups.setdefault(subject.group, []).append(cr)
             else:
                 globs = tuple(glob(i) for i in subject.ids)
                 if all(g.exact for g in globs):
                     for i in set(subject.ids):
-                        self.ids.setdefault(i, []).append(cr)
+                        ids.setdefault(i, []).append(cr)
                 else:
-                    self.id_globs.append((globs, cr))
-        self.has_groups = bool(self.groups)
+                    id_globs.append((globs, cr))
+        self.any = tuple(any_)
+        self.ids = {k: tuple(v) for k, v in ids.items()}
+        self.groups = {k: tuple(v) for k, v in groups.items()}
+        self.id_globs = tuple(id_globs)
+        self.empty = not rules
 
-    def select(self, principal: dict) -> tuple[_CRule, ...]:
-        pid = principal["id"]
-        found = list(self.any)
-        found.extend(self.ids.get(pid, ()))
-        if self.has_groups:
-            groups = principal.get("groups")
-            if groups.__class__ is list:
-                seen = set()
+    def select(self, pid: str, groups: tuple[str, ...]) -> tuple[tuple[_CRule, ...], bool]:
+        """The rules whose subject matches, and whether they may be out of rule order."""
+        found = self.any
+        mixed = False
+        more = self.ids.get(pid)
+        if more:
+            if found:
+                found, mixed = found + more, True
+            else:
+                found = more
+        if groups:
+            by_group = self.groups
+            if by_group:
                 for g in groups:
-                    if g.__class__ is str and g not in seen:
-                        seen.add(g)
-                        found.extend(self.groups.get(g, ()))
+                    more = by_group.get(g)
+                    if more:
+                        if found:
+                            found, mixed = found + more, True
+                        else:
+                            found = more
         for globs, cr in self.id_globs:
             for g in globs:
                 if g.match(pid):
-                    found.append(cr)
+                    found, mixed = found + (cr,), bool(found)
                     break
-        if len(found) > 1:
-            unique = {cr.index: cr for cr in found}
-            return tuple(unique[i] for i in sorted(unique))
-        return tuple(found)
+        return found, mixed
+
+
+def _distinct_groups(principal: dict) -> tuple[str, ...]:
+    groups = principal.get("groups")
+    if groups.__class__ is not list or not groups:
+        return ()
+    return tuple(dict.fromkeys(g for g in groups if g.__class__ is str))
+
+
+_BY_INDEX = attrgetter("index")
+_ERROR_INDEX = itemgetter(0)
 
 
 class CompiledPolicies:
@@ -461,16 +587,16 @@ class CompiledPolicies:
         self.policies = policies
         self.attenuate = policies.attenuate
         self._by_action: dict[str, _TargetIndex] = {}
+        conditions: dict = {}  # one closure per distinct condition, shared by the rules
         for i, rule in enumerate(policies.rules):
-            cr = _CRule(i, rule)
+            cr = _CRule(i, rule, conditions)
             index = self._by_action.setdefault(rule.action, _TargetIndex())
             for target in rule.targets:
                 index.add(target, cr)
         for index in self._by_action.values():
             index.freeze()
         self._buckets: dict[tuple[str, str], _Bucket] = {}
-        self._selected: dict[tuple[str, str, str], tuple[_CRule, ...]] = {}
-        self._principals: dict[str, dict] = {}
+        self._principals: dict[str, tuple[dict, tuple[str, ...]]] = {}
         self._tools: dict[str, dict] = {}
 
     # -- caches ---------------------------------------------------------------------
@@ -485,14 +611,16 @@ class CompiledPolicies:
             self._buckets[key] = bucket
         return bucket
 
-    def _declared_principal(self, pid: str) -> dict:
-        principal = self._principals.get(pid)
-        if principal is None:
+    def _declared_principal(self, pid: str) -> tuple[dict, tuple[str, ...]]:
+        """The declared attributes of ``pid`` and its distinct groups."""
+        entry = self._principals.get(pid)
+        if entry is None:
             principal = self.policies.principal(pid, None)
+            entry = (principal, _distinct_groups(principal))
             if len(self._principals) >= _CACHE_LIMIT:
                 self._principals.clear()
-            self._principals[pid] = principal
-        return principal
+            self._principals[pid] = entry
+        return entry
 
     def _tool(self, name: str) -> dict:
         tool = self._tools.get(name)
@@ -503,62 +631,60 @@ class CompiledPolicies:
             self._tools[name] = tool
         return tool
 
-    def _candidates(self, req: Request, principal: dict, declared: bool) -> tuple[_CRule, ...]:
-        if declared:
-            key = (req.action, req.tool, principal["id"])
-            found = self._selected.get(key)
-            if found is None:
-                found = self._bucket(req.action, req.tool).select(principal)
-                if len(self._selected) >= _CACHE_LIMIT:
-                    self._selected.clear()
-                self._selected[key] = found
-            return found
-        return self._bucket(req.action, req.tool).select(principal)
-
     # -- evaluation -------------------------------------------------------------------
-    def _decide(self, req: Request, principal: dict, declared: bool, chain) -> Decision:
-        candidates = self._candidates(req, principal, declared)
+    def _decide(self, req: Request, bucket: _Bucket, principal: dict, groups: tuple[str, ...], chain) -> Decision:
+        candidates, mixed = bucket.select(principal["id"], groups) if not bucket.empty else ((), False)
+        if not candidates:
+            return explain(req, principal, (), (), (), ())
         forbids = []
         permits = []
         approvals = []
         errors = []
-        if candidates:
-            intent = req.task.get("intent") if req.task is not None else None
-            resource = req.resource
-            env = None
-            for cr in candidates:
-                if cr.intent is not None and cr.intent != intent:
+        task = req.task
+        intent = task.get("intent") if task is not None else None
+        resource = req.resource
+        env = None
+        for cr in candidates:
+            if cr.intent is not None and cr.intent != intent:
+                continue
+            if cr.resources is not None:
+                if resource is None:
                     continue
-                if cr.resources is not None:
-                    if resource is None:
-                        continue
-                    for g in cr.resources:
-                        if g.match(resource):
-                            break
-                    else:
-                        continue
-                cond = cr.cond
-                if cond is None:
-                    matched = True
+                for g in cr.resources:
+                    if g.match(resource):
+                        break
                 else:
-                    if env is None:
-                        env = self._env(req, principal, chain)
-                    try:
-                        matched = cond(env)
-                    except _Failure as failure:
-                        errors.append(EvalError(cr.id, failure.message))
-                        matched = cr.kind != _PERMIT
-                if matched:
-                    kind = cr.kind
-                    if kind == _PERMIT:
-                        permits.append(cr)
-                    elif kind == _FORBID:
-                        forbids.append(cr)
-                    else:
-                        approvals.append(cr)
+                    continue
+            cond = cr.cond
+            if cond is not None:
+                if env is None:
+                    env = (req, principal, chain, self)
+                try:
+                    if not cond(env):
+                        continue
+                except _Failure as failure:
+                    errors.append((cr.index, EvalError(cr.id, failure.message)))
+                    if cr.kind == _PERMIT:
+                        continue
+            kind = cr.kind
+            if kind == _PERMIT:
+                permits.append(cr)
+            elif kind == _FORBID:
+                forbids.append(cr)
+            else:
+                approvals.append(cr)
+        if mixed:
+            if len(forbids) > 1:
+                forbids.sort(key=_BY_INDEX)
+            if len(permits) > 1:
+                permits.sort(key=_BY_INDEX)
+            if len(approvals) > 1:
+                approvals.sort(key=_BY_INDEX)
+            if len(errors) > 1:
+                errors.sort(key=_ERROR_INDEX)
         if not forbids and permits and not approvals and not errors:
             return self._allow(permits, principal)
-        return explain(req, principal, forbids, permits, approvals, errors)
+        return explain(req, principal, forbids, permits, approvals, [e for _, e in errors])
 
     @staticmethod
     def _allow(permits: list[_CRule], principal: dict) -> Decision:
@@ -576,12 +702,13 @@ class CompiledPolicies:
         return make_decision(ALLOW, rules, ttl, (), Reasons(allow_lines, rules, (), None, ttl, ()))
 
     def _env(self, req: Request, principal: dict, chain) -> dict:
+        # Conditions only read the env, so the request's own objects are shared.
         env = {
             "principal": principal,
             "action": req.action,
             "tool": self._tool(req.tool),
-            "delegation": {"chain": list(chain), "depth": len(chain)},
-            "approval": req.approval if req.approval is not None else {"granted": False},
+            "delegation": {"chain": chain, "depth": len(chain)},
+            "approval": req.approval if req.approval is not None else _NO_APPROVAL,
         }
         if req.resource is not None:
             env["resource"] = req.resource
@@ -601,15 +728,17 @@ class CompiledPolicies:
 
     def evaluate_request(self, req: Request) -> Decision:
         if req.principal_attrs is None:
-            principal, declared = self._declared_principal(req.principal_id), True
+            principal, groups = self._declared_principal(req.principal_id)
         else:
-            principal, declared = self.policies.principal(req.principal_id, req.principal_attrs), False
-        own = self._decide(req, principal, declared, req.chain)
-        if not (self.attenuate and req.chain):
-            return own
+            principal = self.policies.principal(req.principal_id, req.principal_attrs)
+            groups = _distinct_groups(principal)
+        bucket = self._bucket(req.action, req.tool)
         chain = req.chain
+        own = self._decide(req, bucket, principal, groups, chain)
+        if not (chain and self.attenuate):
+            return own
         members = [
-            (identity, self._decide(req, self._declared_principal(identity), True, chain[:i]))
+            (identity, self._decide(req, bucket, *self._declared_principal(identity), chain[:i]))
             for i, identity in enumerate(chain)
         ]
         if own.effect == ALLOW and all(d.effect == ALLOW and not d.errors and d.credential_ttl is None for _, d in members):
