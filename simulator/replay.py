@@ -281,22 +281,30 @@ class Replay:
             self.flush()
 
     def _provenance(self, task: _Task, args: dict) -> dict:
-        prompt = task.prompt
-        outputs = task.outputs
+        """Where each argument's value came from (DESIGN §1): ``user`` when it appears
+        in the task's prompt, ``tool:<name>`` when it first appeared in that tool's
+        output, else ``unknown``. A list is ``user`` when every element is; otherwise
+        it takes the origin of its first element that is not from the user."""
         provenance = {}
         for name, value in args.items():
-            text = _text(value)
-            origin = "unknown"
-            if text:
-                if prompt is not None and text in prompt:
-                    origin = "user"
-                else:
-                    for tool, output in outputs:
-                        if text in output:
-                            origin = "tool:" + tool
-                            break
-            provenance[name] = origin
+            if isinstance(value, list) and value:
+                origins = [self._origin(task, _text(item)) for item in value]
+                foreign = [o for o in origins if o != "user"]
+                provenance[name] = foreign[0] if foreign else "user"
+            else:
+                provenance[name] = self._origin(task, _text(value))
         return provenance
+
+    @staticmethod
+    def _origin(task: _Task, text: str) -> str:
+        if not text:
+            return "unknown"
+        if task.prompt is not None and text in task.prompt:
+            return "user"
+        for tool, output in task.outputs:
+            if text in output:
+                return "tool:" + tool
+        return "unknown"
 
     def _use(self, line: int, agent: str, agent_node: str, tool: str, task: _Task | None, cid: str, t: float) -> dict:
         cred = self.credentials.get(cid)

@@ -304,3 +304,23 @@ def test_summary_counts_every_kind(policies):
     assert s["subkinds"]["overreach"] == {"denied": 2, "unapproved": 0}
     assert s["latency"]["policy_us"]["p50"] > 0
     assert s["latency"]["policy_us"]["measured_steps"] == 2
+
+
+def test_list_argument_provenance():
+    """A list is `user` when every element came from the user; otherwise it takes the
+    origin of its first element that did not."""
+    policies = nhipl.loads("""
+        @id("search") permit any agent to call "a.search";
+        @id("send-user") permit any agent to call "mail.user" when provenance.to == "user";
+        @id("send-tool") permit any agent to call "mail.tool" when provenance.to == "tool:a.search";
+        @id("send-unknown") permit any agent to call "mail.unknown" when provenance.to == "unknown";
+    """)
+    trace = [
+        start(prompt="mail bob@acme.org and carol@acme.org the summary"),
+        call(1, A, "mail.user", args={"to": ["bob@acme.org", "carol@acme.org"]}),
+        call(2, A, "a.search", args={"q": "x"}, output="contact: mallory@evil.test"),
+        call(3, A, "mail.tool", args={"to": ["bob@acme.org", "mallory@evil.test"]}),
+        call(4, A, "mail.unknown", args={"to": []}),
+        call(5, A, "mail.unknown", args={"to": ["bob@acme.org", "nobody@nowhere.test"]}),
+    ]
+    assert kinds(simulate(trace, policies)) == []
