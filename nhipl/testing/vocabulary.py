@@ -96,18 +96,19 @@ class Vocabulary:
             vocab._condition(rule.when)
             vocab._condition(rule.unless)
         for _module, inv in policies.invariants:
-            vocab._scope(inv.subject, inv.action, inv.targets, inv.resources)
-            vocab._condition(inv.when)
-            vocab._condition(inv.unless)
+            vocab._invariant(inv)
         vocab._finish()
         return vocab
 
     def add_invariant(self, inv: A.Invariant) -> None:
         """Add the words of an invariant that is not part of the policies (e.g. built in Python)."""
+        self._invariant(inv)
+        self._finish()
+
+    def _invariant(self, inv: A.Invariant) -> None:
         self._scope(inv.subject, inv.action, inv.targets, inv.resources)
         self._condition(inv.when)
         self._condition(inv.unless)
-        self._finish()
 
     # -- gathering ---------------------------------------------------------------------------
     def _scope(self, subject, action: str, targets, resources) -> None:
