@@ -172,6 +172,8 @@ def load_config(path: str | None = None, start: str = ".") -> LintConfig:
         path = find_pyproject(start)
         if path is None:
             return LintConfig()
+        relative = os.path.relpath(path)
+        path = path if relative.startswith("..") else relative
     from ..loader import read_text  # the same file errors as policy files
 
     return parse_config(read_text(path), path)

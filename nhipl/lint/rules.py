@@ -494,6 +494,7 @@ def check_delegation(facts: Facts) -> Iterator[RawFinding]:
 
 
 def check_unknown_attributes(facts: Facts) -> Iterator[RawFinding]:
+    order = {rule.id: i for i, rule in enumerate(facts.rules)}
     for rule in facts.rules:
         if not facts.is_user(rule.span):
             continue
@@ -506,7 +507,11 @@ def check_unknown_attributes(facts: Facts) -> Iterator[RawFinding]:
                 known = facts.known[root]
                 if attr in known or facts.used.get((root, attr), set()) - {rule.id}:
                     continue
-                elsewhere = {a for (r, a), ids in facts.used.items() if r == root and ids - {rule.id}}
+                if root in OPEN_ROOTS:
+                    # two spellings of a caller-chosen key: the later rule has the typo
+                    elsewhere = {a for (r, a), ids in facts.used.items() if r == root and any(order[i] < order[rule.id] for i in ids)}
+                else:
+                    elsewhere = {a for (r, a), ids in facts.used.items() if r == root and ids - {rule.id}}
                 hint = did_you_mean(attr, sorted(known | elsewhere))
                 if root in OPEN_ROOTS and hint is None:
                     continue  # a caller-chosen key, not a typo of a known one
