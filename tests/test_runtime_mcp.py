@@ -339,6 +339,15 @@ def test_malformed_json_rpc_from_the_client(setup):
         proxy.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         proxy.send({"jsonrpc": "2.0", "id": "six", "method": "ping"})
         assert proxy.receive() == {"jsonrpc": "2.0", "id": "six", "result": {}}
+        # A client that never lists tools does not escape annotation-based gates: the
+        # proxy lists them itself (and that answer is not passed to the client).
+        proxy.send({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "delete_file", "arguments": {"path": "/"}}})
+        reply = proxy.receive()
+        assert reply["id"] == 7 and reply["result"]["isError"] is True
+        assert "needs human approval" in reply["result"]["content"][0]["text"]
+        proxy.send({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "read_file", "arguments": {"path": "/a"}}})
+        reply = proxy.receive()
+        assert reply["id"] == 8 and reply["result"]["content"][0]["text"] == "contents of /a"
     finally:
         assert proxy.close() == 0
 

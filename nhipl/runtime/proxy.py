@@ -13,7 +13,9 @@ relays newline-delimited JSON-RPC both ways, untouched, except:
   approval is needed.
 - The ``annotations`` of each tool in the server's ``tools/list`` results are remembered
   and given to the policy as ``context.tool_annotations`` (``readOnlyHint``,
-  ``destructiveHint``, ...; ``{}`` when the server gave none). They come from the server
+  ``destructiveHint``, ...; ``{}`` when the server gave none); before the first call, and
+  after ``notifications/tools/list_changed``, the proxy lists the tools itself if the client
+  has not, so no client dodges an annotation gate by never listing. They come from the server
   and are never trusted to allow anything: when a tool has annotations, the call is also
   evaluated with ``tool_annotations: {}`` and the more restrictive decision wins.
 - A line from the client that is not JSON-RPC gets a JSON-RPC error back and goes no
@@ -105,6 +107,9 @@ class McpProxy:
         self.client_name = "client"
         self._pending: dict[str, str] = {}  # client request id -> method, waiting for the server
         self._tool_lists: set[str] = set()
+        self._tools_known = False  # a full tools/list has been seen since the last change
+        self._own: dict[str, asyncio.Future] = {}  # our own requests to the server -> answer
+        self._own_seq = 0
         self._asks: dict[str, asyncio.Future] = {}  # our elicitation ids -> answer
         self._gates: dict[str, asyncio.Task] = {}  # tools/call waiting for approval
         self._ask_seq = 0
@@ -236,6 +241,10 @@ class McpProxy:
         for request_id, method in list(self._pending.items()):
             self._to_client(_rpc_error(json.loads(request_id), INTERNAL_ERROR, f"{why} before answering `{method}`"))
         self._pending.clear()
+        for future in self._own.values():
+            if not future.done():
+                future.set_result({"error": {"message": why}})
+        self._own.clear()
         if code != 0:
             self._note(why)
         return 0 if code == 0 else 1
@@ -363,6 +372,8 @@ class McpProxy:
                 _rpc_error(request_id, INVALID_PARAMS, "invalid params: `tools/call` needs a string `name` and object `arguments`")
             )
             return
+        if not self._tools_known:
+            await self._list_tools()
         request = self._request(name, arguments or {})
         try:
             decision = self.evaluate(request)
@@ -469,11 +480,51 @@ class McpProxy:
             return
         if isinstance(message, dict) and "id" in message and "method" not in message:
             key = _key(message.get("id"))
+            own = self._own.pop(key, None)
+            if own is not None:  # the answer to the proxy's own tools/list
+                if not own.done():
+                    own.set_result(message)
+                return
             self._pending.pop(key, None)
             if key in self._tool_lists:
                 self._tool_lists.discard(key)
-                self._remember_tools(message.get("result"))
+                result = message.get("result")
+                self._remember_tools(result)
+                if isinstance(result, dict) and not isinstance(result.get("nextCursor"), str):
+                    self._tools_known = True
+        elif isinstance(message, dict) and message.get("method") == "notifications/tools/list_changed":
+            self._tools_known = False
         self._to_client(line if line.endswith(b"\n") else line + b"\n")
+
+    async def _list_tools(self) -> None:
+        """Ask the server for its tools (every page) so that annotations are known even
+        when the client calls a tool without listing first: a client must not escape an
+        annotation-based gate by never asking."""
+        cursor = None
+        for _ in range(100):  # pages
+            self._own_seq += 1
+            own_id = f"nhipl-tools-{self._own_seq}"
+            future: asyncio.Future = asyncio.get_running_loop().create_future()
+            self._own[_key(own_id)] = future
+            message: dict = {"jsonrpc": "2.0", "id": own_id, "method": "tools/list"}
+            if cursor is not None:
+                message["params"] = {"cursor": cursor}
+            await self._to_server(_encode(message))
+            try:
+                answer = await asyncio.wait_for(future, 10.0)
+            except asyncio.TimeoutError:
+                self._own.pop(_key(own_id), None)
+                self._note("the MCP server did not list its tools within 10s; deciding without annotations")
+                return
+            result = answer.get("result")
+            if not isinstance(result, dict):
+                self._note("the MCP server refused to list its tools; deciding without annotations")
+                return
+            self._remember_tools(result)
+            cursor = result.get("nextCursor")
+            if not isinstance(cursor, str):
+                self._tools_known = True
+                return
 
     def _remember_tools(self, result) -> None:
         tools = result.get("tools") if isinstance(result, dict) else None
@@ -490,6 +541,10 @@ class McpProxy:
             self._to_client(_rpc_error(json.loads(request_id), INTERNAL_ERROR, f"{why}; `{method}` cannot be answered"))
         self._pending.clear()
         self._tool_lists.clear()
+        for future in self._own.values():
+            if not future.done():
+                future.set_result({"error": {"message": why}})
+        self._own.clear()
 
 
 def run_proxy(
