@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from lark import Lark, Token, Tree
+
+try:
+    from lark import TextSlice
+except ImportError:  # lark < 1.3: large files are parsed whole
+    TextSlice = None
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
 
@@ -121,7 +126,16 @@ def _error_from_lark(err: UnexpectedInput, text: str, source: str, parser: Lark)
         return Diagnostic("syntax-error", message, span, hint, _line(text, line))
     if isinstance(err, UnexpectedToken):
         token = err.token
-        expected = sorted({_display(n, parser) for n in err.expected if n != "COMMENT"})
+        accepted = set(err.expected)
+        if err.interactive_parser is not None:
+            # LALR states are shared, so `err.expected` can list tokens that would
+            # fail a step later; ask the parser which tokens it truly accepts here.
+            try:
+                accepted = set(err.interactive_parser.accepts()) or accepted
+            except UnexpectedInput:
+                pass
+        err.expected = accepted
+        expected = sorted({_display(n, parser) for n in accepted if n != "COMMENT"})
         if token.type == "$END":
             end = _previous_token_end(text, len(text)) or (1, 1)
             line, column = end
@@ -221,6 +235,69 @@ def parse(text: str, source: str = "<string>") -> ParseResult:
             _Comments.current = []
     _check_nesting(tree, text, source)
     return ParseResult(tree, comments)
+
+
+# Large files are parsed a group of top-level items at a time, so that only one
+# group's parse tree is alive at once (the tree is several times the size of the
+# AST it lowers to). A group ends after a `;` or a `}` outside every brace,
+# string and comment: in a file that parses, that is always the end of an item;
+# any file that does not parse is parsed whole again, for the same error.
+CHUNK_CHARS = 64 * 1024
+_ITEM_SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|[{};]')
+
+
+def _chunk_bounds(text: str, size: int) -> list[tuple[int, int]]:
+    bounds: list[tuple[int, int]] = []
+    start = depth = 0
+    for m in _ITEM_SCAN.finditer(text):
+        c = text[m.start()]
+        if c == "{":
+            depth += 1
+            continue
+        if c == "}":
+            depth -= 1
+            if depth < 0:
+                return [(0, len(text))]
+        elif c != ";":
+            continue
+        end = m.end()
+        if depth == 0 and end - start >= size:
+            bounds.append((start, end))
+            start = end
+    if start < len(text):
+        bounds.append((start, len(text)))
+    return bounds
+
+
+def parse_chunks(text: str, source: str = "<string>", size: int = CHUNK_CHARS):
+    """Like :func:`parse`, as a sequence of parse results for consecutive groups
+    of top-level items (one result for a small file). Positions are those of the
+    whole text; a file that does not parse raises what :func:`parse` raises."""
+    bounds = _chunk_bounds(text, size) if len(text) > size and TextSlice is not None else []
+    if len(bounds) <= 1:
+        yield parse(text, source)
+        return
+    if "\x00" in text:
+        parse(text, source)  # raises the NUL-byte error
+    parser = _parser()
+    for start, end in bounds:
+        with _Comments.lock:
+            _Comments.current = []
+            try:
+                tree = parser.parse(TextSlice(text, start, end))
+            except UnexpectedInput:
+                tree = None
+            finally:
+                comments = tuple(_Comments.current)
+                _Comments.current = []
+        try:
+            if tree is None:
+                raise PolicyError([])
+            _check_nesting(tree, text, source)
+        except PolicyError:
+            parse(text, source)  # raises the error that the whole text gives
+            raise
+        yield ParseResult(tree, comments)
 
 
 def source_line(text: str, lineno: int) -> str:
