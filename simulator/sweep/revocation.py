@@ -21,8 +21,8 @@ The model, one task per agent:
 - the task ends when the agent is left without a usable credential.
 
 Every call after the revocation is a ``used_after_revoke`` finding in the
-simulator's report. Their expected number per agent is ``½·min(speed·ttl,
-max_ops)`` for steady arrivals (``½·speed·ttl`` without a cap): exposure after
+simulator's report. Their expected number per agent is about ``½·min(speed·ttl,
+max_ops)`` (to within half a call) for steady arrivals (``½·speed·ttl`` without a cap): exposure after
 revocation grows as speed × TTL, and an operation budget caps it.
 """
 
