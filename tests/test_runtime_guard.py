@@ -13,7 +13,7 @@ import threading
 import pytest
 
 import nhipl
-from nhipl.runtime import DecisionLog, Denied, Guard, current_decision, current_task, delegation_chain
+from nhipl.runtime import DecisionLog, DecisionLogError, Denied, Guard, current_decision, current_task, delegation_chain
 
 POLICY = """
 attenuate delegation;
@@ -263,6 +263,9 @@ def test_unwritable_log_fails_closed(policies):
     assert ran == []
     assert "decision log could not be written" in str(caught.value) and "failing closed" in str(caught.value)
     assert guard.check({"principal": LEAD, "tool": "search.web"}).effect == "deny"
+    with pytest.raises(DecisionLogError):  # no task starts unrecorded
+        with guard.task("research"):
+            pass
 
 
 def test_unwritable_log_can_fail_open(policies, caplog):

@@ -110,7 +110,7 @@ def setup(tmp_path):
     return tmp_path, server, policy
 
 
-def proxy_command(tmp_path, server, policy, *extra):
+def proxy_command(tmp_path, server, policy, *extra, log=None):
     return [
         sys.executable,
         "-c",
@@ -125,7 +125,7 @@ def proxy_command(tmp_path, server, policy, *extra):
         "--intent",
         "tidy-up",
         "--log",
-        str(tmp_path / "decisions.log"),
+        log or str(tmp_path / "decisions.log"),
         *extra,
         "--",
         sys.executable,
@@ -348,6 +348,28 @@ def test_malformed_json_rpc_from_the_client(setup):
         proxy.send({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "read_file", "arguments": {"path": "/a"}}})
         reply = proxy.receive()
         assert reply["id"] == 8 and reply["result"]["content"][0]["text"] == "contents of /a"
+    finally:
+        assert proxy.close() == 0
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+}
+
+
+def test_unwritable_log_denies_every_call(setup):
+    tmp_path, server, policy = setup
+    proxy = RawProxy(proxy_command(tmp_path, server, policy, log="/dev/full"))  # writes fail: no space
+    try:
+        proxy.send(INITIALIZE)
+        assert proxy.receive()["id"] == 0
+        proxy.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        proxy.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "read_file", "arguments": {"path": "/a"}}})
+        reply = proxy.receive()
+        assert reply["result"]["isError"] is True and "failing closed" in reply["result"]["content"][0]["text"]
     finally:
         assert proxy.close() == 0
 

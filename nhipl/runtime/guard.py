@@ -297,7 +297,9 @@ class TaskScope:
         try:
             log.record_task(event, self.task, self.guard.acting())
         except DecisionLogError as err:
-            if log.fail_closed:
+            # A task may not start unrecorded; once it is over there is nothing left to
+            # protect, and raising from __exit__ would hide the body's own exception.
+            if log.fail_closed and event == "task_start":
                 raise
             logger.warning("%s not logged: %s", event, err)
 

@@ -23,6 +23,7 @@ truncated back so no broken line is left behind.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -97,7 +98,7 @@ class DecisionLog:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._pid = os.getpid()
-        self._seq = 0
+        self._seq = itertools.count(1)
         self._last_task: tuple | None = None
         _OPEN_LOGS.add(self)
 
@@ -123,8 +124,8 @@ class DecisionLog:
 
     # -- records -------------------------------------------------------------------------
     def next_id(self) -> str:
-        self._seq += 1
-        return f"{os.getpid():x}-{id(self) & 0xFFFF:04x}-{self._seq}"
+        # next() on a count is atomic under the GIL: no two threads get the same id.
+        return f"{os.getpid():x}-{id(self) & 0xFFFF:04x}-{next(self._seq)}"
 
     def record_decision(
         self,
