@@ -456,8 +456,6 @@ class Replay:
         agent_node = f"agent:{agent}"
         target_node = f"agent:{target}" if step == "delegate" else f"tool:{target}"
         stats = self._edge(agent_node, target_node, "delegate" if step == "delegate" else "call")
-        if task is not None:
-            task.delay += cost / 1e9
         if decision is None:
             return
         effect = decision.effect

@@ -78,7 +78,7 @@ def test_design_python_api():
     )
     assert [d.effect for d in many] == ["allow", "deny", "deny"]
     assert many[0].credential_ttl == 600
-    assert many[2].rules == ("bounded-delegation",)
+    assert "bounded-delegation" in many[2].rules  # with the stdlib's own depth bound beside it
     with pytest.raises(nhipl.PolicyError) as info:
         nhipl.loads("permit any agent to;", source="inline.nhipl")
     assert (info.value.source, info.value.line, info.value.column) == ("inline.nhipl", 1, 20)

@@ -215,8 +215,8 @@ def test_columns_are_stable_and_documented_as_measured_or_not():
     header = columns(config)
     assert header == columns(parse_config(TINY))
     measured = [c for c in header if is_measured(c)]
-    assert measured == ["latency.policy_us.p50", "latency.policy_us.p99", "latency.policy_us.mean",
-                        "latency.task_delay_s.p50", "latency.task_delay_s.p99", "latency.task_delay_s.max"]
+    assert measured == ["latency.policy_us.p50", "latency.policy_us.p99", "latency.policy_us.mean"]
+    assert "latency.task_delay_s.p99" in header  # modelled and seeded: deterministic
 
 
 class FakeTerminal(io.StringIO):
