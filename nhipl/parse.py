@@ -290,13 +290,14 @@ def parse_chunks(text: str, source: str = "<string>", size: int = CHUNK_CHARS):
             finally:
                 comments = tuple(_Comments.current)
                 _Comments.current = []
-        try:
-            if tree is None:
-                raise PolicyError([])
-            _check_nesting(tree, text, source)
-        except PolicyError:
+        if tree is not None:
+            try:
+                _check_nesting(tree, text, source)
+            except PolicyError:
+                tree = None
+        if tree is None:
             parse(text, source)  # raises the error that the whole text gives
-            raise
+            raise AssertionError("unreachable: a group of items that does not parse alone makes a file that does not parse")
         yield ParseResult(tree, comments)
 
 
