@@ -480,7 +480,7 @@ def check_delegation(facts: Facts) -> Iterator[RawFinding]:
                 facts.head(rule),
                 rule.span,
                 rule.id,
-                "add `when delegation.depth < 3`, or `import \"baseline\";` (which forbids depth 3 and more)",
+                "add `when delegation.depth < 3`, or `import \"baseline\";` (which forbids depth 5 and more)",
             )
         if not facts.policies.attenuate:
             yield RawFinding(
