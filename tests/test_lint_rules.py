@@ -306,3 +306,21 @@ def test_glob_overlap_and_cover_agree_with_brute_force(a, b):
         assert in_b <= in_a
     if "*" not in b:
         assert glob_covers(a, b) == (b in in_a)
+
+
+@pytest.mark.parametrize(
+    "first,second,reported",
+    [
+        ("args.recipient", "args.recipeint", True),  # swapped letters
+        ("args.amount", "args.amout", True),  # a deleted letter
+        ("provenance.email", "provenance.email_id", False),  # a different key
+        ("provenance.command", "provenance.company", False),  # two letters apart: a real word
+        ("args.to", "args.t", False),  # too short to judge
+    ],
+)
+def test_open_root_typos_are_one_edit_away(first, second, reported):
+    text = (
+        f'@id("p") permit agent in "g" to call "x" when {first} == "a" grant ttl 5m;\n'
+        f'@id("q") permit agent in "g" to call "y" when {second} == "a" grant ttl 5m;'
+    )
+    assert ("NHI009" in codes(text)) == reported

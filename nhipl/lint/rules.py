@@ -122,11 +122,12 @@ RULES: dict[str, LintRule] = {
             "owasp-asi:2026:ASI10", "nist-airmf:1.0:GOVERN-1.4",
         ),
         _rule(
-            "NHI012", "dead-rule", "warning",
+            "NHI012", "dead-rule", "note",
             "a forbid or approval rule overlaps no permit, so nothing differs with it",
             "Default deny already refuses every request the rule could match: no permit in the policy set "
-            "reaches its subject, action and targets. Often a typo in a target. Not reported for a policy "
-            "set that has no permit at all (a library of guards meant to be imported).",
+            "reaches its subject, action and targets. Often a typo in a target; sometimes a deliberate "
+            "guardrail kept against future permits. Not reported for a policy set that has no permit at all "
+            "(a library of guards meant to be imported).",
             "nist-airmf:1.0:GOVERN-1.4",
         ),
     )
@@ -512,9 +513,14 @@ def check_unknown_attributes(facts: Facts) -> Iterator[RawFinding]:
                     elsewhere = {a for (r, a), ids in facts.used.items() if r == root and any(order[i] < order[rule.id] for i in ids)}
                 else:
                     elsewhere = {a for (r, a), ids in facts.used.items() if r == root and ids - {rule.id}}
-                hint = did_you_mean(attr, sorted(known | elsewhere))
-                if root in OPEN_ROOTS and hint is None:
-                    continue  # a caller-chosen key, not a typo of a known one
+                if root in OPEN_ROOTS:
+                    # a caller-chosen key: reported only one typo away from a key in use
+                    near = sorted(k for k in known | elsewhere if len(attr) >= 4 and _one_edit(attr, k))
+                    if not near:
+                        continue
+                    hint = f"did you mean `{near[0]}`?"
+                else:
+                    hint = did_you_mean(attr, sorted(known | elsewhere))
                 yield RawFinding(
                     "NHI009",
                     f"unknown attribute `{root}.{attr}`: no request field, declaration or other rule defines it",
@@ -523,6 +529,17 @@ def check_unknown_attributes(facts: Facts) -> Iterator[RawFinding]:
                     rule.id,
                     hint or f"known attributes of `{root}`: " + ", ".join(f"`{a}`" for a in sorted(known)),
                 )
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """``a`` and ``b`` differ by one insertion, deletion, substitution or swap of neighbours."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
 
 def check_constant_conditions(facts: Facts) -> Iterator[RawFinding]:
