@@ -26,6 +26,10 @@ class _Lower(Transformer_NonRecursive):
         self.base = os.path.basename(source) if source and not source.startswith("<") else source
         self.text = text
         self.errors: list[Diagnostic] = []
+        # Lark's v_args wrappers build a new bound wrapper on every attribute
+        # access (once per tree node); bind each once per lowering instead.
+        for name in _VISIT_WRAPPED:
+            setattr(self, name, getattr(self, name))
 
     # -- helpers ---------------------------------------------------------------
     def span(self, meta) -> A.Span | None:
@@ -320,6 +324,9 @@ class _Lower(Transformer_NonRecursive):
 
     def duration(self, children):
         return self.duration_token(children[0])
+
+
+_VISIT_WRAPPED = tuple(name for name, value in vars(_Lower).items() if hasattr(value, "visit_wrapper"))
 
 
 def lower(parsed: ParseResult, text: str, source: str = "<string>", path: str | None = None) -> A.Module:
