@@ -324,3 +324,11 @@ def test_open_root_typos_are_one_edit_away(first, second, reported):
         f'@id("q") permit agent in "g" to call "y" when {second} == "a" grant ttl 5m;'
     )
     assert ("NHI009" in codes(text)) == reported
+
+
+def test_true_and_1_are_different_conditions():
+    text = (
+        '@id("a") permit agent in "g" to call "x" when args.flag == true grant ttl 5m;\n'
+        '@id("b") permit agent in "g" to call "x" when args.flag == 1 grant ttl 5m;\n'
+    )
+    assert codes(text) == []

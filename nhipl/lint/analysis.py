@@ -116,7 +116,8 @@ def unconditional(rule: A.Rule) -> bool:
 
 
 def same_conditions(a: A.Rule, b: A.Rule) -> bool:
-    return a.when == b.when and a.unless == b.unless
+    # AST equality follows Python's, where `true == 1 == 1.0`; the reprs tell them apart.
+    return (a.when, a.unless) == (b.when, b.unless) and repr((a.when, a.unless)) == repr((b.when, b.unless))
 
 
 def broad_subject(subject: A.Subject) -> str | None:
