@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from .errors import Span
+from .values import type_name
 
 _NO_SPAN = None
 
@@ -27,6 +28,15 @@ class Literal:
 
     value: str | int | float | bool | None
     span: Span | None = _span()
+
+    # Equality follows nhipl's, not Python's: `true` is not `1` (but `1` is `1.0`).
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Literal:
+            return NotImplemented
+        return type_name(self.value) == type_name(other.value) and self.value == other.value  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type_name(self.value), self.value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,3 +77,14 @@ def test_request_error(case, evaluator):
     assert info.value.field == want["field"]
     if "message" in want:
         assert want["message"] in str(info.value)
+
+
+def test_ast_literal_equality_follows_nhipl():
+    """`true` and `1` are different values in nhipl, so their ASTs differ (fmt and lint rely on it)."""
+    def rule(cond: str):
+        return nhipl.loads(f'permit any agent to call "x" when args.a == {cond};').rules[0]
+
+    assert rule("true") != rule("1")
+    assert rule("1") == rule("1.0")
+    assert rule('"a"') == rule('"a"')
+    assert hash(rule("true").when) != hash(rule("1").when) or rule("true").when != rule("1").when
