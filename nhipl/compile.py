@@ -24,6 +24,8 @@ from .decision import ALLOW, RESTRICTIVENESS, Decision, EvalError, Reasons, allo
 from .request import _NO_APPROVAL, Request, parse_request
 from .values import Glob, equal, glob, type_name
 
+_new_tuple = tuple.__new__
+
 _CACHE_LIMIT = 100_000
 _FORBID, _PERMIT, _APPROVAL = 0, 1, 2
 _KIND = {A.FORBID: _FORBID, A.PERMIT: _PERMIT, A.APPROVAL: _APPROVAL}
@@ -699,7 +701,7 @@ class CompiledPolicies:
             if ttl is None or ceiling < ttl:
                 ttl = ceiling
         rules = (permits[0].id,) if len(permits) == 1 else tuple([cr.id for cr in permits])
-        return make_decision(ALLOW, rules, ttl, (), Reasons(allow_lines, rules, (), None, ttl, ()))
+        return _new_tuple(Decision, (ALLOW, rules, ttl, (), Reasons(allow_lines, rules, (), None, ttl, ()), None))
 
     def _env(self, req: Request, principal: dict, chain) -> dict:
         # Conditions only read the env, so the request's own objects are shared.
@@ -746,7 +748,7 @@ class CompiledPolicies:
         return combine(req.principal_id, own, members)
 
     def evaluate(self, request) -> Decision:
-        return self.evaluate_request(request if isinstance(request, Request) else parse_request(request))
+        return self.evaluate_request(request if request.__class__ is Request else parse_request(request))
 
     def evaluate_many(self, requests) -> list[Decision]:
         evaluate = self.evaluate_request

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from operator import itemgetter
 
 from .values import is_number
@@ -24,24 +25,11 @@ class EvalError:
         return {"rule": self.rule, "message": self.message}
 
 
-class Reasons:
-    """Reason lines worked out on first use: building the strings costs more than
-    deciding, and most callers only read ``effect``. Built only from immutable
-    values (ids, texts, other decisions), so the lines never depend on when they
-    are first read."""
-
-    __slots__ = ("build", "args", "lines")
-
-    def __init__(self, build, *args):
-        self.build = build
-        self.args = args
-        self.lines: tuple[str, ...] | None = None
-
-    def get(self) -> tuple[str, ...]:
-        lines = self.lines
-        if lines is None:
-            lines = self.lines = self.build(*self.args)
-        return lines
+# Reason lines are worked out when read: building the strings costs more than
+# deciding, and most callers only read ``effect``. ``Reasons(build, *args)`` holds
+# the function and its arguments, only immutable values (ids, texts, other
+# decisions), so the lines never depend on when they are read.
+Reasons = partial
 
 
 _new_tuple = tuple.__new__
@@ -79,7 +67,7 @@ class Decision(tuple):
     @property
     def reasons(self) -> tuple[str, ...]:
         reasons = self[4]
-        return reasons.get() if reasons.__class__ is Reasons else reasons
+        return reasons() if reasons.__class__ is partial else reasons
 
     def _fields(self) -> tuple:
         return (self[0], self[1], self[2], self[3], self.reasons, self[5])

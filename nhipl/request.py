@@ -90,12 +90,24 @@ def _fail(field: str, expected: str, value: object) -> RequestError:
     return RequestError(f"field `{field}` must be {expected}, not {type_name(value)}", field)
 
 
+_TASK_STRINGS = ("id", "intent", "owner")
+
+
+def _all_strings(items: list) -> bool:
+    for item in items:
+        if item.__class__ is not str:
+            return False
+    return True
+
+
 def _strip_nulls(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if v is not None}
 
 
 def parse_request(raw: object, index: int | None = None) -> Request:
     """Validate ``raw`` and return a :class:`Request`."""
+    if index is None:
+        return _parse(raw)
     try:
         return _parse(raw)
     except RequestError as err:
@@ -131,7 +143,7 @@ def _parse(raw: object) -> Request:
         attrs = _strip_nulls(principal)
         del attrs["id"]
         groups = attrs.get("groups")
-        if groups is not None and (groups.__class__ is not list or any(g.__class__ is not str for g in groups)):
+        if groups is not None and (groups.__class__ is not list or not _all_strings(groups)):
             raise RequestError("field `principal.groups` must be a list of strings", "principal.groups")
         ttl = attrs.get("max_credential_ttl")
         if ttl is not None and not is_number(ttl):
@@ -161,9 +173,12 @@ def _parse(raw: object) -> Request:
     req.resource = resource
 
     args, context, provenance = get("args"), get("context"), get("provenance")
-    for name, value in (("args", args), ("context", context), ("provenance", provenance)):
-        if value is not None and value.__class__ is not dict:
-            raise _fail(name, "an object", value)
+    if args is not None and args.__class__ is not dict:
+        raise _fail("args", "an object", args)
+    if context is not None and context.__class__ is not dict:
+        raise _fail("context", "an object", context)
+    if provenance is not None and provenance.__class__ is not dict:
+        raise _fail("provenance", "an object", provenance)
     req.args = args
     req.context = context
     if provenance is not None:
@@ -178,7 +193,7 @@ def _parse(raw: object) -> Request:
             raise _fail("task", "an object", task)
         if None in task.values():
             task = _strip_nulls(task)
-        for key in ("id", "intent", "owner"):
+        for key in _TASK_STRINGS:
             value = task.get(key)
             if value is not None and value.__class__ is not str:
                 raise _fail(f"task.{key}", "a string", value)
@@ -192,7 +207,7 @@ def _parse(raw: object) -> Request:
         chain = delegation.get("chain")
         if chain is None:
             chain = []
-        elif chain.__class__ is not list or not all(c.__class__ is str for c in chain):
+        elif chain.__class__ is not list or (chain and not _all_strings(chain)):
             raise RequestError("field `delegation.chain` must be a list of identity strings", "delegation.chain")
         depth = delegation.get("depth")
         if depth is not None and (not is_number(depth) or depth != len(chain)):
