@@ -20,7 +20,7 @@ from operator import attrgetter, itemgetter
 from typing import Callable
 
 from . import ast as A
-from .decision import ALLOW, RESTRICTIVENESS, Decision, EvalError, Reasons, allow_lines, combine, explain, make_decision
+from .decision import ALLOW, RESTRICTIVENESS, Decision, EvalError, Reasons, allow_lines, combine, default_deny, explain, make_decision
 from .request import _NO_APPROVAL, Request, parse_request
 from .values import Glob, equal, glob, type_name
 
@@ -445,7 +445,7 @@ def _shape(node: A.Expr | None) -> object:
 
 
 class _CRule:
-    __slots__ = ("index", "rule", "id", "kind", "intent", "resources", "cond", "ttl", "because")
+    __slots__ = ("index", "rule", "id", "ids", "kind", "intent", "resources", "cond", "ttl", "ttl_seconds", "because")
 
     def __init__(self, index: int, rule: A.Rule, conditions: dict):
         self.index = index
@@ -460,6 +460,8 @@ class _CRule:
             cond = conditions[key] = compile_condition(rule.when, rule.unless)
         self.cond = cond
         self.ttl = rule.ttl
+        self.ttl_seconds = rule.ttl.seconds if rule.ttl is not None else None
+        self.ids = (rule.id,)
         self.because = rule.because
 
 
@@ -637,7 +639,7 @@ class CompiledPolicies:
     def _decide(self, req: Request, bucket: _Bucket, principal: dict, groups: tuple[str, ...], chain) -> Decision:
         candidates, mixed = bucket.select(principal["id"], groups) if not bucket.empty else ((), False)
         if not candidates:
-            return explain(req, principal, (), (), (), ())
+            return default_deny(principal["id"], req.action, req.tool)
         forbids = []
         permits = []
         approvals = []
@@ -690,17 +692,20 @@ class CompiledPolicies:
 
     @staticmethod
     def _allow(permits: list[_CRule], principal: dict) -> Decision:
-        ttl = None
-        for cr in permits:
-            if cr.ttl is not None:
-                seconds = cr.ttl.seconds
-                if ttl is None or seconds < ttl:
+        if len(permits) == 1:
+            cr = permits[0]
+            ttl, rules = cr.ttl_seconds, cr.ids
+        else:
+            ttl = None
+            for cr in permits:
+                seconds = cr.ttl_seconds
+                if seconds is not None and (ttl is None or seconds < ttl):
                     ttl = seconds
+            rules = tuple([cr.id for cr in permits])
         ceiling = principal.get("max_credential_ttl")
-        if ceiling is not None and ceiling.__class__ is not bool and (ceiling.__class__ is int or ceiling.__class__ is float):
+        if ceiling is not None and (ceiling.__class__ is int or ceiling.__class__ is float):
             if ttl is None or ceiling < ttl:
                 ttl = ceiling
-        rules = (permits[0].id,) if len(permits) == 1 else tuple([cr.id for cr in permits])
         return _new_tuple(Decision, (ALLOW, rules, ttl, (), Reasons(allow_lines, rules, (), None, ttl, ()), None))
 
     def _env(self, req: Request, principal: dict, chain) -> dict:

@@ -156,6 +156,11 @@ def _default_deny_lines(principal_id: str, action: str, tool: str, errors) -> tu
     return (reason,) + _error_lines(errors)
 
 
+def default_deny(principal_id: str, action: str, tool: str) -> Decision:
+    """The decision when no rule matched at all and nothing errored."""
+    return _new_tuple(Decision, (DENY, (), None, (), Reasons(_default_deny_lines, principal_id, action, tool, ()), None))
+
+
 def allow_lines(permits: tuple[str, ...], approvals: tuple[str, ...], by: str | None, ttl, errors) -> tuple[str, ...]:
     reasons = tuple(f"permitted by `{rid}`" for rid in permits)
     if approvals:
