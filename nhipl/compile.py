@@ -22,6 +22,7 @@ from typing import Callable
 from . import ast as A
 from .decision import ALLOW, RESTRICTIVENESS, Decision, EvalError, Reasons, allow_lines, combine, default_deny, explain, make_decision
 from .request import _NO_APPROVAL, Request, parse_request
+from .request import _parse as parse_one  # parse_request without an index to report
 from .values import Glob, equal, glob, type_name
 
 _new_tuple = tuple.__new__
@@ -108,6 +109,20 @@ def _compile_path(node: A.Path) -> Cond:
         return get0
     if len(attrs) == 1:
         (attr,) = attrs
+        if root in _REQUEST_ROOTS or root == "principal":
+            # one C-level read of the root instead of a call to get_root
+            read = attrgetter(root) if root != "principal" else None
+
+            def get1_direct(scope):
+                value = read(scope[0]) if read is not None else scope[1]
+                if value.__class__ is dict:
+                    try:
+                        return value[attr]
+                    except KeyError:
+                        pass
+                raise _Failure(_describe_missing(scope, root, attrs))
+
+            return get1_direct
 
         def get1(scope):
             value = get_root(scope)
@@ -735,11 +750,14 @@ class CompiledPolicies:
 
     def evaluate_request(self, req: Request) -> Decision:
         if req.principal_attrs is None:
-            principal, groups = self._declared_principal(req.principal_id)
+            entry = self._principals.get(req.principal_id)
+            principal, groups = entry if entry is not None else self._declared_principal(req.principal_id)
         else:
             principal = self.policies.principal(req.principal_id, req.principal_attrs)
             groups = _distinct_groups(principal)
-        bucket = self._bucket(req.action, req.tool)
+        bucket = self._buckets.get((req.action, req.tool))
+        if bucket is None:
+            bucket = self._bucket(req.action, req.tool)
         chain = req.chain
         own = self._decide(req, bucket, principal, groups, chain)
         if not (chain and self.attenuate):
@@ -753,7 +771,7 @@ class CompiledPolicies:
         return combine(req.principal_id, own, members)
 
     def evaluate(self, request) -> Decision:
-        return self.evaluate_request(request if request.__class__ is Request else parse_request(request))
+        return self.evaluate_request(request if request.__class__ is Request else parse_one(request))
 
     def evaluate_many(self, requests) -> list[Decision]:
         evaluate = self.evaluate_request

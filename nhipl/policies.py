@@ -94,7 +94,8 @@ class Policies:
 
     def evaluate(self, request) -> Decision:
         """Decide one request (a dict, DESIGN §1). Raises RequestError on bad input."""
-        return self.compiled.evaluate(request)
+        compiled = self._compiled
+        return (compiled if compiled is not None else self.compiled).evaluate(request)
 
     def evaluate_many(self, requests) -> list[Decision]:
         """Decide many requests; the fast path for replay and CI."""
