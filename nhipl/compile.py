@@ -179,6 +179,8 @@ def _compile_equal(left: A.Expr, right: A.Expr) -> Cond:
         const = _const(right)
         cls = const.__class__
         if cls is str:
+            if isinstance(left, A.Path) and len(left.attrs) == 1 and left.root in _REQUEST_ROOTS:
+                return _request_attr_equals_string(left, const)
             return lambda env: (v := get(env)).__class__ is str and v == const
         if cls is bool or const is None:
             return lambda env: get(env) is const
@@ -189,10 +191,32 @@ def _compile_equal(left: A.Expr, right: A.Expr) -> Cond:
     return lambda env: equal(get(env), other(env))
 
 
+def _request_attr_equals_string(path: A.Path, const: str) -> Cond:
+    """``task.intent == "x"`` and the like in one closure: the commonest condition."""
+    root, attrs = path.root, path.attrs
+    (attr,) = attrs
+    read = attrgetter(root)
+
+    def equals(scope):
+        value = read(scope[0])
+        if value.__class__ is dict:
+            try:
+                v = value[attr]
+            except KeyError:
+                pass
+            else:
+                return v.__class__ is str and v == const
+        raise _Failure(_describe_missing(scope, root, attrs))
+
+    return equals
+
+
 def _compile_order(op: str, left: A.Expr, right: A.Expr) -> Cond:
     get_l = compile_expr(left)
     compare = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[op]
     if isinstance(right, (A.Literal, A.Duration)) and (const := _const(right)).__class__ in (int, float):
+        if isinstance(left, A.Path) and left.root == "delegation" and left.attrs == ("depth",):
+            return lambda scope: compare(len(scope[2]), const)  # the depth is always a number
 
         def order_const(env):
             a = get_l(env)
