@@ -679,10 +679,8 @@ class CompiledPolicies:
         candidates, mixed = bucket.select(principal["id"], groups) if not bucket.empty else ((), False)
         if not candidates:
             return default_deny(principal["id"], req.action, req.tool)
-        forbids = []
-        permits = []
-        approvals = []
-        errors = []
+        permits: list[_CRule] = []
+        forbids = approvals = errors = None  # rare: made when first needed
         task = req.task
         intent = task.get("intent") if task is not None else None
         resource = req.resource
@@ -706,6 +704,8 @@ class CompiledPolicies:
                     if not cond(env):
                         continue
                 except _Failure as failure:
+                    if errors is None:
+                        errors = []
                     errors.append((cr.index, EvalError(cr.id, failure.message)))
                     if cr.kind == _PERMIT:
                         continue
@@ -713,21 +713,26 @@ class CompiledPolicies:
             if kind == _PERMIT:
                 permits.append(cr)
             elif kind == _FORBID:
+                if forbids is None:
+                    forbids = []
                 forbids.append(cr)
             else:
+                if approvals is None:
+                    approvals = []
                 approvals.append(cr)
-        if mixed:
-            if len(forbids) > 1:
-                forbids.sort(key=_BY_INDEX)
-            if len(permits) > 1:
+        if forbids is None and approvals is None and errors is None:
+            if not permits:
+                return default_deny(principal["id"], req.action, req.tool)
+            if mixed and len(permits) > 1:
                 permits.sort(key=_BY_INDEX)
-            if len(approvals) > 1:
-                approvals.sort(key=_BY_INDEX)
-            if len(errors) > 1:
-                errors.sort(key=_ERROR_INDEX)
-        if not forbids and permits and not approvals and not errors:
             return self._allow(permits, principal)
-        return explain(req, principal, forbids, permits, approvals, [e for _, e in errors])
+        if mixed:
+            for found in (forbids, permits, approvals):
+                if found is not None and len(found) > 1:
+                    found.sort(key=_BY_INDEX)
+            if errors is not None and len(errors) > 1:
+                errors.sort(key=_ERROR_INDEX)
+        return explain(req, principal, forbids or (), permits, approvals or (), [e for _, e in errors] if errors else ())
 
     @staticmethod
     def _allow(permits: list[_CRule], principal: dict) -> Decision:
