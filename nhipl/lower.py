@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 from lark import Token, Tree
 from lark.visitors import Transformer_NonRecursive, v_args
@@ -17,6 +18,9 @@ from lark.visitors import Transformer_NonRecursive, v_args
 from . import ast as A
 from .errors import Diagnostic, PolicyError, Span, did_you_mean
 from .parse import ParseResult, source_line
+
+
+_PLAIN_STRING = re.compile(r'"[^"\\\x00-\x1f]*"')
 
 
 class _Lower(Transformer_NonRecursive):
@@ -46,6 +50,8 @@ class _Lower(Transformer_NonRecursive):
 
     def string(self, tok: Token) -> str:
         raw = str(tok)
+        if _PLAIN_STRING.fullmatch(raw):  # no escapes, no control characters: what json.loads gives
+            return raw[1:-1]
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
