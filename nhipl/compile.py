@@ -619,6 +619,15 @@ def _distinct_groups(principal: dict) -> tuple[str, ...]:
     return tuple(dict.fromkeys(g for g in groups if g.__class__ is str))
 
 
+def _identity(principal: dict) -> tuple:
+    """What a decision needs to know of an identity, in one tuple: its id, its
+    attributes, its distinct groups and its credential ttl ceiling (or None)."""
+    ceiling = principal.get("max_credential_ttl")
+    if not (ceiling.__class__ is int or ceiling.__class__ is float):
+        ceiling = None
+    return (principal["id"], principal, _distinct_groups(principal), ceiling)
+
+
 _BY_INDEX = attrgetter("index")
 _ERROR_INDEX = itemgetter(0)
 
@@ -654,12 +663,11 @@ class CompiledPolicies:
             self._buckets[key] = bucket
         return bucket
 
-    def _declared_principal(self, pid: str) -> tuple[dict, tuple[str, ...]]:
-        """The declared attributes of ``pid`` and its distinct groups."""
+    def _declared_principal(self, pid: str) -> tuple:
+        """:func:`_identity` of ``pid`` with its declared attributes."""
         entry = self._principals.get(pid)
         if entry is None:
-            principal = self.policies.principal(pid, None)
-            entry = (principal, _distinct_groups(principal))
+            entry = _identity(self.policies.principal(pid, None))
             if len(self._principals) >= _CACHE_LIMIT:
                 self._principals.clear()
             self._principals[pid] = entry
@@ -675,10 +683,11 @@ class CompiledPolicies:
         return tool
 
     # -- evaluation -------------------------------------------------------------------
-    def _decide(self, req: Request, bucket: _Bucket, principal: dict, groups: tuple[str, ...], chain) -> Decision:
-        candidates, mixed = bucket.select(principal["id"], groups) if not bucket.empty else ((), False)
+    def _decide(self, req: Request, bucket: _Bucket, identity: tuple, chain) -> Decision:
+        pid, principal, groups, ceiling = identity
+        candidates, mixed = bucket.select(pid, groups) if not bucket.empty else ((), False)
         if not candidates:
-            return default_deny(principal["id"], req.action, req.tool)
+            return default_deny(pid, req.action, req.tool)
         permits: list[_CRule] = []
         forbids = approvals = errors = None  # rare: made when first needed
         task = req.task
@@ -722,10 +731,10 @@ class CompiledPolicies:
                 approvals.append(cr)
         if forbids is None and approvals is None and errors is None:
             if not permits:
-                return default_deny(principal["id"], req.action, req.tool)
+                return default_deny(pid, req.action, req.tool)
             if mixed and len(permits) > 1:
                 permits.sort(key=_BY_INDEX)
-            return self._allow(permits, principal)
+            return self._allow(permits, ceiling)
         if mixed:
             for found in (forbids, permits, approvals):
                 if found is not None and len(found) > 1:
@@ -735,7 +744,7 @@ class CompiledPolicies:
         return explain(req, principal, forbids or (), permits, approvals or (), [e for _, e in errors] if errors else ())
 
     @staticmethod
-    def _allow(permits: list[_CRule], principal: dict) -> Decision:
+    def _allow(permits: list[_CRule], ceiling: int | float | None) -> Decision:
         if len(permits) == 1:
             cr = permits[0]
             ttl, rules = cr.ttl_seconds, cr.ids
@@ -746,10 +755,8 @@ class CompiledPolicies:
                 if seconds is not None and (ttl is None or seconds < ttl):
                     ttl = seconds
             rules = tuple([cr.id for cr in permits])
-        ceiling = principal.get("max_credential_ttl")
-        if ceiling is not None and (ceiling.__class__ is int or ceiling.__class__ is float):
-            if ttl is None or ceiling < ttl:
-                ttl = ceiling
+        if ceiling is not None and (ttl is None or ceiling < ttl):
+            ttl = ceiling
         return _new_tuple(Decision, (ALLOW, rules, ttl, (), Reasons(allow_lines, rules, (), None, ttl, ()), None))
 
     def _env(self, req: Request, principal: dict, chain) -> dict:
@@ -779,21 +786,21 @@ class CompiledPolicies:
 
     def evaluate_request(self, req: Request) -> Decision:
         if req.principal_attrs is None:
-            entry = self._principals.get(req.principal_id)
-            principal, groups = entry if entry is not None else self._declared_principal(req.principal_id)
+            identity = self._principals.get(req.principal_id)
+            if identity is None:
+                identity = self._declared_principal(req.principal_id)
         else:
-            principal = self.policies.principal(req.principal_id, req.principal_attrs)
-            groups = _distinct_groups(principal)
+            identity = _identity(self.policies.principal(req.principal_id, req.principal_attrs))
         bucket = self._buckets.get((req.action, req.tool))
         if bucket is None:
             bucket = self._bucket(req.action, req.tool)
         chain = req.chain
-        own = self._decide(req, bucket, principal, groups, chain)
+        own = self._decide(req, bucket, identity, chain)
         if not (chain and self.attenuate):
             return own
         members = [
-            (identity, self._decide(req, bucket, *self._declared_principal(identity), chain[:i]))
-            for i, identity in enumerate(chain)
+            (delegator, self._decide(req, bucket, self._declared_principal(delegator), chain[:i]))
+            for i, delegator in enumerate(chain)
         ]
         if own.effect == ALLOW and all(d.effect == ALLOW and not d.errors and d.credential_ttl is None for _, d in members):
             return own
