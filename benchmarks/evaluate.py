@@ -1,0 +1,195 @@
+"""Evaluator benchmark: load time, memory and decision latency by policy-set size.
+
+For each size (rules), it generates the workload of ``benchmarks/workload.py``,
+loads it with ``nhipl.loads`` (timed; then once more under ``tracemalloc`` for the
+peak and retained Python memory), and measures
+
+* ``evaluate``: every request timed on its own (``perf_counter_ns``, garbage
+  collector off), median and p99 in µs over all passes;
+* ``evaluate_many``: the whole request list in one call, decisions per second
+  (best pass);
+* the reference interpreter (``nhipl.interpret``) on a sample, for scale.
+
+Every compiled decision is checked against the reference interpreter on a sample
+of the requests (effect, rules, ttl, erroring rules) before anything is timed.
+
+    .venv/bin/python benchmarks/evaluate.py                     # 10 .. 10,000 rules
+    .venv/bin/python benchmarks/evaluate.py --sizes 10,1000 --requests 2000
+    .venv/bin/python benchmarks/evaluate.py --json results.json
+
+Targets (issues 2 and 7): median ≤ 5 µs at every size, 10,000-rule median within
+1.5× of the 10-rule one, ``evaluate_many`` ≥ 200,000 decisions/s, 10,000 rules
+loaded in ≤ 2 s and ≤ 50 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import nhipl  # noqa: E402
+from nhipl.interpret import evaluate as reference  # noqa: E402
+from workload import generate, to_nhipl  # noqa: E402
+
+
+def _key(decision) -> tuple:
+    return (
+        decision.effect,
+        frozenset(decision.rules),
+        decision.credential_ttl,
+        frozenset(e.rule for e in decision.errors),
+    )
+
+
+def cross_check(policies, requests: list[dict], sample: int) -> int:
+    step = max(1, len(requests) // sample)
+    checked = 0
+    for request in requests[::step]:
+        fast, slow = policies.evaluate(request), reference(policies, request)
+        if _key(fast) != _key(slow):
+            raise SystemExit(f"compiled and reference evaluators disagree on {request}:\n  {fast}\n  {slow}")
+        checked += 1
+    return checked
+
+
+def time_each(evaluate, requests: list[dict], passes: int) -> list[float]:
+    """Latency of every call, in µs."""
+    clock = time.perf_counter_ns
+    samples: list[float] = []
+    for _ in range(passes):
+        gc.disable()
+        try:
+            for request in requests:
+                start = clock()
+                evaluate(request)
+                samples.append((clock() - start) / 1000)
+        finally:
+            gc.enable()
+    return samples
+
+
+def measure(n_rules: int, n_requests: int, passes: int, seed: int) -> dict:
+    wl = generate(n_rules, n_requests, seed)
+    text = to_nhipl(wl)
+    requests = wl.requests
+
+    gc.collect()
+    start = time.perf_counter()
+    policies = nhipl.loads(text, source="bench.nhipl")
+    policies.compiled  # noqa: B018 - build the indexes too
+    load_s = time.perf_counter() - start
+    del policies
+    gc.collect()
+    tracemalloc.start()
+    policies = nhipl.loads(text, source="bench.nhipl")
+    policies.compiled  # noqa: B018
+    retained, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    checked = cross_check(policies, requests, sample=500)
+    allowed = sum(policies.evaluate(r).effect == "allow" for r in requests) / len(requests)
+
+    samples = time_each(policies.evaluate, requests, passes)
+    samples.sort()
+    median = statistics.median(samples)
+    p99 = samples[int(len(samples) * 0.99)]
+
+    best = 0.0
+    for _ in range(passes):
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            policies.evaluate_many(requests)
+            elapsed = time.perf_counter() - start
+        finally:
+            gc.enable()
+        best = max(best, len(requests) / elapsed)
+
+    sample = requests[: max(50, min(500, 50_000 // max(n_rules, 1)))]
+    ref = time_each(lambda r: reference(policies, r), sample, 1)
+    return {
+        "rules": len(policies.rules),
+        "requests": len(requests),
+        "allowed": allowed,
+        "load_s": load_s,
+        "peak_mb": peak / 1e6,
+        "retained_mb": retained / 1e6,
+        "median_us": median,
+        "p99_us": p99,
+        "many_per_s": best,
+        "reference_median_us": statistics.median(ref),
+        "checked": checked,
+    }
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
+
+
+def report(rows: list[dict]) -> str:
+    out = [
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"nhipl {getattr(nhipl, '__version__', '?')}",
+        "",
+        "| rules | load s | peak MB | retained MB | evaluate median µs | p99 µs | evaluate_many decisions/s"
+        " | reference median µs | allowed | checked vs reference |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['rules']:,} | {r['load_s']:.3f} | {r['peak_mb']:.1f} | {r['retained_mb']:.1f} "
+            f"| **{r['median_us']:.2f}** | {r['p99_us']:.2f} | {r['many_per_s']:,.0f} "
+            f"| {_fmt(r['reference_median_us'])} | {r['allowed']:.0%} | {r['checked']} |"
+        )
+    if len(rows) > 1:
+        first, last = rows[0], rows[-1]
+        out += [
+            "",
+            f"median at {last['rules']:,} rules / at {first['rules']:,} rules: "
+            f"{last['median_us'] / first['median_us']:.2f}×",
+        ]
+    targets = [
+        ("median ≤ 5 µs at every size", all(r["median_us"] <= 5 for r in rows)),
+        ("largest/smallest median ≤ 1.5×", rows[-1]["median_us"] <= 1.5 * rows[0]["median_us"]),
+        ("evaluate_many ≥ 200,000/s at every size", all(r["many_per_s"] >= 200_000 for r in rows)),
+        ("load ≤ 2 s and peak ≤ 50 MB at every size", all(r["load_s"] <= 2 and r["peak_mb"] <= 50 for r in rows)),
+    ]
+    out.append("")
+    out += [f"- {'met' if ok else 'MISSED'}: {name}" for name, ok in targets]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="nhipl evaluator benchmark")
+    parser.add_argument("--sizes", default="10,100,1000,10000", help="comma-separated rule counts")
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = parser.parse_args()
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        row = measure(n, args.requests, args.passes, args.seed)
+        print(
+            f"{row['rules']:>6} rules: load {row['load_s']:.3f}s peak {row['peak_mb']:.1f}MB, "
+            f"median {row['median_us']:.2f}µs, many {row['many_per_s']:,.0f}/s",
+            file=sys.stderr,
+        )
+        rows.append(row)
+    print(report(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
