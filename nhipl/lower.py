@@ -35,6 +35,19 @@ class _Lower(Transformer_NonRecursive):
         for name in _VISIT_WRAPPED:
             setattr(self, name, getattr(self, name))
 
+    def transform(self, tree: Tree):
+        """Post-order, like Lark's transformers, but a plain recursion: the parse
+        stage refuses nesting deeper than ``MAX_NESTING``, so the depth is bounded
+        (and far below Python's recursion limit)."""
+        children = [self.transform(c) if c.__class__ is Tree else c for c in tree.children]
+        f = getattr(self, tree.data, None)
+        if f is None:
+            return self.__default__(tree.data, children, tree.meta)
+        wrapper = getattr(f, "visit_wrapper", None)
+        if wrapper is not None:
+            return wrapper(f.base_func, tree.data, children, tree.meta)
+        return f(children)
+
     # -- helpers ---------------------------------------------------------------
     def span(self, meta) -> A.Span | None:
         if getattr(meta, "empty", True) and not hasattr(meta, "line"):
