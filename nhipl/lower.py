@@ -1,9 +1,10 @@
 """Step two: convert the concrete syntax tree to the typed AST.
 
 Written out rule by rule (no automatic mapping), so renaming a grammar rule
-cannot silently change the AST. Recursion here is bounded: the parse stage refuses
-nesting deeper than ``MAX_NESTING``, so deep input cannot overflow the stack. Errors found while lowering (bad durations, bad escapes,
-misplaced words) are collected and raised together.
+cannot silently change the AST. Recursion here is bounded: the parse stage
+refuses nesting deeper than ``MAX_NESTING``, so deep input cannot overflow the
+stack. Errors found while lowering (bad durations, bad escapes, misplaced words)
+are collected and raised together.
 """
 
 from __future__ import annotations
