@@ -784,7 +784,9 @@ class CompiledPolicies:
             env["now"] = req.now
         return env
 
-    def evaluate_request(self, req: Request) -> Decision:
+    def evaluate(self, request) -> Decision:
+        """Decide one request: a dict (validated here) or a :class:`Request`."""
+        req = request if request.__class__ is Request else parse_one(request)
         if req.principal_attrs is None:
             identity = self._principals.get(req.principal_id)
             if identity is None:
@@ -806,8 +808,7 @@ class CompiledPolicies:
             return own
         return combine(req.principal_id, own, members)
 
-    def evaluate(self, request) -> Decision:
-        return self.evaluate_request(request if request.__class__ is Request else parse_one(request))
+    evaluate_request = evaluate
 
     def evaluate_many(self, requests) -> list[Decision]:
         evaluate = self.evaluate_request
