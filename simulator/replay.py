@@ -450,6 +450,24 @@ class Replay:
         for (_, context), decision, cost in zip(pending, decisions, times):
             add(cost)
             self._record(context, decision, cost)
+        if getattr(self.policies, "attenuate", False):
+            self._delegator_permits(pending, decisions)
+
+    def _delegator_permits(self, pending: list, decisions: list) -> None:
+        """Under attenuation an allowed step was also allowed for every delegator in its
+        chain, by the delegators' own permits: those permits were exercised too. The
+        decision names only the principal's, so decide the delegators' parts here
+        (untimed: this is bookkeeping, not the step's cost)."""
+        parts = []
+        for (request, _), decision in zip(pending, decisions):
+            chain = (request.get("delegation") or {}).get("chain") or []
+            if decision.effect == "allow" and chain:
+                for i, delegator in enumerate(chain):
+                    parts.append({**request, "principal": delegator, "delegation": {"chain": chain[:i]}})
+        if parts:
+            for decision in self.policies.evaluate_many(parts):
+                if decision.effect == "allow":
+                    self.used_permits.update(decision.rules)
 
     def _record(self, context: tuple, decision, cost: int = 0) -> None:
         line, step, agent, task, target, chain = context

@@ -324,3 +324,19 @@ def test_list_argument_provenance():
         call(5, A, "mail.unknown", args={"to": ["bob@acme.org", "nobody@nowhere.test"]}),
     ]
     assert kinds(simulate(trace, policies)) == []
+
+
+def test_delegators_permits_count_as_used_under_attenuation():
+    """Under attenuation a delegated step is allowed only because each delegator's own
+    permit allowed it too; those permits are exercised, not unused."""
+    policies = nhipl.loads(f"""
+        attenuate delegation;
+        @id("delegate") permit agent "{A}" to delegate "*";
+        @id("planner-reads") permit agent "{A}" to call "repo.read";
+        @id("coder-reads") permit agent "{B}" to call "repo.read";
+        @id("never") permit agent "{B}" to call "repo.write";
+    """)
+    trace = [start(), delegate(1, A, B), call(2, B, "repo.read")]
+    report = simulate(trace, policies)
+    unused = sorted(f.rule for f in report.findings if f.kind == "unused_permit")
+    assert unused == ["never"]
