@@ -160,21 +160,24 @@ def _header_words(rule: A.Rule | A.Invariant) -> list[str]:
     """The header as unbreakable pieces: the head through the action and first
     target, then each further target, then ``on`` with its first resource, ..."""
     if isinstance(rule, A.Invariant):
-        head = f"never {rule.effect}"
+        head = [f"never {rule.effect}"]
         if rule.subject is not None:
-            head += f" {format_subject(rule.subject)} to"
+            head = [f"never {rule.effect} {format_subject(rule.subject)}", "to"]
     else:
-        head = f"{_EFFECT_TEXT[rule.effect]} {format_subject(rule.subject)} to"
+        head = [f"{_EFFECT_TEXT[rule.effect]} {format_subject(rule.subject)}", "to"]
     targets = [format_string(t) for t in rule.targets]
-    words = [f"{head} {rule.action} {targets[0]}"] + targets[1:]
+    # A long subject breaks before `to`: `permit agent "a", "b"` / `    to call "x"`.
+    first = " ".join(head[1:] + [rule.action, targets[0]])
+    words = [head[0], first] + targets[1:] if len(head) > 1 else [f"{head[0]} {first}"] + targets[1:]
     if rule.resources is not None:
         resources = [format_string(r) for r in rule.resources]
         words += [f"on {resources[0]}"] + resources[1:]
-    last_target = len(rule.targets) - 1
+    offset = len(head) - 1  # words before the one holding the first target
+    last_target = offset + len(rule.targets) - 1
     out = []
     for i, word in enumerate(words):
-        # commas between targets and between resources, not before `on`
-        more_targets = i < last_target
+        # commas between targets and between resources, not before `on` or `to`
+        more_targets = offset <= i < last_target
         more_resources = rule.resources is not None and last_target < i < len(words) - 1
         out.append(word + ("," if more_targets or more_resources else ""))
     return out
@@ -351,8 +354,9 @@ class _Printer:
             self.emit(one, depth, header_src)
             return
         lines = [(words := _header_words(rule))[0]]
-        for word in words[1:]:
-            if self.fits(depth if len(lines) == 1 else depth + 1, f"{lines[-1]} {word}"):
+        for i, word in enumerate(words[1:], start=1):
+            closing = terminator if not parts and i == len(words) - 1 else ""
+            if self.fits(depth if len(lines) == 1 else depth + 1, f"{lines[-1]} {word}{closing}"):
                 lines[-1] += f" {word}"
             else:
                 lines.append(word)

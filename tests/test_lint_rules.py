@@ -332,3 +332,16 @@ def test_true_and_1_are_different_conditions():
         '@id("b") permit agent in "g" to call "x" when args.flag == 1 grant ttl 5m;\n'
     )
     assert codes(text) == []
+
+
+@pytest.mark.parametrize(
+    "gates,gated",
+    [
+        ('@id("g1") require approval for any agent to call "payments.send";'
+         '@id("g2") require approval for any agent to call "payments.refund";', True),
+        ('@id("g1") require approval for any agent to call "payments.send";', False),  # refund left ungated
+    ],
+)
+def test_several_gates_together_cover_a_permit(gates, gated):
+    text = PAY + gates + '\n@id("p") permit agent in "fin" to call "payments.send", "payments.refund" grant ttl 5m;'
+    assert ("NHI003" in codes(text)) == (not gated)

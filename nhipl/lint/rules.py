@@ -347,6 +347,7 @@ def _gated(facts: Facts, permit: A.Rule, pattern: str) -> bool:
     if an.mentions(permit, "approval", ("granted",)):
         return True
     reached = [t for t in permit.targets if an.globs_overlap(t, pattern)]
+    gated: list[str] = []  # targets of every gate that applies: together they may cover the permit
     for gate in facts.rules:
         if not _approval_gate(gate) or gate.action != permit.action or gate.resources is not None:
             continue
@@ -354,9 +355,10 @@ def _gated(facts: Facts, permit: A.Rule, pattern: str) -> bool:
             continue
         if not an.subject_covers(gate.subject, permit.subject):
             continue
-        if an.any_covers(gate.targets, pattern) or an.all_covered(gate.targets, reached):
+        if an.any_covers(gate.targets, pattern):
             return True
-    return False
+        gated.extend(gate.targets)
+    return bool(gated) and an.all_covered(tuple(gated), reached)
 
 
 def check_ungated_sensitive(facts: Facts) -> Iterator[RawFinding]:
