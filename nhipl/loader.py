@@ -38,6 +38,8 @@ def is_stdlib_name(target: str) -> bool:
 
 def read_text(path: str) -> str:
     """A policy file's text, or PolicyError naming the file."""
+    if not path:
+        raise PolicyError([Diagnostic("file-not-found", "no such file: the path is empty", Span("<empty path>", 1, 1))])
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -194,8 +196,12 @@ def load(paths) -> Policies:
 def _load(paths) -> Policies:
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    elif not isinstance(paths, (list, tuple)):
+        raise TypeError(f"load() takes a path, a folder or a list of them, not {type(paths).__name__}")
     loader = _Loader()
     for p in paths:
+        if not isinstance(p, (str, os.PathLike)):
+            raise TypeError(f"load() takes paths (str or os.PathLike), not {type(p).__name__}")
         p = os.fspath(p)
         if os.path.isdir(p):
             files = policy_files(p)
@@ -214,6 +220,11 @@ def _load(paths) -> Policies:
 
 def loads(text: str, source: str = "<string>") -> Policies:
     """Load policies from a string. Relative imports resolve against ``source``'s folder."""
+    if not isinstance(text, str):
+        hint = "; decode it first" if isinstance(text, (bytes, bytearray)) else ""
+        raise TypeError(f"loads() takes the policy text as a str, not {type(text).__name__}{hint}")
+    if not isinstance(source, str):
+        raise TypeError(f"loads() takes `source` as a str, not {type(source).__name__}")
     with _collector_paused():
         loader = _Loader()
         base = os.path.dirname(source) if not source.startswith("<") else "."

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from . import ast as A
 from .decision import Decision
-from .values import glob
+from .errors import RequestError
+from .values import glob, type_name
 
 
 class Policies:
@@ -99,4 +100,6 @@ class Policies:
 
     def evaluate_many(self, requests) -> list[Decision]:
         """Decide many requests; the fast path for replay and CI."""
+        if requests is None or isinstance(requests, (str, bytes, dict)) or not hasattr(requests, "__iter__"):
+            raise RequestError(f"requests must be a list of JSON objects, not {type_name(requests)}")
         return self.compiled.evaluate_many(requests)

@@ -37,6 +37,10 @@ class Distribution:
             raise ValueError(f"`{self.name}` takes {len(expected)} parameter(s): {', '.join(expected)}")
         if any(p < 0 or not math.isfinite(p) for p in self.params):
             raise ValueError(f"`{self.name}` parameters must be finite and not negative")
+        if any(p > 1e9 for p in self.params):  # a larger delay overflows the per-task sums
+            raise ValueError(f"`{self.name}` parameters must be at most 1e9 seconds (about 32 years)")
+        if self.name == "lognormal" and self.params[1] > 10:
+            raise ValueError("`lognormal` sigma must be at most 10")
         if self.name == "uniform" and self.params[0] > self.params[1]:
             raise ValueError("`uniform` needs low <= high")
 

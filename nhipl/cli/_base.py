@@ -21,6 +21,16 @@ class BadInput(NhiplError):
         super().__init__(f"{location}: {message}")
 
 
+class NumberRange(click.FloatRange):
+    """`click.FloatRange` that also refuses `nan`, which compares false with every bound."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        return number
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nhipl", prog_name="nhipl")
 def main() -> None:

@@ -49,6 +49,8 @@ def read_requests(path: str) -> list[tuple[int, object]]:
         raise BadInput(f"{name}:1:1", "no request: the input is empty")
     try:
         return [(1, json.loads(text))]
+    except RecursionError:
+        raise BadInput(f"{name}:1:1", "invalid JSON: nested too deeply") from None
     except json.JSONDecodeError as err:
         if err.msg != "Extra data":
             raise BadInput(f"{name}:{err.lineno}:{err.colno}", f"invalid JSON: {err.msg.lower()}") from None
@@ -58,6 +60,8 @@ def read_requests(path: str) -> list[tuple[int, object]]:
             continue
         try:
             out.append((lineno, json.loads(line)))
+        except RecursionError:
+            raise BadInput(f"{name}:{lineno}:1", "invalid JSON: nested too deeply") from None
         except json.JSONDecodeError as err:
             raise BadInput(f"{name}:{lineno}:{err.colno}", f"invalid JSON: {err.msg.lower()}") from None
     return out

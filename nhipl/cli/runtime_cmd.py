@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..loader import load
-from ._base import BadInput, handle_errors, main
+from ._base import BadInput, NumberRange, handle_errors, main
 
 
 @main.command(
@@ -28,7 +28,7 @@ from ._base import BadInput, handle_errors, main
     "--approval-timeout",
     default=300.0,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=NumberRange(min=0, min_open=True),
     help="Seconds to wait for a human's answer to an approval request.",
 )
 @click.argument("server", nargs=-1, required=True, type=click.UNPROCESSED)

@@ -14,7 +14,7 @@ from ..loader import load
 from ..simulator import Distribution, LatencyModel, TraceError, simulate
 from ..simulator.html import render_html
 from ..simulator.swarm import LABELS, TOPOLOGIES, SwarmStream, swarm_config
-from ._base import EXIT_BAD_INPUT, EXIT_OK, BadInput, handle_errors, main
+from ._base import EXIT_BAD_INPUT, EXIT_OK, BadInput, NumberRange, handle_errors, main
 
 
 def _trace_errors(func):
@@ -86,7 +86,7 @@ def _write(path: str, text: str | bytes) -> None:
               help="Human approval wait in seconds (default lognormal:120,0.8).")
 @click.option("--issue-delay", default=None, metavar="DIST",
               help="Credential issuance delay in seconds (default lognormal:0.25,0.5).")
-@click.option("--grace", type=float, default=0.0, show_default=True,
+@click.option("--grace", type=NumberRange(min=0.0), default=0.0, show_default=True,
               help="Seconds a credential may stay valid after its task ends before it is a finding.")
 @handle_errors
 @_trace_errors
@@ -131,7 +131,7 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
 
 def _rate_option(name: str):
     flag = "--" + name.replace("_", "-")
-    return click.option(flag, name, type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+    return click.option(flag, name, type=NumberRange(0.0, 1.0), default=0.0, show_default=True,
                         help=f"Rate of planted `{name}` faults.")
 
 
@@ -156,6 +156,11 @@ def _rate_options(func):
 @handle_errors
 def generate_cmd(agents, tasks, steps, seed, topology, max_depth, policy_out, labels_out, **rates):
     """A seeded synthetic swarm trace as JSON lines on stdout. Exit 0."""
+    if policy_out and labels_out and os.path.abspath(policy_out) == os.path.abspath(labels_out):
+        raise BadInput(f"{labels_out}:1:1", "`--labels-out` names the same file as `--policy-out`")
+    for path in (policy_out, labels_out):  # fail before the trace is written, not after
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise BadInput(f"{path}:1:1", "cannot write file: no such folder")
     config = swarm_config(agents, tasks, topology, max_depth, seed, steps, **rates)
     stream = SwarmStream(config)
     out = sys.stdout
@@ -185,12 +190,16 @@ def generate_cmd(agents, tasks, steps, seed, topology, max_depth, policy_out, la
 @handle_errors
 @_trace_errors
 def graph_cmd(trace, output, policy_paths, skip_bad_lines):
-    """Draw TRACE as a graph. DOT text always; SVG or PNG through graphviz `dot`. Exit 0."""
+    """Draw TRACE (or - for stdin) as a graph. DOT text always; SVG or PNG through graphviz `dot`. Exit 0."""
     base, ext = os.path.splitext(output)
     ext = ext.lower()
     if ext not in (".svg", ".png", ".dot"):
         raise BadInput(f"{output}:1:1", f"unknown output format `{ext or output}`\nhelp: name a .svg, .png or .dot file")
     policies = load(list(policy_paths)) if policy_paths else None
+    if trace == "-":
+        from ..simulator import read_trace
+
+        trace = read_trace(sys.stdin.buffer, skip_bad_lines=skip_bad_lines, name="<stdin>")
     report = simulate(trace, policies, skip_bad_lines=skip_bad_lines)
     dot_text = report.to_dot()
     if ext == ".dot":

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ._base import EXIT_FINDINGS, EXIT_OK, BadInput, handle_errors, main
+from ._base import EXIT_FINDINGS, EXIT_OK, BadInput, NumberRange, handle_errors, main
 
 # Keep in step with nhipl.testing.invariants (not imported at start-up, see below).
 DEFAULT_MAX_EXAMPLES, DEFAULT_SEED = 300, 0
@@ -26,7 +26,7 @@ def _plural(n: int, word: str) -> str:
 @click.option("-k", "pattern", metavar="PATTERN", help="Run only tests and invariants whose name or file contains PATTERN (case-insensitive).")
 @click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), help="Write a JUnit XML report to FILE.")
 @click.option("--coverage", "show_coverage", is_flag=True, help="Report the rules no test made determining, per file and in total.")
-@click.option("--fail-under", type=click.FloatRange(0, 100), metavar="PCT", help="Exit 1 when total rule coverage is below PCT.")
+@click.option("--fail-under", type=NumberRange(0, 100), metavar="PCT", help="Exit 1 when total rule coverage is below PCT.")
 @click.option("--max-examples", type=click.IntRange(1), default=DEFAULT_MAX_EXAMPLES, show_default=True, help="Requests tried per invariant.")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the invariant search (runs are reproducible).")
 @click.option("--no-invariants", is_flag=True, help="Skip the invariant search.")

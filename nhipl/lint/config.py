@@ -116,12 +116,14 @@ def parse_config(text: str, path: str) -> LintConfig:
         line, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(err))
         raise PolicyError([Diagnostic("lint-config", f"invalid TOML: {message[:1].lower() + message[1:]}", Span(path, line, col))]) from None
-    section = data.get("tool", {}).get("nhipl", {}).get("lint")
+    tool = data.get("tool", {})
+    nhipl = tool.get("nhipl", {}) if isinstance(tool, dict) else {}
+    section = nhipl.get("lint") if isinstance(nhipl, dict) else nhipl
     if section is None:
         return LintConfig(source=path)
     errors = _Errors(path, text)
     if not isinstance(section, dict):
-        errors.add("lint", "`tool.nhipl.lint` must be a table")
+        errors.add("lint", f"`tool.nhipl{'.lint' * isinstance(nhipl, dict)}` must be a table")
         raise PolicyError(errors.diagnostics)
     for key in section:
         if key not in _KEYS:

@@ -338,6 +338,9 @@ def _events(lines, source, on_bad_line) -> Iterator[dict]:
         except json.JSONDecodeError as err:
             yield from _bad(source, line_no, f"invalid JSON: {err.msg.lower()}", on_bad_line)
             continue
+        except RecursionError:
+            yield from _bad(source, line_no, "invalid JSON: nested too deeply", on_bad_line)
+            continue
         problem, out = _convert(record, started)
         if problem is not None:
             yield from _bad(source, line_no, problem, on_bad_line)

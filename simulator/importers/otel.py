@@ -185,6 +185,8 @@ def _arguments(span: Span, arguments: object) -> dict:
         value = json.loads(arguments)
     except json.JSONDecodeError as err:
         raise span.error(f"`gen_ai.tool.call.arguments` is not valid JSON: {err.msg.lower()}") from None
+    except RecursionError:
+        raise span.error("`gen_ai.tool.call.arguments` is not valid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise span.error("`gen_ai.tool.call.arguments` is not a JSON object")
     return value
@@ -196,7 +198,7 @@ def _user_text(span: Span) -> str | None:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return None
     if not isinstance(raw, list):
         return None

@@ -79,6 +79,8 @@ def read_json(path: str) -> Document:
         raise SourceError(f"{path}:1:1", "the file is empty")
     try:
         return Document(path, 1, json.loads(text))
+    except RecursionError:
+        raise SourceError(f"{path}:1:1", "invalid JSON: nested too deeply") from None
     except json.JSONDecodeError as err:
         raise SourceError(f"{path}:{err.lineno}:{err.colno}", f"invalid JSON: {err.msg.lower()}") from None
 
@@ -90,6 +92,8 @@ def read_json_documents(path: str) -> list[Document]:
         raise SourceError(f"{path}:1:1", "the file is empty")
     try:
         return [Document(path, 1, json.loads(text))]
+    except RecursionError:
+        raise SourceError(f"{path}:1:1", "invalid JSON: nested too deeply") from None
     except json.JSONDecodeError as err:
         if err.msg != "Extra data":
             raise SourceError(f"{path}:{err.lineno}:{err.colno}", f"invalid JSON: {err.msg.lower()}") from None
@@ -99,6 +103,8 @@ def read_json_documents(path: str) -> list[Document]:
             continue
         try:
             documents.append(Document(path, lineno, json.loads(line)))
+        except RecursionError:
+            raise SourceError(f"{path}:{lineno}:1", "invalid JSON: nested too deeply") from None
         except json.JSONDecodeError as err:
             raise SourceError(f"{path}:{lineno}:{err.colno}", f"invalid JSON: {err.msg.lower()}") from None
     return documents

@@ -279,6 +279,8 @@ class _Validator:
         if type(value) is int:
             if value < 1:
                 raise self.fail(path, f"`seeds` must be at least 1, not {value}")
+            if value > _MAX_RUNS:
+                raise self.fail(path, f"`seeds` must be at most {_MAX_RUNS}, not {value}")
             return tuple(range(base_seed, base_seed + value))
         if isinstance(value, list):
             if not value:

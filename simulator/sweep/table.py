@@ -69,7 +69,10 @@ class ResultsTable:
 
     def open(self) -> set[str]:
         """Open for appending; return the ids of runs already finished."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"{self.folder}:1:1", f"cannot create folder: {(err.strerror or str(err)).lower()}") from None
         if self.path.exists():
             self._recover()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -80,23 +83,27 @@ class ResultsTable:
 
     def _recover(self) -> None:
         data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):  # a row cut short by a kill: drop it
-            with open(self.path, "r+b") as fh:
-                fh.truncate(end)
-                fh.flush()
-                os.fsync(fh.fileno())
-            data = data[:end]
         if not data:
             return
-        lines = data.decode("utf-8").splitlines(keepends=True)
-        header = tuple(next(csv.reader([lines[0]])))
-        if header != self.header:
+        end = data.rfind(b"\n") + 1
+        try:
+            header = tuple(next(csv.reader([data.split(b"\n", 1)[0].decode("utf-8")]), ()))
+            lines = data[:end].decode("utf-8").splitlines(keepends=True)
+        except UnicodeDecodeError:
+            header, lines = None, []
+        if end == 0 and render_row(list(self.header)).startswith(data):  # the header cut short by a kill
+            header = self.header
+        if header != self.header:  # checked before the file is touched: it may be someone else's
             raise ConfigError(
                 f"{self.path}:1:1",
                 "this results table has other columns than the sweep",
                 "it was written by another config or version; pass another `--out` folder",
             )
+        if end < len(data):  # a row cut short by a kill: drop it
+            with open(self.path, "r+b") as fh:
+                fh.truncate(end)
+                fh.flush()
+                os.fsync(fh.fileno())
         for number, line in enumerate(lines[1:], start=2):
             cells = next(csv.reader([line]))
             if len(cells) != len(self.header):
