@@ -23,7 +23,7 @@ from . import ast as A
 from .decision import ALLOW, RESTRICTIVENESS, Decision, EvalError, Reasons, allow_lines, combine, default_deny, explain, make_decision
 from .request import _NO_APPROVAL, Request, parse_request
 from .request import _parse as parse_one  # parse_request without an index to report
-from .values import Glob, equal, glob, type_name
+from .values import Glob, a_type, equal, glob
 
 _new_tuple = tuple.__new__
 
@@ -57,7 +57,7 @@ def _describe_missing(scope: tuple, root: str, attrs: tuple[str, ...]) -> str:
     value, walked = env[root], root
     for attr in attrs:
         if value.__class__ is not dict:
-            return f"`{walked}` is a {type_name(value)}, it has no attribute `{attr}`"
+            return f"`{walked}` is {a_type(value)}, it has no attribute `{attr}`"
         if attr not in value:
             return f"`{walked}` has no attribute `{attr}`"
         value, walked = value[attr], f"{walked}.{attr}"
@@ -154,7 +154,7 @@ def _compile_path(node: A.Path) -> Cond:
 def _boolean(value: object, what: str) -> bool:
     if value is True or value is False:
         return value
-    raise _Failure(f"{what} is a {type_name(value)}, not a boolean")
+    raise _Failure(f"{what} is {a_type(value)}, not a boolean")
 
 
 def _is_const(node: A.Expr) -> bool:
@@ -223,7 +223,7 @@ def _compile_order(op: str, left: A.Expr, right: A.Expr) -> Cond:
             ca = a.__class__
             if ca is int or ca is float:
                 return compare(a, const)
-            raise _Failure(f"cannot order a {type_name(a)} and a number with `{op}`")
+            raise _Failure(f"cannot order {a_type(a)} and a number with `{op}`")
 
         return order_const
     get_r = compile_expr(right)
@@ -234,7 +234,7 @@ def _compile_order(op: str, left: A.Expr, right: A.Expr) -> Cond:
         ca, cb = a.__class__, b.__class__
         if (ca is int or ca is float) and (cb is int or cb is float):
             return compare(a, b)
-        raise _Failure(f"cannot order a {type_name(a)} and a {type_name(b)} with `{op}`")
+        raise _Failure(f"cannot order {a_type(a)} and {a_type(b)} with `{op}`")
 
     return order
 
@@ -263,7 +263,7 @@ def _compile_in(node: A.In) -> Cond:
         v = get_item(env)
         container = get_container(env)
         if container.__class__ is not list:
-            raise _Failure(f"`in` needs a list on the right, not a {type_name(container)}")
+            raise _Failure(f"`in` needs a list on the right, not {a_type(container)}")
         return any(equal(v, m) for m in container)
 
     return in_dynamic
@@ -274,7 +274,7 @@ def _compile_strtest(node: A.StringTest) -> Cond:
     op = node.op
 
     def fail(a, b):
-        return _Failure(f"`{op}` needs two strings, not a {type_name(a)} and a {type_name(b)}")
+        return _Failure(f"`{op}` needs two strings, not {a_type(a)} and {a_type(b)}")
 
     if isinstance(node.right, A.Literal) and node.right.value.__class__ is str:
         lit = node.right.value
@@ -353,7 +353,7 @@ def compile_expr(node: A.Expr) -> Cond:
                 return False
             if v is False:
                 return True
-            raise _Failure(f"the operand of `not` is a {type_name(v)}, not a boolean")
+            raise _Failure(f"the operand of `not` is {a_type(v)}, not a boolean")
 
         return not_
     if isinstance(node, A.And):
@@ -377,7 +377,7 @@ def compile_expr(node: A.Expr) -> Cond:
                 if v is False:
                     return False
                 if v is not True:
-                    raise _Failure(f"an operand of `and` is a {type_name(v)}, not a boolean")
+                    raise _Failure(f"an operand of `and` is {a_type(v)}, not a boolean")
             return True
 
         return and_
@@ -402,7 +402,7 @@ def compile_expr(node: A.Expr) -> Cond:
                 if v is True:
                     return True
                 if v is not False:
-                    raise _Failure(f"an operand of `or` is a {type_name(v)}, not a boolean")
+                    raise _Failure(f"an operand of `or` is {a_type(v)}, not a boolean")
             return False
 
         return or_
@@ -436,7 +436,7 @@ def _checked(f: Cond, node: A.Expr, what: str) -> Cond:
         v = f(env)
         if v is True or v is False:
             return v
-        raise _Failure(f"{what} is a {type_name(v)}, not a boolean")
+        raise _Failure(f"{what} is {a_type(v)}, not a boolean")
 
     return boolean
 

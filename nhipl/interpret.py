@@ -9,7 +9,7 @@ from __future__ import annotations
 from . import ast as A
 from .decision import Decision, EvalError, combine, explain
 from .request import Request, parse_request
-from .values import equal, glob_match, is_number, type_name
+from .values import a_type, equal, glob_match, is_number
 
 
 class _EvalFailure(Exception):
@@ -51,7 +51,7 @@ def _in_scope(rule: A.Rule, req: Request, principal: dict) -> bool:
 def _boolean(value: object, what: str) -> bool:
     if value is True or value is False:
         return value
-    raise _EvalFailure(f"{what} is a {type_name(value)}, not a boolean")
+    raise _EvalFailure(f"{what} is {a_type(value)}, not a boolean")
 
 
 def _matches(rule: A.Rule, env: dict) -> bool:
@@ -91,7 +91,7 @@ def _lookup(path: A.Path, env: dict) -> object:
     walked = path.root
     for attr in path.attrs:
         if not isinstance(value, dict):
-            raise _EvalFailure(f"`{walked}` is a {type_name(value)}, it has no attribute `{attr}`")
+            raise _EvalFailure(f"`{walked}` is {a_type(value)}, it has no attribute `{attr}`")
         if attr not in value:
             raise _EvalFailure(f"`{walked}` has no attribute `{attr}`")
         value = value[attr]
@@ -127,17 +127,17 @@ def _eval(expr: A.Expr, env: dict) -> object:
         if expr.op == "!=":
             return not equal(left, right)
         if not (is_number(left) and is_number(right)):
-            raise _EvalFailure(f"cannot order a {type_name(left)} and a {type_name(right)} with `{expr.op}`")
+            raise _EvalFailure(f"cannot order {a_type(left)} and {a_type(right)} with `{expr.op}`")
         return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[expr.op]
     if isinstance(expr, A.In):
         item, container = _eval(expr.item, env), _eval(expr.container, env)
         if not isinstance(container, list):
-            raise _EvalFailure(f"`in` needs a list on the right, not a {type_name(container)}")
+            raise _EvalFailure(f"`in` needs a list on the right, not {a_type(container)}")
         return any(equal(item, x) for x in container)
     if isinstance(expr, A.StringTest):
         left, right = _eval(expr.left, env), _eval(expr.right, env)
         if not (isinstance(left, str) and isinstance(right, str)):
-            raise _EvalFailure(f"`{expr.op}` needs two strings, not a {type_name(left)} and a {type_name(right)}")
+            raise _EvalFailure(f"`{expr.op}` needs two strings, not {a_type(left)} and {a_type(right)}")
         if expr.op == "matches":
             return glob_match(right, left)
         if expr.op == "startswith":

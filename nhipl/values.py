@@ -88,3 +88,11 @@ def glob(pattern: str) -> Glob:
 
 def glob_match(pattern: str, text: str) -> bool:
     return glob(pattern).match(text)
+
+
+def a_type(value: object) -> str:
+    """The type with its article, for messages: `a string`, `an object`, `null`."""
+    name = type_name(value)
+    if name == "null":
+        return name
+    return ("an " if name[0] in "aeiou" else "a ") + name
