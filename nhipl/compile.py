@@ -483,6 +483,25 @@ def _shape(node: A.Expr | None) -> object:
     raise TypeError(f"unknown expression node {node!r}")
 
 
+def _near_misses(candidates: tuple, intent: str | None, resource: str | None) -> tuple[str, ...]:
+    """Why each permit that covers a default-denied call (its subject, action and
+    targets match) did not apply: a decision that explains itself says what was close."""
+    lines = []
+    for cr in candidates:
+        if cr.kind != _PERMIT:
+            continue
+        if cr.intent is not None and cr.intent != intent:
+            have = f"`{intent}`" if intent is not None else "none"
+            lines.append(f"permit `{cr.id}` applies only to tasks with intent `{cr.intent}` (this request's: {have})")
+        elif cr.resources is not None and (resource is None or not any(g.match(resource) for g in cr.resources)):
+            want = ", ".join(f"`{g.pattern}`" for g in cr.resources)
+            have = f"`{resource}`" if resource is not None else "none"
+            lines.append(f"permit `{cr.id}` needs a resource matching {want} (this request's: {have})")
+        else:
+            lines.append(f"permit `{cr.id}` covers this call, but its conditions do not hold for this request")
+    return tuple(lines)
+
+
 class _CRule:
     __slots__ = ("index", "rule", "id", "ids", "kind", "intent", "resources", "cond", "ttl", "ttl_seconds", "because")
 
@@ -731,7 +750,7 @@ class CompiledPolicies:
                 approvals.append(cr)
         if forbids is None and approvals is None and errors is None:
             if not permits:
-                return default_deny(pid, req.action, req.tool)
+                return default_deny(pid, req.action, req.tool, _near_misses, candidates, intent, resource)
             if mixed and len(permits) > 1:
                 permits.sort(key=_BY_INDEX)
             return self._allow(permits, ceiling)
