@@ -91,9 +91,6 @@ class Policies:
             from .compile import CompiledPolicies
 
             self._compiled = CompiledPolicies(self)
-            # From now on `policies.evaluate` is the compiled evaluator's own bound method:
-            # one Python call fewer per decision. `Policies.evaluate` below documents it.
-            self.evaluate = self._compiled.evaluate
         return self._compiled
 
     def evaluate(self, request) -> Decision:
