@@ -38,7 +38,7 @@ def _distribution(option: str, text: str | None, default: Distribution) -> Distr
     try:
         return Distribution.parse(text)
     except ValueError as err:
-        raise BadInput(f"<{option}>:1:1", f"{err}\nhelp: write a distribution like `lognormal:120,0.8`, `exp:60`, "
+        raise BadInput(f"<{option}>:1:1", f"{err}\n  help: write a distribution like `lognormal:120,0.8`, `exp:60`, "
                                          "`uniform:10,300` or `const:30`") from None
 
 
@@ -194,7 +194,7 @@ def graph_cmd(trace, output, policy_paths, skip_bad_lines):
     base, ext = os.path.splitext(output)
     ext = ext.lower()
     if ext not in (".svg", ".png", ".dot"):
-        raise BadInput(f"{output}:1:1", f"unknown output format `{ext or output}`\nhelp: name a .svg, .png or .dot file")
+        raise BadInput(f"{output}:1:1", f"unknown output format `{ext or output}`\n  help: name a .svg, .png or .dot file")
     policies = load(list(policy_paths)) if policy_paths else None
     if trace == "-":
         from ..simulator import read_trace
@@ -211,10 +211,10 @@ def graph_cmd(trace, output, policy_paths, skip_bad_lines):
         dot_path = base + ".dot"
         if os.path.exists(dot_path):
             raise BadInput(f"{output}:1:1", f"graphviz `dot` is not installed, and {dot_path} exists, so nothing was written\n"
-                                            f"help: install graphviz, or write the DOT text with `-o {dot_path}`")
+                                            f"  help: install graphviz, or write the DOT text with `-o {dot_path}`")
         _write(dot_path, dot_text)
         click.echo(f"graphviz `dot` is not installed, so {output} was not drawn; wrote {dot_path}\n"
-                   f"help: install graphviz (`apt-get install graphviz`) and run `dot -T{ext[1:]} {dot_path} -o {output}`",
+                   f"  help: install graphviz (`apt-get install graphviz`) and run `dot -T{ext[1:]} {dot_path} -o {output}`",
                    err=True)
         sys.exit(EXIT_OK)
     result = subprocess.run([dot, f"-T{ext[1:]}"], input=dot_text.encode("utf-8"), capture_output=True, check=False)
