@@ -8,17 +8,14 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
-from nhipl.cli import main
+
+from .cli import run
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 GOOD = 'agent "spiffe://a/x" { groups: ["g"] }\n@id("p") permit agent in "g" to call "t" grant ttl 1m;\n'
 
 
-def run(*args, input=None):
-    result = CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

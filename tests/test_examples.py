@@ -6,17 +6,15 @@ from __future__ import annotations
 import pathlib
 
 import pytest
-from click.testing import CliRunner
-
-from nhipl.cli import main
+from .cli import run as run_cli
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 POLICY_SETS = sorted(p for p in EXAMPLES.iterdir() if p.is_dir() and list(p.glob("*.nhipl")))
 
 
 def run(*args):
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout + result.stderr
+    code, out, err = run_cli(*args)
+    return code, out + err
 
 
 def test_there_are_example_sets():

@@ -8,19 +8,16 @@ import pathlib
 import stat
 
 import pytest
-from click.testing import CliRunner
 
 import nhipl.fmt as fmt_module
-from nhipl.cli import main
 from nhipl.fmt import FormatError, format_text
+
+from .cli import run
 
 MESSY = '# head\n@id("p")   permit agent in "g" to call "t.read","t.list"\n  grant ttl 5m ;  # why\n'
 CANONICAL = '# head\n@id("p")\npermit agent in "g" to call "t.read", "t.list" grant ttl 5m;  # why\n'
 
 
-def run(*args, input=None):
-    result = CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

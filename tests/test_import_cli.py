@@ -6,18 +6,15 @@ import json
 import pathlib
 
 import pytest
-from click.testing import CliRunner
 
 import nhipl
-from nhipl.cli import main
+
+from .cli import run
 
 OTEL = pathlib.Path(__file__).parent / "data" / "otel"
 AGENTDOJO = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "agentdojo" / "gpt-4o-mini-2024-07-18"
 
 
-def run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def lines(text):

@@ -8,10 +8,10 @@ import pathlib
 
 import jsonschema
 import pytest
-from click.testing import CliRunner
 
-from nhipl.cli import main
 from nhipl.lint import RULES
+
+from .cli import run
 
 SCHEMA = json.loads((pathlib.Path(__file__).parent / "data" / "sarif" / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
 CLEAN = '@id("p") permit agent in "g" to call "t.read" grant ttl 5m;\n'
@@ -22,9 +22,6 @@ FINDINGS = (
 )
 
 
-def run(*args, input=None):
-    result = CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

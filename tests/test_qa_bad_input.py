@@ -4,10 +4,10 @@ accepted a meaningless value, or touched a file the user did not ask to change."
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 
 import nhipl
-from nhipl.cli import main
+
+from .cli import run
 
 GOOD = '@id("p") permit any agent to call "t" grant ttl 1m;\n'
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -15,9 +15,6 @@ REQUEST = '{"principal": "spiffe://a/x", "tool": "t"}'
 SWEEP = '[sweep]\nname = "qa"\nstudy = "revocation"\nseeds = {seeds}\n[parameters]\nspeed = [1]\nttl = [15]\nmax_ops = [0]\nagents = 1\n'
 
 
-def run(*args, input=None):
-    result = CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

@@ -1,0 +1,14 @@
+"""Run the `nhipl` command line in-process, the way every CLI test does."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from nhipl.cli import main
+
+
+def run(*args, input=None) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of `nhipl ARGS` (arguments may be paths).
+    Unexpected exceptions propagate, so a traceback fails the test."""
+    result = CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
