@@ -30,6 +30,7 @@ at 10,000 rules time fewer requests (shown as ``timed``).
 
 from __future__ import annotations
 
+import abc
 import argparse
 import gc
 import json
@@ -69,16 +70,18 @@ def _q(text: str) -> str:
     return json.dumps(text)
 
 
-class Engine:
+class Engine(abc.ABC):
+    """One engine under test: `load` the workload in its own language, then `decide` requests."""
+
     name = "?"
     dists: tuple[str, ...] = ()
     mapping = ""
 
-    def load(self, wl: Workload) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def load(self, wl: Workload) -> None: ...
 
-    def decide(self, request: dict) -> bool:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def decide(self, request: dict) -> bool: ...
 
 
 # ---- nhipl --------------------------------------------------------------------------
