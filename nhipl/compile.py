@@ -502,8 +502,54 @@ def _near_misses(candidates: tuple, intent: str | None, resource: str | None) ->
     return tuple(lines)
 
 
+def _intent_guard(when: A.Expr | None) -> tuple[str | None, A.Expr | None]:
+    """``(x, rest)`` when ``when`` is ``task.intent == "x"`` or starts with that
+    conjunct (``rest`` is what remains, None when nothing), else ``(None, when)``.
+
+    A request whose intent is a string other than ``x`` makes such a condition
+    false without reading anything else (``and`` stops at its first false
+    operand), so the rule is skipped as cheaply as one under a task scope; a
+    request with intent ``x`` makes the conjunct true, so only ``rest`` runs."""
+    first, rest = when, None
+    if isinstance(when, A.And):
+        first = when.operands[0]
+        rest = A.And(when.operands[1:])  # still an `and`: same checks, same messages
+    if isinstance(first, A.Compare) and first.op == "==":
+        left, right = first.left, first.right
+        if isinstance(left, A.Literal):
+            left, right = right, left
+        if (
+            isinstance(left, A.Path)
+            and left.root == "task"
+            and left.attrs == ("intent",)
+            and isinstance(right, A.Literal)
+            and right.value.__class__ is str
+        ):
+            return right.value, rest
+    return None, when
+
+
+def _condition(conditions: dict, when: A.Expr | None, unless: A.Expr | None) -> Cond | None:
+    """The compiled condition, one closure per distinct (when, unless) shape."""
+    key = (_shape(when), _shape(unless))
+    cond = conditions.get(key)
+    if cond is None and key not in conditions:
+        cond = conditions[key] = compile_condition(when, unless)
+    return cond
+
+
 class _CRule:
-    __slots__ = ("index", "rule", "id", "ids", "kind", "intent", "resources", "cond", "ttl", "ttl_seconds", "because")
+    """A rule as the evaluator reads it.
+
+    ``want`` is the task intent the rule needs: its task scope's, or the one its
+    ``when`` starts by testing (``guarded``). ``rest`` is the condition left to
+    check once the request's intent equals ``want`` (``cond`` itself when there
+    is no guard); ``cond`` is the whole condition."""
+
+    __slots__ = (
+        "index", "rule", "id", "ids", "kind", "intent", "want", "scoped", "resources", "cond", "rest",
+        "ttl", "ttl_seconds", "because",
+    )  # fmt: skip
 
     def __init__(self, index: int, rule: A.Rule, conditions: dict):
         self.index = index
@@ -512,11 +558,12 @@ class _CRule:
         self.kind = _KIND[rule.effect]
         self.intent = rule.task_intent
         self.resources = tuple(glob(r) for r in rule.resources) if rule.resources is not None else None
-        key = (_shape(rule.when), _shape(rule.unless))
-        cond = conditions.get(key)
-        if cond is None and key not in conditions:
-            cond = conditions[key] = compile_condition(rule.when, rule.unless)
-        self.cond = cond
+        self.cond = _condition(conditions, rule.when, rule.unless)
+        guard, rest = _intent_guard(rule.when) if rule.task_intent is None else (None, None)
+        if guard is not None:
+            self.want, self.scoped, self.rest = guard, False, _condition(conditions, rest, rule.unless)
+        else:
+            self.want, self.scoped, self.rest = rule.task_intent, True, self.cond
         self.ttl = rule.ttl
         self.ttl_seconds = rule.ttl.seconds if rule.ttl is not None else None
         self.ids = (rule.id,)
@@ -714,8 +761,15 @@ class CompiledPolicies:
         resource = req.resource
         env = None
         for cr in candidates:
-            if cr.intent is not None and cr.intent != intent:
-                continue
+            want = cr.want
+            if want is None:
+                cond = cr.cond
+            elif want == intent:
+                cond = cr.rest
+            elif cr.scoped or intent is not None:
+                continue  # another task's rule, or a condition that is false for this intent
+            else:
+                cond = cr.cond  # the condition reads a task intent this request lacks: it fails closed
             if cr.resources is not None:
                 if resource is None:
                     continue
@@ -724,7 +778,6 @@ class CompiledPolicies:
                         break
                 else:
                     continue
-            cond = cr.cond
             if cond is not None:
                 if env is None:
                     env = (req, principal, chain, self)

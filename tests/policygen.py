@@ -59,6 +59,9 @@ def _atoms() -> st.SearchStrategy[str]:
         st.tuples(st.sampled_from(HAS_PATHS), st.just("has"), st.sampled_from(ATTRS)).map(" ".join),
         st.sampled_from(["true", "false"]),
         st.sampled_from(PATHS),  # a bare path: an error unless it is a boolean
+        # the intent test the compiled evaluator uses as a guard when it comes first
+        st.sampled_from(INTENTS).map(lambda i: f"task.intent == {_lit(i)}"),
+        st.sampled_from(INTENTS).map(lambda i: f"{_lit(i)} == task.intent"),
     )
 
 
