@@ -548,7 +548,7 @@ class _CRule:
 
     __slots__ = (
         "index", "rule", "id", "ids", "kind", "intent", "want", "scoped", "resources", "cond", "rest",
-        "ttl", "ttl_seconds", "because",
+        "ttl", "ttl_seconds", "because", "allowed",
     )  # fmt: skip
 
     def __init__(self, index: int, rule: A.Rule, conditions: dict):
@@ -568,6 +568,13 @@ class _CRule:
         self.ttl_seconds = rule.ttl.seconds if rule.ttl is not None else None
         self.ids = (rule.id,)
         self.because = rule.because
+        # The decision when this permit alone allows and no ttl ceiling applies:
+        # immutable, so built once and shared.
+        self.allowed = (
+            _new_tuple(Decision, (ALLOW, self.ids, self.ttl_seconds, (), Reasons(allow_lines, self.ids, (), None, self.ttl_seconds, ()), None))
+            if self.kind == _PERMIT
+            else None
+        )
 
 
 class _TargetIndex:
@@ -804,6 +811,8 @@ class CompiledPolicies:
         if forbids is None and approvals is None and errors is None:
             if not permits:
                 return default_deny(pid, req.action, req.tool, _near_misses, candidates, intent, resource)
+            if ceiling is None and len(permits) == 1:
+                return permits[0].allowed
             if mixed and len(permits) > 1:
                 permits.sort(key=_BY_INDEX)
             return self._allow(permits, ceiling)
