@@ -100,6 +100,10 @@ def _all_strings(items: list) -> bool:
     return True
 
 
+def _chain_error() -> RequestError:
+    return RequestError("field `delegation.chain` must be a list of identity strings", "delegation.chain")
+
+
 def _strip_nulls(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if v is not None}
 
@@ -191,12 +195,15 @@ def _parse(raw: object) -> Request:
     if task is not None:
         if task.__class__ is not dict:
             raise _fail("task", "an object", task)
-        if None in task.values():
-            task = _strip_nulls(task)
-        for key in _TASK_STRINGS:
-            value = task.get(key)
-            if value is not None and value.__class__ is not str:
-                raise _fail(f"task.{key}", "a string", value)
+        for value in task.values():
+            if value.__class__ is not str:  # rare: a null to drop, or a value to check
+                if None in task.values():
+                    task = _strip_nulls(task)
+                for key in _TASK_STRINGS:
+                    value = task.get(key)
+                    if value is not None and value.__class__ is not str:
+                        raise _fail(f"task.{key}", "a string", value)
+                break
     req.task = task
 
     delegation = get("delegation")
@@ -207,8 +214,12 @@ def _parse(raw: object) -> Request:
         chain = delegation.get("chain")
         if chain is None:
             chain = []
-        elif chain.__class__ is not list or (chain and not _all_strings(chain)):
-            raise RequestError("field `delegation.chain` must be a list of identity strings", "delegation.chain")
+        elif chain.__class__ is not list:
+            raise _chain_error()
+        else:
+            for item in chain:
+                if item.__class__ is not str:
+                    raise _chain_error()
         depth = delegation.get("depth")
         if depth is not None and (not is_number(depth) or depth != len(chain)):
             raise RequestError(

@@ -88,3 +88,17 @@ def test_ast_literal_equality_follows_nhipl():
     assert rule("1") == rule("1.0")
     assert rule('"a"') == rule('"a"')
     assert hash(rule("true").when) != hash(rule("1").when) or rule("true").when != rule("1").when
+
+
+@pytest.mark.parametrize("evaluator", sorted(EVALUATORS))
+def test_null_task_fields_count_as_absent(evaluator):
+    """TOML has no null, so this DESIGN §1 rule for nested task fields is pinned here."""
+    policies = nhipl.loads(
+        'task "t" { @id("scoped") permit any agent to call "x"; }\n'
+        '@id("no-intent") permit any agent to call "y" when not (task has intent) and task.id == "t1";'
+    )
+    decide = EVALUATORS[evaluator]
+    base = {"principal": "s", "task": {"intent": None, "id": "t1", "owner": None}}
+    assert decide(policies, {**base, "tool": "x"}).effect == "deny"
+    assert decide(policies, {**base, "tool": "y"}).rules == ("no-intent",)
+    assert decide(policies, {**base, "tool": "x", "task": {"intent": "t", "tags": None}}).effect == "allow"
