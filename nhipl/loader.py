@@ -8,9 +8,7 @@ Errors from every file are collected and raised together.
 
 from __future__ import annotations
 
-import gc
 import os
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from .check import check
 from .errors import Diagnostic, PolicyError, Span, did_you_mean
 from .lower import lower
 from .parse import parse_chunks
-from .policies import Policies
+from .policies import Policies, collector_paused
 
 STDLIB_PACKAGE = "nhipl.stdlib_policies"
 
@@ -173,23 +171,9 @@ def policy_files(folder: str) -> list[str]:
     return [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
 
 
-@contextmanager
-def _collector_paused():
-    """Loading allocates hundreds of thousands of short-lived objects and no
-    reference cycles; the cyclic garbage collector's full passes over them would
-    double the load time of a large policy set."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def load(paths) -> Policies:
     """Load a file, a folder (its ``*.nhipl`` files) or a list of either."""
-    with _collector_paused():
+    with collector_paused():
         return _load(paths)
 
 
@@ -225,7 +209,7 @@ def loads(text: str, source: str = "<string>") -> Policies:
         raise TypeError(f"loads() takes the policy text as a str, not {type(text).__name__}{hint}")
     if not isinstance(source, str):
         raise TypeError(f"loads() takes `source` as a str, not {type(source).__name__}")
-    with _collector_paused():
+    with collector_paused():
         loader = _Loader()
         base = os.path.dirname(source) if not source.startswith("<") else "."
         loader.load_text(text, source, None, base or ".")
