@@ -21,7 +21,19 @@ from operator import attrgetter, itemgetter
 from typing import Callable
 
 from . import ast as A
-from .decision import ALLOW, RESTRICTIVENESS, Decision, EvalError, Reasons, allow_lines, combine, default_deny, explain, make_decision
+from .decision import (
+    ALLOW,
+    DENY,
+    RESTRICTIVENESS,
+    Decision,
+    EvalError,
+    Reasons,
+    _default_deny_lines,
+    allow_lines,
+    combine,
+    explain,
+    make_decision,
+)
 from .request import _NO_APPROVAL, Request, parse_request
 from .request import _parse as parse_one  # parse_request without an index to report
 from .values import Glob, a_type, equal, glob
@@ -484,16 +496,19 @@ def _shape(node: A.Expr | None) -> object:
     raise TypeError(f"unknown expression node {node!r}")
 
 
-def _near_misses(candidates: tuple, intent: str | None, resource: str | None) -> tuple[str, ...]:
-    """Why each permit that covers a default-denied call (its subject, action and
-    targets match) did not apply: a decision that explains itself says what was close."""
-    lines = []
+def _near_miss_lines(pid: str, action: str, tool: str, candidates: tuple, intent: str | None, resource: str | None) -> tuple[str, ...]:
+    """The reasons of a default deny with candidates: the deny, then why each permit
+    that covers the call (its subject, action and targets match) did not apply, since
+    a decision that explains itself says what was close."""
+    lines = [f"no permit matches `{pid}` doing `{action}` on `{tool}` (default deny)"]
     for cr in candidates:
         if cr.kind != _PERMIT:
             continue
         if cr.intent is not None and cr.intent != intent:
             have = f"`{intent}`" if intent is not None else "none"
             lines.append(f"permit `{cr.id}` applies only to tasks with intent `{cr.intent}` (this request's: {have})")
+        elif cr.want is not None and intent is not None and cr.want != intent:
+            lines.append(f"permit `{cr.id}` has a condition `task.intent == \"{cr.want}\"` (this request's intent: `{intent}`)")
         elif cr.resources is not None and (resource is None or not any(g.match(resource) for g in cr.resources)):
             want = ", ".join(f"`{g.pattern}`" for g in cr.resources)
             have = f"`{resource}`" if resource is not None else "none"
@@ -780,7 +795,7 @@ class CompiledPolicies:
         pid, principal, keys, ceiling = identity
         candidates, mixed = bucket.select(pid, keys) if not bucket.empty else ((), False)
         if not candidates:
-            return default_deny(pid, req.action, req.tool)
+            return _new_tuple(Decision, (DENY, (), None, (), Reasons(_default_deny_lines, pid, req.action, req.tool, ()), None))
         permits: list[_CRule] = []
         forbids = approvals = errors = None  # rare: made when first needed
         task = req.task
@@ -830,7 +845,9 @@ class CompiledPolicies:
                 approvals.append(cr)
         if forbids is None and approvals is None and errors is None:
             if not permits:
-                return default_deny(pid, req.action, req.tool, _near_misses, candidates, intent, resource)
+                return _new_tuple(
+                    Decision, (DENY, (), None, (), Reasons(_near_miss_lines, pid, req.action, req.tool, candidates, intent, resource), None)
+                )
             if ceiling is None and len(permits) == 1:
                 return permits[0].allowed
             if mixed and len(permits) > 1:

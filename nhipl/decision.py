@@ -151,19 +151,13 @@ def _gate_lines(verb: str, gates: tuple[tuple[str, str | None], ...], errors) ->
     return tuple(f"{verb} `{rid}`" + (f": {because}" if because else "") for rid, because in gates) + _error_lines(errors)
 
 
-def _default_deny_lines(principal_id: str, action: str, tool: str, errors, near_misses=None, *context) -> tuple[str, ...]:
-    reason = f"no permit matches `{principal_id}` doing `{action}` on `{tool}` (default deny)"
-    near = near_misses(*context) if near_misses is not None else ()
-    return (reason,) + near + _error_lines(errors)
+def _default_deny_lines(principal_id: str, action: str, tool: str, errors) -> tuple[str, ...]:
+    return (f"no permit matches `{principal_id}` doing `{action}` on `{tool}` (default deny)",) + _error_lines(errors)
 
 
-def default_deny(principal_id: str, action: str, tool: str, near_misses=None, *context) -> Decision:
-    """The decision when no rule matched at all and nothing errored. ``near_misses(*context)``,
-    when given, says why the permits covering this call did not apply (called only when
-    the reasons are read)."""
-    return _new_tuple(
-        Decision, (DENY, (), None, (), Reasons(_default_deny_lines, principal_id, action, tool, (), near_misses, *context), None)
-    )
+def default_deny(principal_id: str, action: str, tool: str) -> Decision:
+    """The decision when no rule covers the call at all."""
+    return _new_tuple(Decision, (DENY, (), None, (), Reasons(_default_deny_lines, principal_id, action, tool, ()), None))
 
 
 def allow_lines(permits: tuple[str, ...], approvals: tuple[str, ...], by: str | None, ttl, errors) -> tuple[str, ...]:
