@@ -113,7 +113,29 @@ def test_scheduler_needs_dask(tmp_path):
     path = write(tmp_path, GOOD)
     result = CliRunner().invoke(main, ["sweep", str(path), "--executor", "local", "--scheduler", "tcp://127.0.0.1:1"])
     assert result.exit_code == 2
-    assert "`--scheduler` needs `--executor dask`" in result.output
+    assert result.output.startswith("--scheduler:1:1: `--scheduler` needs `--executor dask`")
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "where"),
+    [(["--scheduler", "tcp://127.0.0.1:9"], "--scheduler"), (["--executor", "dask"], "--executor"), ([], "CONFIG")],
+)
+def test_executor_failure_names_the_flag(tmp_path, monkeypatch, flags, where):
+    """An executor that cannot start is bad input located at the flag that chose it
+    (the real unreachable-scheduler error is tested in test_sweep_run; here it is
+    raised at once instead of after dask's connect timeout)."""
+    import nhipl.simulator.sweep as sweep
+
+    def unreachable(*args, **kwargs):
+        raise sweep.ExecutorError("cannot reach the dask scheduler at `tcp://127.0.0.1:9`")
+
+    monkeypatch.setattr(sweep, "run_sweep", unreachable)
+    path = write(tmp_path, GOOD)
+    result = CliRunner().invoke(main, ["sweep", str(path), "--no-plots", "--out", str(tmp_path / "out"), *flags])
+    assert result.exit_code == 2, result.output
+    location = str(path) if where == "CONFIG" else where
+    assert result.output.startswith(f"{location}:1:1: cannot reach the dask scheduler"), result.output
 
 
 def test_grid_expansion_and_columns():

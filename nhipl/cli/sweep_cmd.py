@@ -37,11 +37,11 @@ def sweep(config: str, out: str | None, executor: str | None, scheduler: str | N
         click.echo(err.render(), err=True)
         sys.exit(EXIT_BAD_INPUT)
     if plots and settings.plots and importlib.util.find_spec("matplotlib") is None:
-        click.echo("error: the config's plots need matplotlib\n  help: install it with `pip install 'nhipl[sweep]'`, "
+        click.echo(f"{config}:1:1: the config's plots need matplotlib\n  help: install it with `pip install 'nhipl[sweep]'`, "
                    "or pass `--no-plots`", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if scheduler and executor == "local":
-        click.echo("error: `--scheduler` needs `--executor dask`", err=True)
+        click.echo("--scheduler:1:1: `--scheduler` needs `--executor dask`", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if scheduler or executor == "dask":
         runner = DaskExecutor(scheduler=scheduler, workers=workers)
@@ -54,7 +54,8 @@ def sweep(config: str, out: str | None, executor: str | None, scheduler: str | N
         click.echo(err.render(), err=True)
         sys.exit(EXIT_BAD_INPUT)
     except ExecutorError as err:
-        click.echo(f"error: {err}", err=True)
+        flag = "--scheduler" if scheduler else ("--executor" if executor == "dask" else config)
+        click.echo(f"{flag}:1:1: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except RunFailed as err:
         click.echo(f"error: {err}", err=True)
