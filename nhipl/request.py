@@ -120,21 +120,29 @@ def parse_request(raw: object, index: int | None = None) -> Request:
         raise RequestError(err.message, err.field, index) from None
 
 
+def _unknown_field(raw: dict) -> RequestError | None:
+    """The error for the first field of ``raw`` that is not a request field, if any."""
+    for key in raw:
+        if key not in _FIELD_SET:
+            hint = did_you_mean(str(key), FIELDS)
+            return RequestError(f"unknown request field `{key}`" + (f"; {hint}" if hint else ""), str(key))
+    return None
+
+
 def _parse(raw: object) -> Request:
+    """Fields are checked in the order of :data:`FIELDS`, except that ``task`` and
+    ``delegation`` come right after ``tool``; an unknown field is reported before a
+    missing one (it is most likely the missing one misspelt). Most requests carry
+    only principal, action, tool, task and delegation: when those account for
+    every key, the other fields are known to be absent without looking them up."""
     if raw.__class__ is not dict:
         raise RequestError(f"a request must be a JSON object, not {type_name(raw)}")
-    if not _FIELD_SET.issuperset(raw):  # type: ignore[arg-type]
-        for key in raw:  # type: ignore[union-attr]
-            if key not in _FIELD_SET:
-                hint = did_you_mean(str(key), FIELDS)
-                msg = f"unknown request field `{key}`"
-                raise RequestError(msg + (f"; {hint}" if hint else ""), str(key))
     get = raw.get  # type: ignore[union-attr]
     req = Request()
 
     principal = get("principal")
     if principal is None:
-        raise RequestError("missing required field `principal`", "principal")
+        raise _unknown_field(raw) or RequestError("missing required field `principal`", "principal")  # type: ignore[arg-type]
     if principal.__class__ is str:
         req.principal_id = principal
         req.principal_attrs = None
@@ -159,37 +167,19 @@ def _parse(raw: object) -> Request:
 
     action = get("action")
     if action is None:
-        action = "call"
+        action, given = "call", 2  # principal and tool
     elif action.__class__ is not str:
         raise _fail("action", "a string", action)
+    else:
+        given = 3
     req.action = action
 
     tool = get("tool")
     if tool is None:
-        raise RequestError("missing required field `tool`", "tool")
+        raise _unknown_field(raw) or RequestError("missing required field `tool`", "tool")  # type: ignore[arg-type]
     if tool.__class__ is not str:
         raise _fail("tool", "a string", tool)
     req.tool = tool
-
-    resource = get("resource")
-    if resource is not None and resource.__class__ is not str:
-        raise _fail("resource", "a string", resource)
-    req.resource = resource
-
-    args, context, provenance = get("args"), get("context"), get("provenance")
-    if args is not None and args.__class__ is not dict:
-        raise _fail("args", "an object", args)
-    if context is not None and context.__class__ is not dict:
-        raise _fail("context", "an object", context)
-    if provenance is not None and provenance.__class__ is not dict:
-        raise _fail("provenance", "an object", provenance)
-    req.args = args
-    req.context = context
-    if provenance is not None:
-        for arg, origin in provenance.items():
-            if origin.__class__ is not str:
-                raise _fail(f"provenance.{arg}", 'a string ("user", "tool:<name>" or "unknown")', origin)
-    req.provenance = provenance
 
     task = get("task")
     if task is not None:
@@ -227,6 +217,32 @@ def _parse(raw: object) -> Request:
                 "delegation.depth",
             )
     req.chain = chain
+
+    if len(raw) == given + (task is not None) + (delegation is not None):  # type: ignore[arg-type]
+        req.resource = req.args = req.context = req.provenance = req.now = req.credential = req.approval = None
+        return req
+    if not _FIELD_SET.issuperset(raw):  # type: ignore[arg-type]
+        raise _unknown_field(raw)  # type: ignore[arg-type, misc]
+
+    resource = get("resource")
+    if resource is not None and resource.__class__ is not str:
+        raise _fail("resource", "a string", resource)
+    req.resource = resource
+
+    args, context, provenance = get("args"), get("context"), get("provenance")
+    if args is not None and args.__class__ is not dict:
+        raise _fail("args", "an object", args)
+    if context is not None and context.__class__ is not dict:
+        raise _fail("context", "an object", context)
+    if provenance is not None and provenance.__class__ is not dict:
+        raise _fail("provenance", "an object", provenance)
+    req.args = args
+    req.context = context
+    if provenance is not None:
+        for arg, origin in provenance.items():
+            if origin.__class__ is not str:
+                raise _fail(f"provenance.{arg}", 'a string ("user", "tool:<name>" or "unknown")', origin)
+    req.provenance = provenance
 
     now = get("now")
     if now is not None and not is_number(now):

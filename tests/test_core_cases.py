@@ -102,3 +102,14 @@ def test_null_task_fields_count_as_absent(evaluator):
     assert decide(policies, {**base, "tool": "x"}).effect == "deny"
     assert decide(policies, {**base, "tool": "y"}).rules == ("no-intent",)
     assert decide(policies, {**base, "tool": "x", "task": {"intent": "t", "tags": None}}).effect == "allow"
+
+
+@pytest.mark.parametrize("evaluator", sorted(EVALUATORS))
+def test_null_fields_beside_the_common_ones_count_as_absent(evaluator):
+    """A key with a null value counts in the request's length but is absent (DESIGN §1)."""
+    policies = nhipl.loads('@id("p") permit any agent to call "x" when not (context has flag);\n@id("q") permit any agent to call "x" on "r";')
+    decide = EVALUATORS[evaluator]
+    common = {"principal": "s", "action": "call", "tool": "x", "task": {"intent": "a"}, "delegation": {"chain": []}}
+    assert decide(policies, {**common, "context": None, "resource": None, "now": None}).rules == ("p",)
+    assert decide(policies, {**common, "action": None, "resource": "r"}).rules == ("p", "q")
+    assert decide(policies, {"principal": "s", "tool": "x", "task": None, "delegation": None, "context": {"flag": 1}}).effect == "deny"
