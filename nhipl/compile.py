@@ -658,16 +658,46 @@ class _GroupKey:
         return f"<group {self.name!r}>"
 
 
+class _SubjectKeys:
+    """The keys buckets are indexed by: one :class:`_GroupKey` per group name, and
+    one string object per agent id that rules name. An identity looks its keys up
+    here once, so a bucket lookup finds the very same object and compares no text."""
+
+    __slots__ = ("groups", "ids")
+
+    def __init__(self, rules) -> None:
+        self.groups: dict[str, _GroupKey] = {}
+        self.ids: dict[str, str] = {}
+        for rule in rules:
+            subject = rule.subject
+            if isinstance(subject, A.AgentGroup):
+                if subject.group not in self.groups:
+                    self.groups[subject.group] = _GroupKey(subject.group)
+            elif isinstance(subject, A.AgentIds):
+                for i in subject.ids:
+                    self.ids.setdefault(i, i)
+
+    def of(self, principal: dict) -> tuple:
+        """The subject keys of an identity: its id, then its distinct groups that
+        some rule names."""
+        pid = principal["id"]
+        keys: tuple = (self.ids.get(pid, pid),)
+        groups = principal.get("groups")
+        if groups.__class__ is list and groups:
+            found = [self.groups.get(g) for g in groups if g.__class__ is str]
+            keys += tuple(dict.fromkeys(k for k in found if k is not None))
+        return keys
+
+
 class _Bucket:
     """The rules that can apply to one (action, tool), split by subject. Every
     rule sits in exactly one of ``any``, ``subjects`` (once per agent id or
-    :class:`_GroupKey`) or ``id_globs``, so gathering never yields a rule twice.
-    One dict for ids and groups: at 10,000 rules a decision's time goes to cache
-    misses, and every object it reads is one more."""
+    :class:`_GroupKey`: one dict, one lookup per subject key) or ``id_globs``,
+    so gathering never yields a rule twice."""
 
-    __slots__ = ("any", "subjects", "id_globs", "empty")
+    __slots__ = ("any", "subjects", "id_globs")
 
-    def __init__(self, rules: list[_CRule], group_keys: dict[str, _GroupKey]):
+    def __init__(self, rules: list[_CRule], keys: _SubjectKeys):
         any_: list[_CRule] = []
         subjects: dict[object, list[_CRule]] = {}
         id_globs = []
@@ -676,58 +706,38 @@ class _Bucket:
             if isinstance(subject, A.AnyAgent):
                 any_.append(cr)
             elif isinstance(subject, A.AgentGroup):
-                subjects.setdefault(group_keys[subject.group], []).append(cr)
+                subjects.setdefault(keys.groups[subject.group], []).append(cr)
             else:
                 globs = tuple(glob(i) for i in subject.ids)
                 if all(g.exact for g in globs):
-                    for i in set(subject.ids):
-                        subjects.setdefault(i, []).append(cr)
+                    for i in dict.fromkeys(subject.ids):
+                        subjects.setdefault(keys.ids[i], []).append(cr)
                 else:
                     id_globs.append((globs, cr))
         self.any = tuple(any_)
         self.subjects = {k: tuple(v) for k, v in subjects.items()}
         self.id_globs = tuple(id_globs)
-        self.empty = not rules
 
-    def select(self, pid: str, keys: tuple) -> tuple[tuple[_CRule, ...], bool]:
-        """The rules whose subject matches an identity with subject ``keys`` (its
-        id, then its groups' keys), and whether they may be out of rule order."""
-        found = self.any
-        mixed = False
-        subjects = self.subjects
-        if subjects:
-            for key in keys:
-                more = subjects.get(key)
-                if more:
-                    if found:
-                        found, mixed = found + more, True
-                    else:
-                        found = more
+    def add_glob_matches(self, pid: str, found: tuple, mixed: bool) -> tuple[tuple[_CRule, ...], bool]:
+        """``found`` and the rules whose subject is an id glob matching ``pid``."""
         for globs, cr in self.id_globs:
             for g in globs:
                 if g.match(pid):
-                    found, mixed = found + (cr,), bool(found)
+                    found, mixed = found + (cr,), mixed or bool(found)
                     break
         return found, mixed
 
 
-_NO_RULES = _Bucket([], {})
+_NO_RULES = _Bucket([], _SubjectKeys(()))
 
 
-def _identity(principal: dict, group_keys: dict[str, _GroupKey]) -> tuple:
+def _identity(principal: dict, keys: _SubjectKeys) -> tuple:
     """What a decision needs to know of an identity, in one tuple: its id, its
-    attributes, its subject keys (the id, then the keys of its distinct groups
-    that some rule names) and its credential ttl ceiling (or None)."""
+    attributes, its subject keys and its credential ttl ceiling (or None)."""
     ceiling = principal.get("max_credential_ttl")
     if not (ceiling.__class__ is int or ceiling.__class__ is float):
         ceiling = None
-    pid = principal["id"]
-    keys: tuple = (pid,)
-    groups = principal.get("groups")
-    if groups.__class__ is list and groups:
-        found = [group_keys.get(g) for g in groups if g.__class__ is str]
-        keys += tuple(dict.fromkeys(k for k in found if k is not None))
-    return (pid, principal, keys, ceiling)
+    return (principal["id"], principal, keys.of(principal), ceiling)
 
 
 _BY_INDEX = attrgetter("index")
@@ -742,10 +752,8 @@ class CompiledPolicies:
         self.attenuate = policies.attenuate
         self._by_action: dict[str, _TargetIndex] = {}
         conditions: dict = {}  # one closure per distinct condition, shared by the rules
-        self._group_keys: dict[str, _GroupKey] = {}
+        self._keys = _SubjectKeys(policies.rules)
         for i, rule in enumerate(policies.rules):
-            if isinstance(rule.subject, A.AgentGroup) and rule.subject.group not in self._group_keys:
-                self._group_keys[rule.subject.group] = _GroupKey(rule.subject.group)
             cr = _CRule(i, rule, conditions)
             index = self._by_action.setdefault(rule.action, _TargetIndex())
             for target in rule.targets:
@@ -765,7 +773,7 @@ class CompiledPolicies:
             return _NO_RULES
         bucket = by_tool.get(tool)
         if bucket is None:
-            bucket = _Bucket(self._by_action[action].lookup(tool), self._group_keys)
+            bucket = _Bucket(self._by_action[action].lookup(tool), self._keys)
             if len(by_tool) >= _CACHE_LIMIT:
                 by_tool.clear()
             by_tool[tool] = bucket
@@ -775,7 +783,7 @@ class CompiledPolicies:
         """:func:`_identity` of ``pid`` with its declared attributes."""
         entry = self._principals.get(pid)
         if entry is None:
-            entry = _identity(self.policies.principal(pid, None), self._group_keys)
+            entry = _identity(self.policies.principal(pid, None), self._keys)
             if len(self._principals) >= _CACHE_LIMIT:
                 self._principals.clear()
             self._principals[pid] = entry
@@ -793,7 +801,21 @@ class CompiledPolicies:
     # -- evaluation -------------------------------------------------------------------
     def _decide(self, req: Request, bucket: _Bucket, identity: tuple, chain) -> Decision:
         pid, principal, keys, ceiling = identity
-        candidates, mixed = bucket.select(pid, keys) if not bucket.empty else ((), False)
+        # The rules whose subject matches, and whether they may be out of rule
+        # order: the bucket's any-agent rules, then those of each subject key.
+        candidates = bucket.any
+        mixed = False
+        subjects = bucket.subjects
+        if subjects:
+            for key in keys:
+                more = subjects.get(key)
+                if more:
+                    if candidates:
+                        candidates, mixed = candidates + more, True
+                    else:
+                        candidates = more
+        if bucket.id_globs:
+            candidates, mixed = bucket.add_glob_matches(pid, candidates, mixed)
         if not candidates:
             return _new_tuple(Decision, (DENY, (), None, (), Reasons(_default_deny_lines, pid, req.action, req.tool, ()), None))
         permits: list[_CRule] = []
@@ -910,7 +932,7 @@ class CompiledPolicies:
             if identity is None:
                 identity = self._declared_principal(req.principal_id)
         else:
-            identity = _identity(self.policies.principal(req.principal_id, req.principal_attrs), self._group_keys)
+            identity = _identity(self.policies.principal(req.principal_id, req.principal_attrs), self._keys)
         by_tool = self._buckets.get(req.action)
         bucket = by_tool.get(req.tool) if by_tool is not None else _NO_RULES
         if bucket is None:
