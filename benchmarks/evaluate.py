@@ -8,6 +8,10 @@ for the peak and retained Python memory), and measures
   collector off), median and p99 in µs over all passes;
 * ``evaluate_many``: the whole request list in one call, decisions per second
   (best pass);
+
+The sizes are loaded first and then timed in turn within every pass (interleaved),
+so a slow spell on a shared machine falls on all sizes alike and the ratio of the
+largest to the smallest size is not skewed by when each size happened to run.
 * the reference interpreter (``nhipl.interpret``) on a sample, for scale.
 
 Every compiled decision is checked against the reference interpreter on a sample
@@ -81,59 +85,70 @@ def time_each(evaluate, requests: list[dict], passes: int) -> list[float]:
     return [t / 1000 for t in ns]
 
 
-def measure(n_rules: int, n_requests: int, passes: int, seed: int) -> dict:
+def prepare(n_rules: int, n_requests: int, seed: int) -> dict:
+    """Generate and load one size (load timed), cross-check it against the reference."""
     wl = generate(n_rules, n_requests, seed)
     text = to_nhipl(wl)
     requests = wl.requests
-
     gc.collect()
     start = time.perf_counter()
     policies = nhipl.loads(text, source="bench.nhipl")
     policies.compiled  # noqa: B018 - build the indexes too
     load_s = time.perf_counter() - start
-
     checked = cross_check(policies, requests, sample=500)
     allowed = sum(policies.evaluate(r).effect == "allow" for r in requests) / len(requests)
+    return {"n": n_rules, "text": text, "requests": requests, "policies": policies, "load_s": load_s,
+            "checked": checked, "allowed": allowed, "samples": [], "pass_medians": [], "many": []}  # fmt: skip
 
-    samples = time_each(policies.evaluate, requests, passes)
-    samples.sort()
-    median = statistics.median(samples)
-    p99 = samples[int(len(samples) * 0.99)]
 
-    best = 0.0
+def time_interleaved(sizes: list[dict], passes: int) -> None:
+    """Every pass times each size in turn, so that a slow spell on this shared
+    machine lands on all sizes alike instead of on whichever ran then."""
     for _ in range(passes):
-        gc.disable()
-        try:
-            start = time.perf_counter()
-            policies.evaluate_many(requests)
-            elapsed = time.perf_counter() - start
-        finally:
-            gc.enable()
-        best = max(best, len(requests) / elapsed)
+        for size in sizes:
+            samples = time_each(size["policies"].evaluate, size["requests"], 1)
+            size["samples"] += samples
+            size["pass_medians"].append(statistics.median(samples))
+        for size in sizes:
+            requests = size["requests"]
+            gc.disable()
+            try:
+                start = time.perf_counter()
+                size["policies"].evaluate_many(requests)
+                elapsed = time.perf_counter() - start
+            finally:
+                gc.enable()
+            size["many"].append(len(requests) / elapsed)
 
+
+def summarise(size: dict) -> dict:
+    policies, requests, n_rules = size["policies"], size["requests"], size["n"]
+    samples = sorted(size["samples"])
     sample = requests[: max(50, min(500, 50_000 // max(n_rules, 1)))]
     ref = time_each(lambda r: reference(policies, r), sample, 1)
-
+    rules = len(policies.rules)
     # memory: a second load under tracemalloc (it slows allocation, so not timed)
-    del policies
+    del policies, size["policies"]
     gc.collect()
     tracemalloc.start()
-    policies = nhipl.loads(text, source="bench.nhipl")
-    policies.compiled  # noqa: B018
+    again = nhipl.loads(size["text"], source="bench.nhipl")
+    again.compiled  # noqa: B018
     retained, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    del again
     return {
-        "rules": len(policies.rules),
+        "rules": rules,
         "requests": len(requests),
-        "allowed": allowed,
-        "load_s": load_s,
+        "allowed": size["allowed"],
+        "load_s": size["load_s"],
         "peak_mb": peak / 1e6,
         "retained_mb": retained / 1e6,
-        "median_us": median,
-        "p99_us": p99,
-        "many_per_s": best,
+        "median_us": statistics.median(samples),
+        "pass_medians_us": size["pass_medians"],
+        "p99_us": samples[int(len(samples) * 0.99)],
+        "many_per_s": max(size["many"]),
         "reference_median_us": statistics.median(ref),
-        "checked": checked,
+        "checked": size["checked"],
     }
 
 
@@ -146,14 +161,15 @@ def report(rows: list[dict]) -> str:
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
         f"nhipl {getattr(nhipl, '__version__', '?')}",
         "",
-        "| rules | load s | peak MB | retained MB | evaluate median µs | p99 µs | evaluate_many decisions/s"
-        " | reference median µs | allowed | checked vs reference |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| rules | load s | peak MB | retained MB | evaluate median µs | pass medians µs | p99 µs"
+        " | evaluate_many decisions/s | reference median µs | allowed | checked vs reference |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         out.append(
             f"| {r['rules']:,} | {r['load_s']:.3f} | {r['peak_mb']:.1f} | {r['retained_mb']:.1f} "
-            f"| **{r['median_us']:.2f}** | {r['p99_us']:.2f} | {r['many_per_s']:,.0f} "
+            f"| **{r['median_us']:.2f}** | {min(r['pass_medians_us']):.2f}–{max(r['pass_medians_us']):.2f} "
+            f"| {r['p99_us']:.2f} | {r['many_per_s']:,.0f} "
             f"| {_fmt(r['reference_median_us'])} | {r['allowed']:.0%} | {r['checked']} |"
         )
     if len(rows) > 1:
@@ -182,15 +198,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
-    rows = []
+    sizes = []
     for n in (int(s) for s in args.sizes.split(",")):
-        row = measure(n, args.requests, args.passes, args.seed)
+        sizes.append(prepare(n, args.requests, args.seed))
+        print(f"{n:>6} rules: load {sizes[-1]['load_s']:.3f}s", file=sys.stderr)
+    time_interleaved(sizes, args.passes)
+    rows = []
+    for size in sizes:
+        row = summarise(size)
         print(
-            f"{row['rules']:>6} rules: load {row['load_s']:.3f}s peak {row['peak_mb']:.1f}MB, "
-            f"median {row['median_us']:.2f}µs, many {row['many_per_s']:,.0f}/s",
+            f"{row['rules']:>6} rules: peak {row['peak_mb']:.1f}MB, median {row['median_us']:.2f}µs "
+            f"(passes {', '.join(f'{m:.2f}' for m in row['pass_medians_us'])}), many {row['many_per_s']:,.0f}/s",
             file=sys.stderr,
         )
         rows.append(row)
+    sizes.clear()
     print(report(rows))
     if args.json:
         with open(args.json, "w") as f:
