@@ -21,7 +21,9 @@ Every engine decides requests built from the same nhipl request (intent,
 delegation depth, approval); every decision is cross-checked against nhipl's
 effect, and any mismatch stops the run. Engines not installed are skipped with
 a note. Each engine gets a time budget per size (``--budget``), so the slow ones
-at 10,000 rules time fewer requests (shown as ``timed``).
+at 10,000 rules time fewer requests (shown as ``timed``). All engines of a size
+are loaded before any is timed, and every pass times them in turn (interleaved),
+so a slow spell on a shared machine falls on all of them alike.
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python benchmarks/peers.py                     # 10 .. 10,000 rules
@@ -443,13 +445,13 @@ def _version(dists: tuple[str, ...]) -> str:
     return ", ".join(out)
 
 
-def measure(engine: Engine, wl: Workload, expected: list[bool], budget: float, passes: int) -> dict:
+def load_and_calibrate(engine: Engine, wl: Workload, expected: list[bool], budget: float, passes: int) -> dict:
+    """Load ``engine`` (timed) and work out how many requests it can time per pass."""
     gc.collect()
     start = time.perf_counter()
     engine.load(wl)
     load_s = time.perf_counter() - start
     requests = wl.requests
-    # calibrate: how many requests fit the budget
     clock = time.perf_counter_ns
     start = clock()
     probed = 0
@@ -461,25 +463,32 @@ def measure(engine: Engine, wl: Workload, expected: list[bool], budget: float, p
             break
     cost = (clock() - start) / 1e9 / probed
     count = max(min(probed, 20), min(len(requests), int(budget / passes / max(cost, 1e-9))))
-    ns = array("q", bytes(8 * count * passes))  # preallocated: the timing loop allocates nothing
+    return {"engine": engine, "load_s": load_s, "count": count, "ns": array("q", bytes(8 * count * passes)), "k": 0}
+
+
+def time_pass(cell: dict, wl: Workload, expected: list[bool]) -> None:
+    """One timed pass of ``cell``'s engine over its requests, then their check.
+    Samples go into a preallocated array: the timing loop allocates nothing."""
+    engine, count, ns = cell["engine"], cell["count"], cell["ns"]
+    requests = wl.requests
     decided = array("b", bytes(count))
-    k = 0
-    for _ in range(passes):
-        gc.disable()
-        try:
-            for i in range(count):
-                request = requests[i]
-                t0 = clock()
-                allowed = engine.decide(request)
-                ns[k] = clock() - t0
-                decided[i] = allowed
-                k += 1
-        finally:
-            gc.enable()
+    clock = time.perf_counter_ns
+    k = cell["k"]
+    gc.disable()
+    try:
         for i in range(count):
-            if bool(decided[i]) != expected[i]:
-                raise SystemExit(f"{engine.name} disagrees with nhipl on {requests[i]}: {bool(decided[i])}")
-    return {"load_s": load_s, "median_us": statistics.median(ns) / 1000, "timed": count, "checked": count}
+            request = requests[i]
+            t0 = clock()
+            allowed = engine.decide(request)
+            ns[k] = clock() - t0
+            decided[i] = allowed
+            k += 1
+    finally:
+        gc.enable()
+    cell["k"] = k
+    for i in range(count):
+        if bool(decided[i]) != expected[i]:
+            raise SystemExit(f"{engine.name} disagrees with nhipl on {requests[i]}: {bool(decided[i])}")
 
 
 def _us(x: float) -> str:
@@ -520,13 +529,19 @@ def main() -> None:
         expected = [reference.decide(r) for r in wl.requests]
         allowed = sum(expected) / len(expected)
         print(f"{n:>6} rules: {len(wl.rules)} rules, {len(wl.agents)} agents, {len(wl.tools)} tools, {allowed:.0%} allowed", file=sys.stderr)
-        for cls in engines:
-            engine = cls()
-            row = measure(engine, wl, expected, args.budget, args.passes)
-            results[cls.name][n] = row
-            print(f"        {cls.name:13s} load {row['load_s']:7.3f}s  median {_us(row['median_us']):>9} µs  ({row['timed']} timed)", file=sys.stderr)
-            del engine
-            gc.collect()
+        # Every engine of this size is loaded first, then each pass times them in
+        # turn: a slow spell on this shared machine falls on all engines alike.
+        cells = {cls.name: load_and_calibrate(cls(), wl, expected, args.budget, args.passes) for cls in engines}
+        for _ in range(args.passes):
+            for cell in cells.values():
+                time_pass(cell, wl, expected)
+        for name, cell in cells.items():
+            row = {"load_s": cell["load_s"], "median_us": statistics.median(cell["ns"]) / 1000, "timed": cell["count"], "checked": cell["count"]}
+            results[name][n] = row
+            print(f"        {name:13s} load {row['load_s']:7.3f}s  median {_us(row['median_us']):>9} µs  ({row['timed']} timed)", file=sys.stderr)
+        cells.clear()
+        del reference
+        gc.collect()
 
     lines = [
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
