@@ -360,6 +360,23 @@ INITIALIZE = {
 }
 
 
+def test_server_failure_ends_the_session_with_exit_0_and_says_why(setup):
+    """DESIGN §5 gives mcp-proxy one exit code, 0, besides bad input's 2: a server that
+    fails ends the session; the client gets errors and stderr says what happened."""
+    tmp_path, server, policy = setup
+    proxy = RawProxy(proxy_command(tmp_path, server, policy))
+    proxy.send(INITIALIZE)
+    assert proxy.receive()["id"] == 0
+    proxy.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    proxy.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "crash", "arguments": {"code": 3}}})
+    reply = proxy.receive()
+    assert reply["id"] == 1 and "MCP server exited (code 3)" in reply["error"]["message"]
+    assert proxy.process.wait(timeout=TIMEOUT) == 0
+    stderr = proxy.process.stderr.read().decode()
+    assert "the MCP server exited (code 3)" in stderr and "Traceback" not in stderr
+    proxy.close()
+
+
 def test_unwritable_log_denies_every_call(setup):
     tmp_path, server, policy = setup
     proxy = RawProxy(proxy_command(tmp_path, server, policy, log="/dev/full"))  # writes fail: no space

@@ -45,8 +45,8 @@ def mcp_proxy(
 ) -> None:
     """Run SERVER (after `--`) as a stdio MCP server and gate its `tools/call` by policy.
 
-    Stdin/stdout speak MCP to the client. Exit 0 when the client ends the session, 1 when
-    the server fails, 2 on bad input.
+    Stdin/stdout speak MCP to the client. Exit 0 when the session ends (a server that fails
+    is reported on stderr and to the client), 2 on bad input.
     """
     from ..runtime.errors import DecisionLogError
     from ..runtime.proxy import ProxyError, run_proxy
