@@ -1,10 +1,10 @@
-"""The AgentDojo importer on the shared runs: one task per run, every tool call with its
-arguments and output, counted independently from the raw JSON."""
+"""The AgentDojo importer on real runs (the 52-run subset, and the full set when it is beside
+the checkout): one task per run, every tool call with its arguments and output, counted
+independently from the raw JSON."""
 
 from __future__ import annotations
 
 import json
-import pathlib
 
 import pytest
 
@@ -12,19 +12,22 @@ from nhipl.simulator import read_trace
 from nhipl.simulator.importers import SourceError, import_agentdojo
 from nhipl.simulator.importers.agentdojo import AGENT, read_run
 
-RUNS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "agentdojo" / "gpt-4o-mini-2024-07-18"
-pytestmark = pytest.mark.skipif(not RUNS.is_dir(), reason="the shared AgentDojo runs are not here")
+from .realdata import AGENTDOJO_FULL, AGENTDOJO_SUBSET, agentdojo_sets
+
+RUNS = AGENTDOJO_SUBSET
+RUN_COUNT = {AGENTDOJO_SUBSET: 52, AGENTDOJO_FULL: 753}
 
 
-def raw_runs():
-    return [(path, json.loads(path.read_text())) for path in sorted(RUNS.rglob("*.json"))]
+def raw_runs(runs=RUNS):
+    return [(path, json.loads(path.read_text())) for path in sorted(runs.rglob("*.json"))]
 
 
-def test_counts_match_the_source_files():
-    raw = raw_runs()
-    events = import_agentdojo([RUNS])
+@pytest.mark.parametrize("runs", agentdojo_sets())
+def test_counts_match_the_source_files(runs):
+    raw = raw_runs(runs)
+    events = import_agentdojo([runs])
     kinds = [e["kind"] for e in events]
-    assert kinds.count("task_start") == len(raw) == kinds.count("task_end") == 753
+    assert kinds.count("task_start") == len(raw) == kinds.count("task_end") == RUN_COUNT[runs]
     calls = sum(len(m.get("tool_calls") or ()) for _, run in raw for m in run["messages"] if m["role"] == "assistant")
     assert kinds.count("tool_call") == calls
     with_output = [e for e in events if e["kind"] == "tool_call" and "output" in e]
@@ -33,9 +36,10 @@ def test_counts_match_the_source_files():
     assert {e["agent"] for e in events if "agent" in e} == {AGENT}
 
 
-def test_every_run_is_one_task_with_its_suite_prompt_and_calls():
-    raw = dict(raw_runs())
-    events = import_agentdojo([RUNS])
+@pytest.mark.parametrize("runs", agentdojo_sets())
+def test_every_run_is_one_task_with_its_suite_prompt_and_calls(runs):
+    raw = dict(raw_runs(runs))
+    events = import_agentdojo([runs])
     starts = [e for e in events if e["kind"] == "task_start"]
     assert len({e["task"] for e in starts}) == len(starts)
     by_task: dict[str, list[dict]] = {}
@@ -64,15 +68,15 @@ def test_output_is_the_matching_tool_message():
 
 
 def test_failed_tool_gives_its_error_as_output():
-    events = import_agentdojo([RUNS / "workspace"])
+    events = import_agentdojo([RUNS / "banking"])
     errors = [e for e in events if e["kind"] == "tool_call" and str(e.get("output", "")).startswith("ValueError:")]
-    raw_errors = sum(1 for _, run in raw_runs() if run["suite_name"] == "workspace" for m in run["messages"]
+    raw_errors = sum(1 for _, run in raw_runs() if run["suite_name"] == "banking" for m in run["messages"]
                      if m["role"] == "tool" and m.get("error") and not m["content"])
     assert len(errors) == raw_errors > 0
 
 
 def test_calls_the_run_never_executed_have_no_output():
-    run = read_run(str(RUNS / "travel" / "user_task_12" / "important_instructions" / "injection_task_4.json"))
+    run = read_run(str(RUNS / "banking" / "user_task_1" / "important_instructions" / "injection_task_0.json"))
     assert [c for c in run.calls if "output" not in c]  # the step limit cut the run short
 
 

@@ -10,11 +10,9 @@ import pytest
 import nhipl
 
 from .cli import run
+from .realdata import AGENTDOJO_SUBSET as AGENTDOJO
 
 OTEL = pathlib.Path(__file__).parent / "data" / "otel"
-AGENTDOJO = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "agentdojo" / "gpt-4o-mini-2024-07-18"
-
-
 
 
 def lines(text):
@@ -66,7 +64,6 @@ def test_a_failed_import_leaves_no_output_file(tmp_path):
     assert not trace.exists() and list(tmp_path.iterdir()) == [bad]
 
 
-@pytest.mark.skipif(not AGENTDOJO.is_dir(), reason="the shared AgentDojo runs are not here")
 def test_agentdojo_folder():
     code, out, _ = run("import", "agentdojo", AGENTDOJO / "banking" / "user_task_0")
     events = lines(out)

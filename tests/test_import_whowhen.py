@@ -13,7 +13,8 @@ from nhipl.simulator import read_trace, simulate
 from nhipl.simulator.importers import SourceError, attribute_mistake, import_whowhen
 from nhipl.simulator.importers.whowhen import agent_name, read_run, read_runs
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "whowhen"
+from .realdata import WHOWHEN as DATA
+
 HAND = DATA / "hand-crafted"
 ALGO = DATA / "algorithm-generated"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="the shared Who&When runs are not here")
