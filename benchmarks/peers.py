@@ -52,7 +52,7 @@ except ImportError:
     regopy = None
 
 import nhipl  # noqa: E402
-from workload import Rule, Workload, generate, to_nhipl  # noqa: E402
+from workload import Rule, Workload, conditions, generate, to_nhipl  # noqa: E402
 
 
 def neutral(request: dict) -> tuple[str, str, str, str, int, bool]:
@@ -115,13 +115,7 @@ def _cedar_policy(r: Rule) -> str:
         resource = f"resource in Service::{_q(r.target[:-2])}"
     else:
         resource = f"resource == Tool::{_q(r.target)}"
-    conds = []
-    if r.intent is not None:
-        conds.append(f"context.intent == {_q(r.intent)}")
-    if r.max_depth is not None:
-        conds.append(f"context.depth <= {r.max_depth}")
-    if r.min_depth is not None:
-        conds.append(f"context.depth >= {r.min_depth}")
+    conds = conditions(r, "context.intent == {}", "context.depth {op} {n}")
     text = f"@id({_q(r.id)})\n{r.effect}({principal}, action == Action::{_q(r.action)}, {resource})"
     if conds:
         text += " when { " + " && ".join(conds) + " }"
@@ -202,12 +196,7 @@ def _cel_rule(r: Rule) -> str:
         parts.append(f"principal == {_q(who or '')}")
     elif kind == "group":
         parts.append(f"{_q(who or '')} in groups")
-    if r.intent is not None:
-        parts.append(f"intent == {_q(r.intent)}")
-    if r.max_depth is not None:
-        parts.append(f"depth <= {r.max_depth}")
-    if r.min_depth is not None:
-        parts.append(f"depth >= {r.min_depth}")
+    parts += conditions(r, "intent == {}", "depth {op} {n}")
     if r.unless_approved:
         parts.append("!approved")
     return "(" + (" && ".join(parts) or "true") + ")"
@@ -264,12 +253,7 @@ def _rego_rule(r: Rule) -> str:
         body.append(f"input.principal == {_q(who or '')}")
     elif kind == "group":
         body.append(f"{_q(who or '')} in data.agents[input.principal]")
-    if r.intent is not None:
-        body.append(f"input.intent == {_q(r.intent)}")
-    if r.max_depth is not None:
-        body.append(f"input.depth <= {r.max_depth}")
-    if r.min_depth is not None:
-        body.append(f"input.depth >= {r.min_depth}")
+    body += conditions(r, "input.intent == {}", "input.depth {op} {n}")
     if r.unless_approved:
         body.append("not input.approved")
     head = "permit" if r.effect == "permit" else "deny"
@@ -383,12 +367,7 @@ def _polar_rule(r: Rule) -> str:
         body.append(f"req.principal = {_q(who or '')}")
     elif kind == "group":
         body.append(f"{_q(who or '')} in req.groups")
-    if r.intent is not None:
-        body.append(f"req.intent = {_q(r.intent)}")
-    if r.max_depth is not None:
-        body.append(f"req.depth <= {r.max_depth}")
-    if r.min_depth is not None:
-        body.append(f"req.depth >= {r.min_depth}")
+    body += conditions(r, "req.intent = {}", "req.depth {op} {n}")
     if r.unless_approved:
         body.append("not req.approved")
     head = "permit" if r.effect == "permit" else "forbid"
