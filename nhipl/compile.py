@@ -28,9 +28,9 @@ from .decision import (
     Decision,
     EvalError,
     Reasons,
-    _default_deny_lines,
     allow_lines,
     combine,
+    default_deny_lines,
     explain,
     make_decision,
 )
@@ -500,7 +500,7 @@ def _near_miss_lines(pid: str, action: str, tool: str, candidates: tuple, intent
     """The reasons of a default deny with candidates: the deny, then why each permit
     that covers the call (its subject, action and targets match) did not apply, since
     a decision that explains itself says what was close."""
-    lines = [f"no permit matches `{pid}` doing `{action}` on `{tool}` (default deny)"]
+    lines = list(default_deny_lines(pid, action, tool, ()))
     for cr in candidates:
         if cr.kind != _PERMIT:
             continue
@@ -817,7 +817,7 @@ class CompiledPolicies:
         if bucket.id_globs:
             candidates, mixed = bucket.add_glob_matches(pid, candidates, mixed)
         if not candidates:
-            return _new_tuple(Decision, (DENY, (), None, (), Reasons(_default_deny_lines, pid, req.action, req.tool, ()), None))
+            return _new_tuple(Decision, (DENY, (), None, (), Reasons(default_deny_lines, pid, req.action, req.tool, ()), None))
         permits: list[_CRule] = []
         forbids = approvals = errors = None  # rare: made when first needed
         task = req.task

@@ -151,13 +151,8 @@ def _gate_lines(verb: str, gates: tuple[tuple[str, str | None], ...], errors) ->
     return tuple(f"{verb} `{rid}`" + (f": {because}" if because else "") for rid, because in gates) + _error_lines(errors)
 
 
-def _default_deny_lines(principal_id: str, action: str, tool: str, errors) -> tuple[str, ...]:
+def default_deny_lines(principal_id: str, action: str, tool: str, errors) -> tuple[str, ...]:
     return (f"no permit matches `{principal_id}` doing `{action}` on `{tool}` (default deny)",) + _error_lines(errors)
-
-
-def default_deny(principal_id: str, action: str, tool: str) -> Decision:
-    """The decision when no rule covers the call at all."""
-    return _new_tuple(Decision, (DENY, (), None, (), Reasons(_default_deny_lines, principal_id, action, tool, ()), None))
 
 
 def allow_lines(permits: tuple[str, ...], approvals: tuple[str, ...], by: str | None, ttl, errors) -> tuple[str, ...]:
@@ -179,7 +174,7 @@ def explain(req, principal: dict, forbids, permits, approvals, errors) -> Decisi
         gates = tuple((r.id, r.because) for r in forbids)
         return make_decision(DENY, tuple(r.id for r in forbids), None, errors, Reasons(_gate_lines, "forbidden by", gates, errors))
     if not permits:
-        return make_decision(DENY, (), None, errors, Reasons(_default_deny_lines, principal["id"], req.action, req.tool, errors))
+        return make_decision(DENY, (), None, errors, Reasons(default_deny_lines, principal["id"], req.action, req.tool, errors))
     approval = req.approval
     granted = approval is not None and approval.get("granted") is True
     if approvals and not granted:
