@@ -88,6 +88,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
     print(f"per decision, {args.passes} x {args.requests:,} decisions, simulated LL {args.ll}\n")
     print("| rules | " + " | ".join(NAMES[e] for e in EVENTS) + " |")
     print("|---:|" + "---:|" * len(EVENTS))
