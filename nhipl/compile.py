@@ -808,17 +808,20 @@ class CompiledPolicies:
             self._principals[pid] = entry
         return entry
 
-    def _fit(self, action: str, tool: str, pid: str) -> tuple:
-        """:meth:`_Bucket.fit` of ``pid``'s declared identity for (action, tool), remembered."""
+    def _declared_fit(self, action: str, tool: str, pid: str) -> tuple:
         key = (action, tool, pid)
-        fit = self._fits.get(key)
-        if fit is None:
-            bucket = self._bucket(action, tool)
-            fit = bucket.fit(self._declared_principal(pid))
-            if bucket is not _NO_RULES:  # an action no rule names: nothing worth keeping
-                if len(self._fits) >= _CACHE_LIMIT:
-                    self._fits.clear()
-                self._fits[key] = fit
+        return self._fits.get(key) or self._fit(key)
+
+    def _fit(self, key: tuple[str, str, str]) -> tuple:
+        """:meth:`_Bucket.fit` of the declared principal for ``key``, an (action,
+        tool, principal id) triple the memo does not hold yet; remembered."""
+        action, tool, pid = key
+        bucket = self._bucket(action, tool)
+        fit = bucket.fit(self._declared_principal(pid))
+        if bucket is not _NO_RULES:  # an action no rule names: nothing worth keeping
+            if len(self._fits) >= _CACHE_LIMIT:
+                self._fits.clear()
+            self._fits[key] = fit
         return fit
 
     def _tool(self, name: str) -> dict:
@@ -941,9 +944,10 @@ class CompiledPolicies:
         """Decide one request: a dict (validated here) or a :class:`Request`."""
         req = request if request.__class__ is Request else parse_one(request)
         if req.principal_attrs is None:
-            fit = self._fits.get((req.action, req.tool, req.principal_id))
+            key = (req.action, req.tool, req.principal_id)
+            fit = self._fits.get(key)
             if fit is None:
-                fit = self._fit(req.action, req.tool, req.principal_id)
+                fit = self._fit(key)
         else:
             principal = self.policies.principal(req.principal_id, req.principal_attrs)
             fit = self._bucket(req.action, req.tool).fit(_identity(principal, self._keys))
@@ -952,7 +956,7 @@ class CompiledPolicies:
         if not (chain and self.attenuate):
             return own
         members = [
-            (delegator, self._decide(req, self._fit(req.action, req.tool, delegator), chain[:i]))
+            (delegator, self._decide(req, self._declared_fit(req.action, req.tool, delegator), chain[:i]))
             for i, delegator in enumerate(chain)
         ]
         if own.effect == ALLOW and all(d.effect == ALLOW and not d.errors and d.credential_ttl is None for _, d in members):

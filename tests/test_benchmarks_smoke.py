@@ -21,6 +21,7 @@ def test_evaluate_script_reports_every_size_and_target():
     rows = [line for line in done.stdout.splitlines() if line.startswith("| 10 |") or line.startswith("| 30 |")]
     assert len(rows) == 2
     assert "median at 30 rules / at 10 rules" in done.stdout
+    assert "first-pass median µs" in done.stdout
     assert sum(line.startswith(("- met:", "- MISSED:")) for line in done.stdout.splitlines()) == 4
 
 
@@ -29,6 +30,7 @@ def test_peers_script_with_nhipl_alone():
     assert done.returncode == 0, done.stderr
     assert "| nhipl | nhipl " in done.stdout
     assert "all identical" in done.stdout
+    assert "First pass, not in the medians above" in done.stdout
 
 
 def test_misses_child_runs_the_workload_and_summaries_parse(tmp_path):
