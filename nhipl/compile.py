@@ -44,6 +44,8 @@ from .values import Glob, a_type, equal, glob
 
 _new_tuple = tuple.__new__
 
+# Each cache (buckets per action, identities, tools, fits) holds at most this many
+# entries and starts over when full; 100,000 fits take about 20 MB.
 _CACHE_LIMIT = 100_000
 _FORBID, _PERMIT, _APPROVAL = 0, 1, 2
 _KIND = {A.FORBID: _FORBID, A.PERMIT: _PERMIT, A.APPROVAL: _APPROVAL}
