@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from types import MethodType
 
 from lark import Token, Tree
 from lark.visitors import Transformer_NonRecursive, v_args
@@ -31,22 +32,22 @@ class _Lower(Transformer_NonRecursive):
         self.base = os.path.basename(source) if source and not source.startswith("<") else source
         self.text = text
         self.errors: list[Diagnostic] = []
-        # Lark's v_args wrappers build a new bound wrapper on every attribute
-        # access (once per tree node); bind each once per lowering instead.
-        for name in _VISIT_WRAPPED:
-            setattr(self, name, getattr(self, name))
+        # One handler per rule name, bound once per lowering: methods marked
+        # ``@v_args(meta=True)`` take (meta, children), the others (children).
+        self._with_meta = {name: MethodType(vars(_Lower)[name].base_func, self) for name in _WITH_META}
 
     def transform(self, tree: Tree):
         """Post-order, like Lark's transformers, but a plain recursion: the parse
         stage refuses nesting deeper than ``MAX_NESTING``, so the depth is bounded
         (and far below Python's recursion limit)."""
         children = [self.transform(c) if c.__class__ is Tree else c for c in tree.children]
-        f = getattr(self, tree.data, None)
+        data = tree.data
+        f = self._with_meta.get(data)
+        if f is not None:
+            return f(tree.meta, children)
+        f = getattr(self, data, None)
         if f is None:
-            return self.__default__(tree.data, children, tree.meta)
-        wrapper = getattr(f, "visit_wrapper", None)
-        if wrapper is not None:
-            return wrapper(f.base_func, tree.data, children, tree.meta)
+            return self.__default__(data, children, tree.meta)
         return f(children)
 
     # -- helpers ---------------------------------------------------------------
@@ -346,7 +347,8 @@ class _Lower(Transformer_NonRecursive):
         return self.duration_token(children[0])
 
 
-_VISIT_WRAPPED = tuple(name for name, value in vars(_Lower).items() if hasattr(value, "visit_wrapper"))
+_WITH_META = tuple(name for name, value in vars(_Lower).items() if hasattr(value, "visit_wrapper"))
+assert all(vars(_Lower)[name].visit_wrapper.__name__ == "_vargs_meta" for name in _WITH_META), "only @v_args(meta=True)"
 
 
 def lower(parsed: ParseResult, text: str, source: str = "<string>", path: str | None = None) -> A.Module:

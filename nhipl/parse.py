@@ -45,16 +45,81 @@ class ParseResult:
     comments: tuple[Comment, ...]
 
 
+class _Positions:
+    """Lark's ``propagate_positions``, reduced to what nhipl reads: the line and
+    column of a node's start and end (plus the *container* ones that Lark keeps for
+    inlined rules, so that an enclosing node spans their filtered tokens too).
+
+    Same rule as Lark's: a node starts where its first positioned child's
+    container starts and ends where its last one's ends; a node that already has
+    a position (a ``?rule`` passing its one child up) keeps it and only widens
+    its container. Lark's version also keeps character offsets, which nhipl never
+    reads, through ``getattr`` with defaults on every node: about a third of the
+    parse time of a large file. ``tests/test_parse_positions.py`` holds the two
+    to identical positions."""
+
+    __slots__ = ("node_builder",)
+
+    def __init__(self, node_builder) -> None:
+        self.node_builder = node_builder
+
+    def __call__(self, children):
+        res = self.node_builder(children)
+        if res.__class__ is Tree:
+            if len(children) == 1 and children[0] is res:
+                return res  # a `?rule` passing its one child up: nothing to widen
+            for c in children:
+                cls = c.__class__
+                if cls is Tree:
+                    m = c._meta
+                    if m is not None and not m.empty:
+                        line, column = m.container_line, m.container_column
+                        break
+                elif cls is Token:
+                    line, column = c.line, c.column
+                    break
+            else:
+                return res
+            meta = res.meta
+            if meta.empty:
+                meta.line, meta.column, meta.empty = line, column, False
+            meta.container_line, meta.container_column = line, column
+            for c in reversed(children):
+                cls = c.__class__
+                if cls is Tree:
+                    m = c._meta
+                    if m is not None and not m.empty:
+                        line, column = m.container_end_line, m.container_end_column
+                        break
+                elif cls is Token:
+                    line, column = c.end_line, c.end_column
+                    break
+            if not hasattr(meta, "end_line"):
+                meta.end_line, meta.end_column = line, column
+            meta.container_end_line, meta.container_end_column = line, column
+        return res
+
+
+def _build_parser(positions: str = "nhipl") -> Lark:
+    """The LALR parser. ``positions`` is ``"nhipl"`` (:class:`_Positions` around
+    every rule callback) or ``"lark"`` (Lark's own ``propagate_positions``, used
+    when the callbacks cannot be found and by the test that compares the two)."""
+    options = dict(parser="lalr", maybe_placeholders=True, lexer_callbacks={"COMMENT": _Comments.collect})
+    if positions == "nhipl":
+        parser = Lark.open_from_package("nhipl.grammar", "nhipl.lark", propagate_positions=False, **options)
+        # The LALR parser's rule -> callback table (a private attribute of Lark's,
+        # stable from 1.2 to 1.3); without it, fall back to Lark's own positions.
+        callbacks = getattr(getattr(getattr(parser.parser, "parser", None), "parser", None), "callbacks", None)
+        if isinstance(callbacks, dict) and callbacks:
+            for rule, callback in callbacks.items():
+                callbacks[rule] = _Positions(callback)
+            return parser
+    return Lark.open_from_package("nhipl.grammar", "nhipl.lark", propagate_positions=True, **options)
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark.open_from_package(
-        "nhipl.grammar",
-        "nhipl.lark",
-        parser="lalr",
-        propagate_positions=True,
-        maybe_placeholders=True,
-        lexer_callbacks={"COMMENT": _Comments.collect},
-    )
+    return _build_parser()
 
 
 class _Comments:
