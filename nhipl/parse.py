@@ -68,36 +68,39 @@ class _Positions:
         if res.__class__ is Tree:
             if len(children) == 1 and children[0] is res:
                 return res  # a `?rule` passing its one child up: nothing to widen
-            for c in children:
-                cls = c.__class__
-                if cls is Tree:
-                    m = c._meta
-                    if m is not None and not m.empty:
-                        line, column = m.container_line, m.container_column
-                        break
-                elif cls is Token:
-                    line, column = c.line, c.column
-                    break
-            else:
+            first = _positioned(children)
+            if first is None:
                 return res
+            if first.__class__ is Token:
+                line, column = first.line, first.column
+            else:
+                line, column = first.container_line, first.container_column
             meta = res.meta
             if meta.empty:
                 meta.line, meta.column, meta.empty = line, column, False
             meta.container_line, meta.container_column = line, column
-            for c in reversed(children):
-                cls = c.__class__
-                if cls is Tree:
-                    m = c._meta
-                    if m is not None and not m.empty:
-                        line, column = m.container_end_line, m.container_end_column
-                        break
-                elif cls is Token:
-                    line, column = c.end_line, c.end_column
-                    break
+            last = _positioned(reversed(children))
+            if last.__class__ is Token:
+                line, column = last.end_line, last.end_column
+            else:
+                line, column = last.container_end_line, last.container_end_column
             if not hasattr(meta, "end_line"):
                 meta.end_line, meta.end_column = line, column
             meta.container_end_line, meta.container_end_column = line, column
         return res
+
+
+def _positioned(children):
+    """The first child with a position: a token, or a subtree's meta."""
+    for c in children:
+        cls = c.__class__
+        if cls is Token:
+            return c
+        if cls is Tree:
+            m = c._meta
+            if m is not None and not m.empty:
+                return m
+    return None
 
 
 def _build_parser(positions: str = "nhipl") -> Lark:
