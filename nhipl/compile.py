@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import operator
 import sys
+from itertools import islice
 from operator import attrgetter, itemgetter
 from typing import Callable
 
@@ -786,6 +787,15 @@ class CompiledPolicies:
         # hash lookup per decision finds the rules that can apply, in rule order
         self._fits: dict[tuple[str, str, str], tuple] = {}
         self._tools: dict[str, dict] = {}
+        # What can be known before the first request is built now, so that a
+        # first sight only works out its fit: the bucket of every tool a rule
+        # names exactly, and the identity of every declared agent.
+        # (Each within its cache's bound.)
+        for action, index in self._by_action.items():
+            for tool in islice(index.exact, _CACHE_LIMIT):
+                self._bucket(action, tool)
+        for pid in islice(policies.agents, _CACHE_LIMIT):
+            self._declared_principal(pid)
 
     # -- caches ---------------------------------------------------------------------
     def _bucket(self, action: str, tool: str) -> _Bucket:

@@ -87,3 +87,21 @@ def test_glob_subjects_are_matched_per_principal(principal):
     policies = nhipl.loads(POLICY, source="p.nhipl")
     for _ in range(2):
         assert _same(policies, _request(principal, tool="read")).rules == ("p.nhipl:7",)
+
+
+def test_what_can_be_known_before_the_first_request_is_built_at_compile_time():
+    compiled = nhipl.loads(POLICY, source="p.nhipl").compiled
+    # buckets of the tools rules name exactly (not the glob-only ones), declared identities
+    assert set(compiled._buckets["call"]) == {"deploy", "read"}
+    assert set(compiled._principals) == {"spiffe://x/a", "spiffe://x/b"}
+    assert compiled._fits == {}  # fits wait for a request
+
+
+def test_compile_time_building_stays_within_the_cache_bounds(monkeypatch):
+    monkeypatch.setattr(compiled_module, "_CACHE_LIMIT", 3)
+    agents = "".join(f'agent "spiffe://x/n{i}" {{ groups: ["ops"] }}\n' for i in range(10))
+    tools = "".join(f'permit agent in "ops" to call "t{i}";\n' for i in range(10))
+    policies = nhipl.loads(agents + tools, source="p.nhipl")
+    compiled = policies.compiled
+    assert len(compiled._principals) <= 3 and len(compiled._buckets["call"]) <= 3
+    assert _same(policies, _request("spiffe://x/n9", tool="t9")).effect == "allow"
