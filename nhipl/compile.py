@@ -8,8 +8,10 @@
   principal id) triple when the principal's attributes come from declarations,
   the rules of that bucket whose subject the principal matches, in rule order
   (a *fit*). A decision is then one hash lookup and a walk over one to three
-  rules at any policy size. The caches are bounded; a request that brings its
-  own principal attributes is matched afresh.
+  rules at any policy size. Buckets of the tools rules name exactly, and the
+  identities of declared agents, are built at compile time; fits as requests
+  arrive. The caches are bounded; a request that brings its own principal
+  attributes is matched afresh.
 * Conditions are compiled once into closures. No text from a policy is ever
   turned into code.
 
