@@ -653,113 +653,64 @@ class _TargetIndex:
         return [found[i] for i in sorted(found)]
 
 
-class _GroupKey:
-    """A group as a bucket's subject key. One object per group name, hashed and
-    compared by identity, so group and agent-id keys share one dict and never
-    collide (a group may be named like an agent)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"<group {self.name!r}>"
-
-
-class _SubjectKeys:
-    """The keys buckets are indexed by: one :class:`_GroupKey` per group name, and
-    one string object per agent id that rules name. An identity looks its keys up
-    here once, so a bucket lookup finds the very same object and compares no text."""
-
-    __slots__ = ("groups", "ids")
-
-    def __init__(self, rules) -> None:
-        self.groups: dict[str, _GroupKey] = {}
-        self.ids: dict[str, str] = {}
-        for rule in rules:
-            subject = rule.subject
-            if isinstance(subject, A.AgentGroup):
-                if subject.group not in self.groups:
-                    self.groups[subject.group] = _GroupKey(subject.group)
-            elif isinstance(subject, A.AgentIds):
-                for i in subject.ids:
-                    self.ids.setdefault(i, i)
-
-    def of(self, principal: dict) -> tuple:
-        """The subject keys of an identity: its id, then its distinct groups that
-        some rule names."""
-        pid = principal["id"]
-        keys: tuple = (self.ids.get(pid, pid),)
-        groups = principal.get("groups")
-        if groups.__class__ is list and groups:
-            found = [self.groups.get(g) for g in groups if g.__class__ is str]
-            keys += tuple(dict.fromkeys(k for k in found if k is not None))
-        return keys
-
-
 class _Bucket:
     """The rules that can apply to one (action, tool), split by subject. Every
-    rule sits in exactly one of ``any``, ``subjects`` (once per agent id or
-    :class:`_GroupKey`: one dict, one lookup per subject key) or ``id_globs``,
-    so gathering never yields a rule twice."""
+    rule sits in exactly one of ``any``, ``ids`` (once per agent id), ``groups``
+    or ``id_globs``, so gathering never yields a rule twice. Read only when a fit
+    is worked out, not per decision."""
 
-    __slots__ = ("any", "subjects", "id_globs")
+    __slots__ = ("any", "ids", "groups", "id_globs")
 
-    def __init__(self, rules: list[_CRule], keys: _SubjectKeys):
+    def __init__(self, rules: list[_CRule]):
         any_: list[_CRule] = []
-        subjects: dict[object, list[_CRule]] = {}
+        ids: dict[str, list[_CRule]] = {}
+        groups: dict[str, list[_CRule]] = {}
         id_globs = []
         for cr in rules:
             subject = cr.rule.subject
             if isinstance(subject, A.AnyAgent):
                 any_.append(cr)
             elif isinstance(subject, A.AgentGroup):
-                subjects.setdefault(keys.groups[subject.group], []).append(cr)
+                groups.setdefault(subject.group, []).append(cr)
             else:
                 globs = tuple(glob(i) for i in subject.ids)
                 if all(g.exact for g in globs):
                     for i in dict.fromkeys(subject.ids):
-                        subjects.setdefault(keys.ids[i], []).append(cr)
+                        ids.setdefault(i, []).append(cr)
                 else:
                     id_globs.append((globs, cr))
         self.any = tuple(any_)
-        self.subjects = {k: tuple(v) for k, v in subjects.items()}
+        self.ids = {k: tuple(v) for k, v in ids.items()}
+        self.groups = {k: tuple(v) for k, v in groups.items()}
         self.id_globs = tuple(id_globs)
 
     def fit(self, identity: tuple) -> tuple:
-        """The identity with its subject keys replaced by the rules of this bucket
-        whose subject it matches, in rule order: ``(id, attributes, candidates,
-        ttl ceiling)``."""
-        pid, principal, keys, ceiling = identity
-        candidates = self.any
-        mixed = False
-        subjects = self.subjects
-        if subjects:
-            for key in keys:
-                more = subjects.get(key)
-                if more:
-                    candidates, mixed = candidates + more, mixed or bool(candidates)
+        """The identity with its groups replaced by the rules of this bucket whose
+        subject it matches, in rule order: ``(id, attributes, candidates, ttl
+        ceiling)``."""
+        pid, principal, groups, ceiling = identity
+        found = [*self.any, *self.ids.get(pid, ())]
+        for g in groups:
+            found += self.groups.get(g, ())
         for globs, cr in self.id_globs:
-            for g in globs:
-                if g.match(pid):
-                    candidates, mixed = candidates + (cr,), mixed or bool(candidates)
-                    break
-        if mixed:
-            candidates = tuple(sorted(candidates, key=_BY_INDEX))
-        return (pid, principal, candidates, ceiling)
+            if any(g.match(pid) for g in globs):
+                found.append(cr)
+        found.sort(key=_BY_INDEX)
+        return (pid, principal, tuple(found), ceiling)
 
 
-_NO_RULES = _Bucket([], _SubjectKeys(()))
+_NO_RULES = _Bucket([])
 
 
-def _identity(principal: dict, keys: _SubjectKeys) -> tuple:
-    """What a decision needs to know of an identity, in one tuple: its id, its
-    attributes, its subject keys and its credential ttl ceiling (or None)."""
+def _identity(principal: dict) -> tuple:
+    """What a fit needs to know of an identity, in one tuple: its id, its
+    attributes, its distinct groups and its credential ttl ceiling (or None)."""
     ceiling = principal.get("max_credential_ttl")
     if not (ceiling.__class__ is int or ceiling.__class__ is float):
         ceiling = None
-    return (principal["id"], principal, keys.of(principal), ceiling)
+    groups = principal.get("groups")
+    groups = tuple(dict.fromkeys(g for g in groups if g.__class__ is str)) if groups.__class__ is list else ()
+    return (principal["id"], principal, groups, ceiling)
 
 
 _BY_INDEX = attrgetter("index")
@@ -773,7 +724,6 @@ class CompiledPolicies:
         self.attenuate = policies.attenuate
         self._by_action: dict[str, _TargetIndex] = {}
         conditions: dict = {}  # one closure per distinct condition, shared by the rules
-        self._keys = _SubjectKeys(policies.rules)
         for i, rule in enumerate(policies.rules):
             cr = _CRule(i, rule, conditions)
             index = self._by_action.setdefault(rule.action, _TargetIndex())
@@ -806,7 +756,7 @@ class CompiledPolicies:
             return _NO_RULES
         bucket = by_tool.get(tool)
         if bucket is None:
-            bucket = _Bucket(self._by_action[action].lookup(tool), self._keys)
+            bucket = _Bucket(self._by_action[action].lookup(tool))
             if len(by_tool) >= _CACHE_LIMIT:
                 by_tool.clear()
             by_tool[tool] = bucket
@@ -816,7 +766,7 @@ class CompiledPolicies:
         """:func:`_identity` of ``pid`` with its declared attributes."""
         entry = self._principals.get(pid)
         if entry is None:
-            entry = _identity(self.policies.principal(pid, None), self._keys)
+            entry = _identity(self.policies.principal(pid, None))
             if len(self._principals) >= _CACHE_LIMIT:
                 self._principals.clear()
             self._principals[pid] = entry
@@ -964,7 +914,7 @@ class CompiledPolicies:
                 fit = self._fit(key)
         else:
             principal = self.policies.principal(req.principal_id, req.principal_attrs)
-            fit = self._bucket(req.action, req.tool).fit(_identity(principal, self._keys))
+            fit = self._bucket(req.action, req.tool).fit(_identity(principal))
         chain = req.chain
         own = self._decide(req, fit, chain)
         if not (chain and self.attenuate):
