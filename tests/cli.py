@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 from click.testing import CliRunner
 
 from nhipl.cli import main
@@ -12,3 +14,10 @@ def run(*args, input=None) -> tuple[int, str, str]:
     Unexpected exceptions propagate, so a traceback fails the test."""
     result = CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
+
+
+def write_policy(folder: pathlib.Path, text: str, name: str = "p.nhipl") -> pathlib.Path:
+    """A policy file holding ``text`` in ``folder``, for a command to read."""
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -9,20 +9,15 @@ import sys
 
 import pytest
 
-
-from .cli import run
+from .cli import run, write_policy
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 GOOD = 'agent "spiffe://a/x" { groups: ["g"] }\n@id("p") permit agent in "g" to call "t" grant ttl 1m;\n'
 
 
-
-
 @pytest.fixture
 def policy(tmp_path):
-    path = tmp_path / "p.nhipl"
-    path.write_text(GOOD)
-    return path
+    return write_policy(tmp_path, GOOD)
 
 
 def test_check_ok(policy):
@@ -75,8 +70,7 @@ BAD_POLICIES = {
 @pytest.mark.parametrize("kind", sorted(BAD_POLICIES))
 def test_check_bad_policy(tmp_path, kind):
     text, expected = BAD_POLICIES[kind]
-    path = tmp_path / "p.nhipl"
-    path.write_text(text)
+    path = write_policy(tmp_path, text)
     code, out, err = run("check", str(path))
     assert code == 2
     assert err.startswith(f"{tmp_path}/{expected}") or expected in err, err
@@ -150,8 +144,7 @@ def test_bad_flags_exit_2(policy):
 
 
 def test_real_entry_point_no_traceback(tmp_path):
-    path = tmp_path / "p.nhipl"
-    path.write_text("permit any agent to call;\n")
+    path = write_policy(tmp_path, "permit any agent to call;\n")
     proc = subprocess.run([sys.executable, "-m", "nhipl", "check", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"{path}:1:25: unexpected `;`")

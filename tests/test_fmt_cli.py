@@ -12,7 +12,7 @@ import pytest
 import nhipl.fmt as fmt_module
 from nhipl.fmt import FormatError, format_text
 
-from .cli import run
+from .cli import run, write_policy
 
 MESSY = '# head\n@id("p")   permit agent in "g" to call "t.read","t.list"\n  grant ttl 5m ;  # why\n'
 CANONICAL = '# head\n@id("p")\npermit agent in "g" to call "t.read", "t.list" grant ttl 5m;  # why\n'
@@ -22,9 +22,7 @@ CANONICAL = '# head\n@id("p")\npermit agent in "g" to call "t.read", "t.list" gr
 
 @pytest.fixture
 def messy(tmp_path):
-    path = tmp_path / "p.nhipl"
-    path.write_text(MESSY, encoding="utf-8")
-    return path
+    return write_policy(tmp_path, MESSY)
 
 
 def test_format_text():

@@ -7,7 +7,7 @@ import pytest
 
 import nhipl
 
-from .cli import run
+from .cli import run, write_policy
 
 GOOD = '@id("p") permit any agent to call "t" grant ttl 1m;\n'
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -15,13 +15,9 @@ REQUEST = '{"principal": "spiffe://a/x", "tool": "t"}'
 SWEEP = '[sweep]\nname = "qa"\nstudy = "revocation"\nseeds = {seeds}\n[parameters]\nspeed = [1]\nttl = [15]\nmax_ops = [0]\nagents = 1\n'
 
 
-
-
 @pytest.fixture
 def policy(tmp_path):
-    path = tmp_path / "p.nhipl"
-    path.write_text(GOOD)
-    return path
+    return write_policy(tmp_path, GOOD)
 
 
 @pytest.mark.parametrize("text", [DEEP, REQUEST + "\n" + DEEP, '{"principal": "spiffe://a/x", "tool": "t", "args": {"a": ' + DEEP + "}}"])

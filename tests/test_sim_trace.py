@@ -10,6 +10,8 @@ from click.testing import CliRunner
 from nhipl.cli import main
 from nhipl.simulator import TraceError, read_trace, simulate
 
+from .cli import write_policy
+
 GOOD = [
     {"kind": "task_start", "t": 0, "task": "t1", "agent": "a", "intent": "x"},
     {"kind": "tool_call", "t": 1, "task": "t1", "agent": "a", "tool": "search.web"},
@@ -98,9 +100,7 @@ def test_not_utf8(tmp_path):
 
 @pytest.fixture
 def policy(tmp_path):
-    path = tmp_path / "p.nhipl"
-    path.write_text('permit any agent to call "search.*";\n')
-    return str(path)
+    return str(write_policy(tmp_path, 'permit any agent to call "search.*";\n'))
 
 
 def test_cli_bad_line_exits_2(tmp_path, policy):
