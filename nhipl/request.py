@@ -93,15 +93,11 @@ def _fail(field: str, expected: str, value: object) -> RequestError:
 _TASK_STRINGS = ("id", "intent", "owner")
 
 
-def _all_strings(items: list) -> bool:
+def _all_strings(items) -> bool:
     for item in items:
         if item.__class__ is not str:
             return False
     return True
-
-
-def _chain_error() -> RequestError:
-    return RequestError("field `delegation.chain` must be a list of identity strings", "delegation.chain")
 
 
 def _strip_nulls(obj: dict) -> dict:
@@ -185,15 +181,13 @@ def _parse(raw: object) -> Request:
     if task is not None:
         if task.__class__ is not dict:
             raise _fail("task", "an object", task)
-        for value in task.values():
-            if value.__class__ is not str:  # rare: a null to drop, or a value to check
-                if None in task.values():
-                    task = _strip_nulls(task)
-                for key in _TASK_STRINGS:
-                    value = task.get(key)
-                    if value is not None and value.__class__ is not str:
-                        raise _fail(f"task.{key}", "a string", value)
-                break
+        if not _all_strings(task.values()):  # rare: a null to drop, or a value to check
+            if None in task.values():
+                task = _strip_nulls(task)
+            for key in _TASK_STRINGS:
+                value = task.get(key)
+                if value is not None and value.__class__ is not str:
+                    raise _fail(f"task.{key}", "a string", value)
     req.task = task
 
     delegation = get("delegation")
@@ -204,12 +198,8 @@ def _parse(raw: object) -> Request:
         chain = delegation.get("chain")
         if chain is None:
             chain = []
-        elif chain.__class__ is not list:
-            raise _chain_error()
-        else:
-            for item in chain:
-                if item.__class__ is not str:
-                    raise _chain_error()
+        elif chain.__class__ is not list or (chain and not _all_strings(chain)):
+            raise RequestError("field `delegation.chain` must be a list of identity strings", "delegation.chain")
         depth = delegation.get("depth")
         if depth is not None and (not is_number(depth) or depth != len(chain)):
             raise RequestError(
