@@ -10,7 +10,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).parent.parent
-CORE = ["ast", "check", "compile", "decision", "errors", "interpret", "loader", "lower", "parse", "policies", "request", "values"]
+CORE = ["ast", "check", "compile", "decision", "errors", "interpret", "jsontext", "loader", "lower", "parse", "policies", "request", "values"]
 OUTER = ("nhipl.cli", "nhipl.lint", "nhipl.fmt", "nhipl.testing", "nhipl.simulator", "nhipl.runtime")
 
 

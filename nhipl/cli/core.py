@@ -8,6 +8,7 @@ import sys
 import click
 
 from ..errors import RequestError
+from ..jsontext import JSONTextError, parse_json_documents
 from ..loader import decode, load
 from ._base import EXIT_OK, BadInput, handle_errors, main
 
@@ -48,23 +49,9 @@ def read_requests(path: str) -> list[tuple[int, object]]:
     if not text.strip():
         raise BadInput(f"{name}:1:1", "no request: the input is empty")
     try:
-        return [(1, json.loads(text))]
-    except RecursionError:
-        raise BadInput(f"{name}:1:1", "invalid JSON: nested too deeply") from None
-    except json.JSONDecodeError as err:
-        if err.msg != "Extra data":
-            raise BadInput(f"{name}:{err.lineno}:{err.colno}", f"invalid JSON: {err.msg.lower()}") from None
-    out = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append((lineno, json.loads(line)))
-        except RecursionError:
-            raise BadInput(f"{name}:{lineno}:1", "invalid JSON: nested too deeply") from None
-        except json.JSONDecodeError as err:
-            raise BadInput(f"{name}:{lineno}:{err.colno}", f"invalid JSON: {err.msg.lower()}") from None
-    return out
+        return parse_json_documents(text)
+    except JSONTextError as err:
+        raise BadInput(f"{name}:{err.line}:{err.column}", err.message) from None
 
 
 def _text(decision) -> str:

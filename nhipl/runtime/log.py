@@ -31,6 +31,7 @@ import time
 import weakref
 from typing import Callable, Iterable, Iterator
 
+from ..jsontext import JSONTextError, parse_json
 from .errors import DecisionLogError, LogLineError
 from .redact import DEFAULT_REDACTOR, Redactor
 
@@ -334,12 +335,9 @@ def _events(lines, source, on_bad_line) -> Iterator[dict]:
         if not raw.strip():
             continue
         try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as err:
-            yield from _bad(source, line_no, f"invalid JSON: {err.msg.lower()}", on_bad_line)
-            continue
-        except RecursionError:
-            yield from _bad(source, line_no, "invalid JSON: nested too deeply", on_bad_line)
+            record = parse_json(raw)
+        except JSONTextError as err:
+            yield from _bad(source, line_no, err.message, on_bad_line)
             continue
         problem, out = _convert(record, started)
         if problem is not None:

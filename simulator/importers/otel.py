@@ -25,6 +25,8 @@ import os
 from dataclasses import dataclass
 from typing import Iterable
 
+from nhipl.jsontext import JSONTextError, parse_json
+
 from .sources import Document, SourceError, read_json_documents, source_files
 
 INVOKE_AGENT = "invoke_agent"
@@ -182,11 +184,9 @@ def _arguments(span: Span, arguments: object) -> dict:
     if not isinstance(arguments, str):
         raise span.error("`gen_ai.tool.call.arguments` is not a JSON string")
     try:
-        value = json.loads(arguments)
-    except json.JSONDecodeError as err:
-        raise span.error(f"`gen_ai.tool.call.arguments` is not valid JSON: {err.msg.lower()}") from None
-    except RecursionError:
-        raise span.error("`gen_ai.tool.call.arguments` is not valid JSON: nested too deeply") from None
+        value = parse_json(arguments)
+    except JSONTextError as err:
+        raise span.error(f"`gen_ai.tool.call.arguments` is not valid JSON: {err.reason}") from None
     if not isinstance(value, dict):
         raise span.error("`gen_ai.tool.call.arguments` is not a JSON object")
     return value
@@ -197,8 +197,8 @@ def _user_text(span: Span) -> str | None:
     raw = span.attributes.get("gen_ai.input.messages")
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
-        except (json.JSONDecodeError, RecursionError):
+            raw = parse_json(raw)
+        except JSONTextError:
             return None
     if not isinstance(raw, list):
         return None

@@ -6,14 +6,14 @@ input is reported the same way everywhere: ``file:line:col: message``.
 
 from __future__ import annotations
 
-import json
-import os
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from nhipl.errors import NhiplError
+from nhipl.jsontext import JSONTextError, parse_json, parse_json_documents
 
 
 class SourceError(NhiplError):
@@ -78,11 +78,9 @@ def read_json(path: str) -> Document:
     if not text.strip():
         raise SourceError(f"{path}:1:1", "the file is empty")
     try:
-        return Document(path, 1, json.loads(text))
-    except RecursionError:
-        raise SourceError(f"{path}:1:1", "invalid JSON: nested too deeply") from None
-    except json.JSONDecodeError as err:
-        raise SourceError(f"{path}:{err.lineno}:{err.colno}", f"invalid JSON: {err.msg.lower()}") from None
+        return Document(path, 1, parse_json(text))
+    except JSONTextError as err:
+        raise SourceError(f"{path}:{err.line}:{err.column}", err.message) from None
 
 
 def read_json_documents(path: str) -> list[Document]:
@@ -91,23 +89,9 @@ def read_json_documents(path: str) -> list[Document]:
     if not text.strip():
         raise SourceError(f"{path}:1:1", "the file is empty")
     try:
-        return [Document(path, 1, json.loads(text))]
-    except RecursionError:
-        raise SourceError(f"{path}:1:1", "invalid JSON: nested too deeply") from None
-    except json.JSONDecodeError as err:
-        if err.msg != "Extra data":
-            raise SourceError(f"{path}:{err.lineno}:{err.colno}", f"invalid JSON: {err.msg.lower()}") from None
-    documents = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            documents.append(Document(path, lineno, json.loads(line)))
-        except RecursionError:
-            raise SourceError(f"{path}:{lineno}:1", "invalid JSON: nested too deeply") from None
-        except json.JSONDecodeError as err:
-            raise SourceError(f"{path}:{lineno}:{err.colno}", f"invalid JSON: {err.msg.lower()}") from None
-    return documents
+        return [Document(path, lineno, value) for lineno, value in parse_json_documents(text)]
+    except JSONTextError as err:
+        raise SourceError(f"{path}:{err.line}:{err.column}", err.message) from None
 
 
 def field(document: Document, container: object, name: str, kind: type | tuple[type, ...], where: str):
