@@ -14,7 +14,7 @@ from ..loader import load
 from ..simulator import Distribution, LatencyModel, TraceError, simulate
 from ..simulator.html import render_html
 from ..simulator.swarm import LABELS, TOPOLOGIES, SwarmStream, swarm_config
-from ._base import EXIT_BAD_INPUT, EXIT_OK, BadInput, NumberRange, handle_errors, main
+from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, BadInput, NumberRange, handle_errors, main
 
 
 def _trace_errors(func):
@@ -73,6 +73,33 @@ def _write(path: str, text: str | bytes) -> None:
         raise BadInput(f"{path}:1:1", f"cannot write file: {(err.strerror or str(err)).lower()}") from None
 
 
+class FindingKinds(click.ParamType):
+    """`KIND[/SUBKIND],...` of the simulator's finding kinds: `overreach`, `revocation_gap/foreign_holder`."""
+
+    name = "KIND[/SUBKIND],..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, frozenset):
+            return value
+        from ..simulator import FINDING_KINDS
+
+        known = [*FINDING_KINDS, *(f"{k}/{s}" for k, subs in FINDING_KINDS.items() for s in subs)]
+        wanted = set()
+        for item in (part.strip() for part in value.split(",")):
+            if item not in known:
+                from ..errors import did_you_mean
+
+                hint = did_you_mean(item, known)
+                self.fail(f"unknown finding kind `{item}`" + (f"; {hint}" if hint else f"; expected one of {', '.join(known)}"),
+                          param, ctx)
+            wanted.add(item)
+        return frozenset(wanted)
+
+
+def _fails(report, wanted: frozenset) -> bool:
+    return any(f.kind in wanted or f"{f.kind}/{f.subkind}" in wanted for f in report.findings)
+
+
 @main.command("simulate")
 @click.argument("trace", type=click.Path())
 @click.option("-p", "--policies", "policy_paths", multiple=True, required=True, type=click.Path(),
@@ -88,11 +115,15 @@ def _write(path: str, text: str | bytes) -> None:
               help="Credential issuance delay in seconds (default lognormal:0.25,0.5).")
 @click.option("--grace", type=NumberRange(min=0.0), default=0.0, show_default=True,
               help="Seconds a credential may stay valid after its task ends before it is a finding.")
+@click.option("--fail-on", "fail_on", type=FindingKinds(), default=None,
+              help="Exit 1 when the report has findings of these kinds, e.g. `overreach,revocation_gap/foreign_holder`.")
 @handle_errors
 @_trace_errors
-def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace):
+def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace, fail_on):
     """Replay TRACE (JSON lines, DESIGN §6) against POLICIES and report overreach,
-    revocation gaps, attribution gaps and latency. Exit 0; 2 on bad input."""
+    revocation gaps, attribution gaps and latency.
+
+    Exit 0; with --fail-on, 1 when findings of those kinds exist; 2 on bad input."""
     defaults = LatencyModel()
     latency = LatencyModel(_distribution("--approval-wait", approval_wait, defaults.approval_wait),
                            _distribution("--issue-delay", issue_delay, defaults.credential_issue))
@@ -126,7 +157,7 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
         _write(path, text)
         _write(os.path.join(out_dir, "graph.dot"), report.to_dot())
         click.echo(f"wrote {path}", err=True)
-    sys.exit(EXIT_OK)
+    sys.exit(EXIT_FINDINGS if fail_on and _fails(report, fail_on) else EXIT_OK)
 
 
 def _rate_option(name: str):
