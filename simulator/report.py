@@ -136,8 +136,11 @@ def render_text(report: Report, *, max_findings: int = 40) -> str:
     out += table(["kind", "subkind", "count"], rows)
     lat = s["latency"]
     out += ["", "Latency"]
+    undecided = report.policies is None
+    policy_row = (["policy cost per step (µs)", "-", "-", "no policy: steps not decided"] if undecided else
+                  ["policy cost per step (µs)", lat["policy_us"]["p50"], lat["policy_us"]["p99"], f"mean {lat['policy_us']['mean']}"])
     out += table(["measure", "p50", "p99", "other"], [
-        ["policy cost per step (µs)", lat["policy_us"]["p50"], lat["policy_us"]["p99"], f"mean {lat['policy_us']['mean']}"],
+        policy_row,
         ["modelled delay per task (s)", lat["task_delay_s"]["p50"], lat["task_delay_s"]["p99"], f"max {lat['task_delay_s']['max']}"],
     ])
     out.append(f"  model: approval wait {lat['model']['approval_wait']}, credential issue {lat['model']['credential_issue']}")
@@ -154,7 +157,12 @@ def render_text(report: Report, *, max_findings: int = 40) -> str:
     for cycle in cycles[:5]:
         out.append("    " + " -> ".join(cycle + cycle[:1]))
     blast = a["blast_radius"]
-    out.append(f"  blast radius: {len(blast)} identit{'y' if len(blast) == 1 else 'ies'} can reach sensitive tools")
+    if undecided:
+        out.append("  blast radius: not analysed (no policy)")
+    elif not blast:
+        out.append("  blast radius: none (no identity can reach a sensitive tool)")
+    else:
+        out.append(f"  blast radius: {len(blast)} identit{'y' if len(blast) == 1 else 'ies'} can reach sensitive tools")
     for entry in blast[:10]:
         out.append(f"    {entry['identity']}: {', '.join(entry['tools'])}")
     findings = report.findings

@@ -102,8 +102,9 @@ def _fails(report, wanted: frozenset) -> bool:
 
 @main.command("simulate")
 @click.argument("trace", type=click.Path())
-@click.option("-p", "--policies", "policy_paths", multiple=True, required=True, type=click.Path(),
-              help="Policy file or folder (repeatable).")
+@click.option("-p", "--policies", "policy_paths", multiple=True, type=click.Path(),
+              help="Policy file or folder (repeatable). Without it, the trace is replayed undecided: "
+                   "revocation, attribution and latency findings only.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write report.txt|json|html (and graph.dot) into this folder instead of stdout.")
@@ -127,7 +128,7 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
     defaults = LatencyModel()
     latency = LatencyModel(_distribution("--approval-wait", approval_wait, defaults.approval_wait),
                            _distribution("--issue-delay", issue_delay, defaults.credential_issue))
-    policies = load(list(policy_paths))
+    policies = load(list(policy_paths)) if policy_paths else None
     if os.path.isdir(trace):
         raise BadInput(f"{trace}:1:1", "is a folder, not a trace file")
     progress = _Progress() if sys.stderr.isatty() and trace != "-" else None

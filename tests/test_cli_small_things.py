@@ -1,0 +1,46 @@
+"""Small things a new policy author tripped over: plurals, a replay without policies, an empty
+blast radius."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from .cli import run, write_policy
+
+EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
+
+
+def test_lint_summary_counts_in_the_singular_and_the_plural(tmp_path):
+    policy = write_policy(tmp_path, '@id("r") permit any agent to call "x";\n')
+    code, out, _ = run("lint", str(policy))
+    assert code == 1
+    assert out.rstrip().endswith("1 finding: 0 errors, 1 warning, 0 notes")
+
+
+def _trace(tmp_path) -> pathlib.Path:
+    code, out, _ = run("generate", "--agents", "3", "--tasks", "2", "--seed", "1", "--sharing", "0.5")
+    assert code == 0
+    path = tmp_path / "trace.jsonl"
+    path.write_text(out)
+    return path
+
+
+def test_simulate_without_policies_replays_undecided(tmp_path):
+    trace = _trace(tmp_path)
+    code, out, err = run("simulate", str(trace), "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    kinds = {f["kind"] for f in report["findings"]}
+    assert "revocation_gap" in kinds
+    assert not kinds & {"overreach", "unused_permit"}
+    code, text, _ = run("simulate", str(trace))
+    assert code == 0
+    assert "no policy: steps not decided" in text and "blast radius: not analysed (no policy)" in text
+
+
+def test_an_empty_blast_radius_says_none(tmp_path):
+    trace = _trace(tmp_path)
+    code, text, _ = run("simulate", str(trace), "-p", str(EXAMPLES / "support-triage"))
+    assert code == 0
+    assert "blast radius: none (no identity can reach a sensitive tool)" in text
