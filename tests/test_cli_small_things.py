@@ -44,3 +44,13 @@ def test_an_empty_blast_radius_says_none(tmp_path):
     code, text, _ = run("simulate", str(trace), "-p", str(EXAMPLES / "support-triage"))
     assert code == 0
     assert "blast radius: none (no identity can reach a sensitive tool)" in text
+
+
+def test_lint_fails_on_warnings_by_default_not_on_notes(tmp_path):
+    policy = write_policy(tmp_path, '@id("y") permit any agent to call "y" grant ttl 5m;\n@id("no-x") forbid any agent to call "x";\n')  # a dead rule: a note
+    code, out, _ = run("lint", str(policy))
+    assert "note:" in out and "1 note" in out
+    assert code == 0
+    (tmp_path / "pyproject.toml").write_text('[tool.nhipl.lint]\nfail-on = "note"\n')
+    code, _, _ = run("lint", str(policy), "--config", str(tmp_path / "pyproject.toml"))
+    assert code == 1
