@@ -185,15 +185,26 @@ def _rate_options(func):
               help="Write the policy granting exactly the intended behaviour to this file.")
 @click.option("--labels-out", type=click.Path(dir_okay=False), default=None,
               help="Write the planted faults (JSON lines: line, label, expect) to this file.")
+@click.option("--from-policy", "from_policy", multiple=True, type=click.Path(),
+              help="Cast the swarm from this policy (repeatable): its identities, tools and intents, each identity "
+                   "calling what the policy lets it do. --agents and --topology are then unused.")
 @handle_errors
-def generate_cmd(agents, tasks, steps, seed, topology, max_depth, policy_out, labels_out, **rates):
+def generate_cmd(agents, tasks, steps, seed, topology, max_depth, policy_out, labels_out, from_policy, **rates):
     """A seeded synthetic swarm trace as JSON lines on stdout. Exit 0."""
     if policy_out and labels_out and os.path.abspath(policy_out) == os.path.abspath(labels_out):
         raise BadInput(f"{labels_out}:1:1", "`--labels-out` names the same file as `--policy-out`")
     for path in (policy_out, labels_out):  # fail before the trace is written, not after
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise BadInput(f"{path}:1:1", "cannot write file: no such folder")
-    config = swarm_config(agents, tasks, topology, max_depth, seed, steps, **rates)
+    cast = None
+    if from_policy:
+        from ..simulator.cast import cast_from_policy
+
+        try:
+            cast = cast_from_policy(load(list(from_policy)))
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--from-policy") from None
+    config = swarm_config(agents, tasks, topology, max_depth, seed, steps, cast=cast, **rates)
     stream = SwarmStream(config)
     out = sys.stdout
     dumps = json.dumps
