@@ -54,3 +54,24 @@ def test_lint_fails_on_warnings_by_default_not_on_notes(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.nhipl.lint]\nfail-on = "note"\n')
     code, _, _ = run("lint", str(policy), "--config", str(tmp_path / "pyproject.toml"))
     assert code == 1
+
+
+def test_a_test_request_s_bad_field_is_pointed_at(tmp_path):
+    (tmp_path / "r_test.nhipl").write_text(
+        'permit any agent to call "x" grant ttl 5m;\n'
+        'test "t" {\n'
+        '    request {\n'
+        '        principal: "a",\n'
+        '        tol: "x",\n'
+        '        task: { intent: 3 }\n'
+        '    }\n'
+        '    expect allow\n'
+        '}\n'
+    )
+    code, out, err = run("test", str(tmp_path / "r_test.nhipl"))
+    assert code == 2
+    assert "r_test.nhipl:5:14: test `t`: unknown request field `tol`; did you mean `tool`?" in err
+    (tmp_path / "r_test.nhipl").write_text((tmp_path / "r_test.nhipl").read_text().replace("tol:", "tool:"))
+    code, out, err = run("check", str(tmp_path / "r_test.nhipl"))
+    assert code == 2
+    assert "r_test.nhipl:6:25: test `t`: field `task.intent` must be a string" in err
