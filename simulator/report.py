@@ -98,8 +98,8 @@ class Report:
             "bad_lines": [{"line": line, "message": message} for line, message in self.bad_lines],
         }
 
-    def to_text(self, *, max_findings: int = 40) -> str:
-        return render_text(self, max_findings=max_findings)
+    def to_text(self, *, max_findings: int = 40, wide: bool = False) -> str:
+        return render_text(self, max_findings=max_findings, wide=wide)
 
 
 # ---- terminal text ------------------------------------------------------------------------
@@ -120,7 +120,10 @@ def _clip(text: str | None, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render_text(report: Report, *, max_findings: int = 40) -> str:
+def render_text(report: Report, *, max_findings: int = 40, wide: bool = False) -> str:
+    """The terminal report; ``wide`` prints every finding's text whole instead of clipping it
+    to a terminal's width."""
+    clip = (lambda text, width: text or "") if wide else _clip
     s = report.summary
     out = [f"nhipl simulate: {report.source}", ""]
     out += table(["events", "steps", "bad lines", "agents", "tasks", "tools", "credentials"],
@@ -169,8 +172,8 @@ def render_text(report: Report, *, max_findings: int = 40) -> str:
     out += ["", f"Findings ({len(findings)})" + (f", first {max_findings}" if len(findings) > max_findings else "")]
     if findings:
         out += table(["line", "kind", "subkind", "agent", "tool", "credential", "detail"], [
-            [f.line if f.line is not None else "-", f.kind, f.subkind or "", _clip(f.agent, 40), _clip(f.tool or f.rule, 30),
-             f.credential or "", _clip(f.detail, 70)]
+            [f.line if f.line is not None else "-", f.kind, f.subkind or "", clip(f.agent, 40), clip(f.tool or f.rule, 30),
+             f.credential or "", clip(f.detail, 70)]
             for f in findings[:max_findings]
         ])
         if len(findings) > max_findings:

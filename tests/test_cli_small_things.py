@@ -75,3 +75,14 @@ def test_a_test_request_s_bad_field_is_pointed_at(tmp_path):
     code, out, err = run("check", str(tmp_path / "r_test.nhipl"))
     assert code == 2
     assert "r_test.nhipl:6:25: test `t`: field `task.intent` must be a string" in err
+
+
+def test_simulate_wide_prints_details_whole(tmp_path):
+    trace = _trace(tmp_path)
+    code, narrow, _ = run("simulate", str(trace), "-p", str(EXAMPLES / "support-triage"))
+    assert code == 0 and "…" in narrow
+    code, wide, _ = run("simulate", str(trace), "-p", str(EXAMPLES / "support-triage"), "--wide")
+    assert code == 0 and "…" not in wide
+    code, out, _ = run("simulate", str(trace), "-p", str(EXAMPLES / "support-triage"), "--format", "json")
+    details = [f["detail"] for f in json.loads(out)["findings"] if len(f.get("detail", "")) > 70]
+    assert details and all(d in wide for d in details)

@@ -116,11 +116,12 @@ def _fails(report, wanted: frozenset) -> bool:
               help="Credential issuance delay in seconds (default lognormal:0.25,0.5).")
 @click.option("--grace", type=NumberRange(min=0.0), default=0.0, show_default=True,
               help="Seconds a credential may stay valid after its task ends before it is a finding.")
+@click.option("--wide", is_flag=True, help="Text format: print identities and details whole, not clipped to a terminal's width.")
 @click.option("--fail-on", "fail_on", type=FindingKinds(), default=None,
               help="Exit 1 when the report has findings of these kinds, e.g. `overreach,revocation_gap/foreign_holder`.")
 @handle_errors
 @_trace_errors
-def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace, fail_on):
+def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace, wide, fail_on):
     """Replay TRACE (JSON lines, DESIGN §6) against POLICIES and report overreach,
     revocation gaps, attribution gaps and latency.
 
@@ -146,7 +147,7 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
     elif fmt == "html":
         text = render_html(report)
     else:
-        text = report.to_text()
+        text = report.to_text(wide=wide)
     if out_dir is None:
         click.echo(text, nl=False)
     else:
