@@ -168,6 +168,8 @@ def render_text(report: Report, *, max_findings: int = 40, wide: bool = False) -
         out.append(f"  blast radius: {len(blast)} identit{'y' if len(blast) == 1 else 'ies'} can reach sensitive tools")
     for entry in blast[:10]:
         out.append(f"    {entry['identity']}: {', '.join(entry['tools'])}")
+        for tool, assumptions in entry.get("assumed", {}).items():
+            out.append(f"      {tool} may be allowed, assuming " + "; ".join(assumptions))
     findings = report.findings
     out += ["", f"Findings ({len(findings)})" + (f", first {max_findings}" if len(findings) > max_findings else "")]
     if findings:
