@@ -68,6 +68,7 @@ class Report:
                     "p99": _round(cost.percentile(99) / 1000 if cost.n else None),
                     "mean": _round(cost.total / cost.n / 1000 if cost.n else None),
                     "measured_steps": cost.n,
+                    "first_step": _round(state.first_step_ns / 1000 if state.first_step_ns is not None else None),
                 },
                 "task_delay_s": {
                     "p50": _round(self.task_delay.percentile(50)),
@@ -141,7 +142,8 @@ def render_text(report: Report, *, max_findings: int = 40, wide: bool = False) -
     out += ["", "Latency"]
     undecided = report.policies is None
     policy_row = (["policy cost per step (µs)", "-", "-", "no policy: steps not decided"] if undecided else
-                  ["policy cost per step (µs)", lat["policy_us"]["p50"], lat["policy_us"]["p99"], f"mean {lat['policy_us']['mean']}"])
+                  ["policy cost per step (µs)", lat["policy_us"]["p50"], lat["policy_us"]["p99"],
+                   f"mean {lat['policy_us']['mean']}; cold first step {lat['policy_us']['first_step']}, apart"])
     out += table(["measure", "p50", "p99", "other"], [
         policy_row,
         ["modelled delay per task (s)", lat["task_delay_s"]["p50"], lat["task_delay_s"]["p99"], f"max {lat['task_delay_s']['max']}"],

@@ -57,7 +57,9 @@ LABELS: dict[str, tuple[frozenset, frozenset]] = {
     "drift": (frozenset({("overreach", "denied")}), frozenset()),
     "unapproved": (frozenset({("overreach", "unapproved")}), frozenset()),
     "sharing": (frozenset({("revocation_gap", "foreign_holder")}), frozenset()),
-    "late_use": (frozenset({("revocation_gap", "used_after_task_end")}), frozenset({("revocation_gap", "used_after_revoke")})),
+    # a late call of a gated tool also finds no approval left: each approval covered one call
+    "late_use": (frozenset({("revocation_gap", "used_after_task_end")}),
+                 frozenset({("revocation_gap", "used_after_revoke"), ("overreach", "unapproved")})),
     "expired_use": (frozenset({("revocation_gap", "used_after_expiry")}), frozenset()),
     "missed_revocation": (frozenset({("revocation_gap", "valid_after_task_end")}), frozenset()),
     "long_ttl": (frozenset({("revocation_gap", "valid_after_task_end")}), frozenset()),
@@ -274,8 +276,8 @@ class SwarmStream:
                 if rng.random() < rate["no_task"]:
                     call(agent, tool, None, "no_task", task=False)
                 gated = is_gated(agent, tool)
-                if gated and tool not in approved:
-                    if rng.random() < rate["unapproved"]:
+                if gated:  # an approval covers one call
+                    if tool not in approved and rng.random() < rate["unapproved"]:
                         call(agent, tool, own, "unapproved")
                     emit({"kind": "approval", "t": tick(), "task": task_id, "tool": tool, "granted": True,
                           "by": "human:reviewer@example.com"})

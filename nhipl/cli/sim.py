@@ -11,7 +11,7 @@ import sys
 import click
 
 from ..loader import load
-from ..simulator import Distribution, LatencyModel, TraceError, simulate
+from ..simulator import APPROVAL_SCOPES, DEFAULT_GRACE, Distribution, LatencyModel, TraceError, simulate
 from ..simulator.html import render_html
 from ..simulator.swarm import LABELS, TOPOLOGIES, SwarmStream, swarm_config
 from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, BadInput, NumberRange, handle_errors, main
@@ -114,14 +114,22 @@ def _fails(report, wanted: frozenset) -> bool:
               help="Human approval wait in seconds (default lognormal:120,0.8).")
 @click.option("--issue-delay", default=None, metavar="DIST",
               help="Credential issuance delay in seconds (default lognormal:0.25,0.5).")
-@click.option("--grace", type=NumberRange(min=0.0), default=0.0, show_default=True,
+@click.option("--grace", type=NumberRange(min=0.0), default=DEFAULT_GRACE, show_default=True,
               help="Seconds a credential may stay valid after its task ends before it is a finding.")
+@click.option("--approvals", type=click.Choice(APPROVAL_SCOPES), default="call", show_default=True,
+              help="What an `approval` event covers: the next call of its tool (`call`, as enforcement does) "
+                   "or every later call of it in the task (`task`).")
+@click.option("--requests-out", type=click.Path(dir_okay=False), default=None,
+              help="Write the request built for each step to FILE, JSON lines in trace order (for `nhipl eval -r FILE`).")
+@click.option("--emit-tests", type=click.Path(dir_okay=False), default=None,
+              help="Write a `test` block per step finding to FILE (a `*_test.nhipl` file pinning today's decisions).")
 @click.option("--wide", is_flag=True, help="Text format: print identities and details whole, not clipped to a terminal's width.")
 @click.option("--fail-on", "fail_on", type=FindingKinds(), default=None,
               help="Exit 1 when the report has findings of these kinds, e.g. `overreach,revocation_gap/foreign_holder`.")
 @handle_errors
 @_trace_errors
-def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace, wide, fail_on):
+def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace, approvals,
+                 requests_out, emit_tests, wide, fail_on):
     """Replay TRACE (JSON lines, DESIGN §6) against POLICIES and report overreach,
     revocation gaps, attribution gaps and latency.
 
@@ -138,10 +146,20 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
         from ..simulator import read_trace
 
         reader = read_trace(source, skip_bad_lines=skip_bad_lines, name="<stdin>" if trace == "-" else None)
-        report = simulate(reader, policies, seed=seed, latency=latency, revocation_grace=grace, progress=progress)
+        steps: list[tuple[int, dict]] = []
+        keep = steps.append if (requests_out or emit_tests) else None
+        report = simulate(reader, policies, seed=seed, latency=latency, revocation_grace=grace, progress=progress,
+                          approvals=approvals, on_request=(lambda line, request: keep((line, request))) if keep else None)
     finally:
         if progress is not None:
             progress.close()
+    if requests_out:
+        _write(requests_out, "".join(json.dumps(request, ensure_ascii=False) + "\n" for _, request in steps))
+    if emit_tests:
+        from ..simulator.emit import emit_tests as render_tests
+
+        _write(emit_tests, render_tests(report, dict(steps), policies, source=reader.name,
+                                        imports=_imports_from(emit_tests, policy_paths)))
     if fmt == "json":
         text = json.dumps(report.to_dict(), indent=2) + "\n"
     elif fmt == "html":
@@ -160,6 +178,22 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
         _write(os.path.join(out_dir, "graph.dot"), report.to_dot())
         click.echo(f"wrote {path}", err=True)
     sys.exit(EXIT_FINDINGS if fail_on and _fails(report, fail_on) else EXIT_OK)
+
+
+def _imports_from(test_file: str, policy_paths) -> tuple[str, ...]:
+    """`import` paths, relative to ``test_file``'s folder, of the policy files given with -p."""
+    folder = os.path.dirname(os.path.abspath(test_file))
+    files = []
+    for path in policy_paths:
+        if os.path.isdir(path):
+            files += sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(".nhipl") and not n.endswith("_test.nhipl"))
+        else:
+            files.append(path)
+    out = []
+    for path in files:
+        rel = os.path.relpath(os.path.abspath(path), folder)
+        out.append(rel if rel.startswith("..") else "./" + rel)
+    return tuple(out)
 
 
 def _rate_option(name: str):
