@@ -17,7 +17,7 @@ import json
 import random
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from nhipl.errors import RequestError
 
@@ -38,6 +38,9 @@ APPROVAL_SCOPES = ("call", "task")
 # Seconds a credential may stay valid after its task ends before it is a finding: revocation
 # that lands within a few seconds of the task's end is how a runtime works, not a gap.
 DEFAULT_GRACE = 5.0
+
+# The report's timeline draws at most this many steps: the first ones of the run.
+TIMELINE_STEPS = 2000
 
 # Provenance keeps at most this many tool outputs (and characters) per task.
 OUTPUTS_PER_TASK = 256
@@ -130,6 +133,17 @@ def _text(value: object) -> str:
     return value if value.__class__ is str else json.dumps(value, sort_keys=True, separators=(",", ":"))  # type: ignore[return-value]
 
 
+class TimelineStep(NamedTuple):
+    """One step as the report's timeline draws it (the first :data:`TIMELINE_STEPS` of a run)."""
+
+    t: float | None
+    agent: str
+    action: str  # "call" or "delegate"
+    target: str  # the tool, or the delegatee
+    effect: str | None  # None when no policy decided it
+    line: int
+
+
 class Replay:
     """State of one replay; :func:`nhipl.simulator.simulate` drives it."""
 
@@ -142,6 +156,7 @@ class Replay:
         self.approval_per_call = approvals == "call"
         self.on_request = on_request
         self.first_step_ns: int | None = None
+        self.timeline: list[TimelineStep] = []
         self.latency = latency or LatencyModel()
         self.rng = random.Random(seed)
         self.batch_size = batch_size
@@ -449,9 +464,12 @@ class Replay:
         if self.on_request is not None:
             for request, context in pending:
                 self.on_request(context[0], request)
+        timeline = self.timeline
         if self.policies is None:
             for request, context in pending:
                 self._record(context, None)
+                if len(timeline) < TIMELINE_STEPS:
+                    timeline.append(TimelineStep(request.get("now"), context[2], context[1], context[4], None, context[0]))
             return
         times = self._times
         times.clear()
@@ -468,7 +486,9 @@ class Replay:
             times[:] = [total // len(pending)] * len(pending)
         add = self.step_cost.add
         first = self.first_step_ns is None
-        for (_, context), decision, cost in zip(pending, decisions, times):
+        for (request, context), decision, cost in zip(pending, decisions, times):
+            if len(timeline) < TIMELINE_STEPS:
+                timeline.append(TimelineStep(request.get("now"), context[2], context[1], context[4], decision.effect, context[0]))
             if first:  # the cold first step (caches filling) is reported apart, not in the percentiles
                 self.first_step_ns, first = cost, False
             else:

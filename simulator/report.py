@@ -31,6 +31,7 @@ class Report:
         self.findings: list[Finding] = state.findings
         self.bad_lines = list(bad_lines)
         self.step_cost: Histogram = state.step_cost
+        self.timeline = state.timeline  # the first steps of the run, for the HTML report's timeline
         delays = {tid: task.delay for tid, task in state.tasks.items()}
         self.task_delay = Histogram()
         for delay in delays.values():

@@ -242,3 +242,23 @@ def test_blast_radius_counts_calls_that_hang_on_arguments_or_resources_as_may_be
     assert "2 identities can reach sensitive tools" in text
     assert ("vault.read_secret may be allowed, assuming `deployer-reads`: its condition holds; "
             "`no-prod`: its condition does not hold") in text
+
+
+def test_html_timeline_draws_a_lane_per_agent_and_marks_findings():
+    swarm = generate(agents=4, tasks=3, seed=2, drift=0.3, sharing=0.2)
+    policies = nhipl.loads(swarm.policy_text)
+    report = simulate(swarm.events, policies)
+    root = ET.fromstring(render_html(report))
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    svg = next(e for e in root.iter("{http://www.w3.org/2000/svg}svg") if e.get("id") == "timeline")
+    lanes = svg.findall("svg:g[@class='lane']", ns)
+    steps = [e for e in svg if (e.get("class") or "").startswith("step")]
+    agents = {e["agent"] for e in swarm.events if e["kind"] in ("tool_call", "delegate")}
+    assert {lane.get("data-agent") for lane in lanes} == agents
+    assert len(steps) == report.summary["steps"]
+    step_lines = {int(e.get("data-line")) for e in steps}
+    finding_lines = {f.line for f in report.findings if f.line in step_lines}
+    assert finding_lines, "the swarm plants findings on steps"
+    assert {int(e.get("data-line")) for e in steps if "finding" in e.get("class")} == finding_lines
+    denied = {f.line for f in report.findings if (f.kind, f.subkind) == ("overreach", "denied")}
+    assert all(e.get("fill") == "#c62828" for e in steps if int(e.get("data-line")) in denied)
