@@ -86,3 +86,11 @@ def test_simulate_wide_prints_details_whole(tmp_path):
     code, out, _ = run("simulate", str(trace), "-p", str(EXAMPLES / "support-triage"), "--format", "json")
     details = [f["detail"] for f in json.loads(out)["findings"] if len(f.get("detail", "")) > 70]
     assert details and all(d in wide for d in details)
+
+
+def test_a_misspelt_trace_field_gets_a_did_you_mean(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    trace.write_text('{"kind": "tool_call", "t": 1, "agent": "a", "tol": "x"}\n')
+    code, _, err = run("simulate", str(trace))
+    assert code == 2
+    assert "t.jsonl:1: `tool_call` event is missing required field `tool`; did you mean `tool` instead of `tol`?" in err
