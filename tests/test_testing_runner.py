@@ -169,7 +169,7 @@ BAD_FILES = {
     ),
     "bad request field": (
         'test "x" { request { principal: "p", tool: "a.b", taks: {} } expect deny }\n',
-        "bad_test.nhipl:1:20: test `x`: unknown request field `taks`; did you mean `task`?",
+        "bad_test.nhipl:1:57: test `x`: unknown request field `taks`; did you mean `task`?",
     ),
     "unknown effect": (
         'test "x" { request { principal: "p", tool: "a.b" } expect denied }\n',
