@@ -8,7 +8,7 @@ rules, ttl, errors and reasons); the differential test holds it to that.
 
 from __future__ import annotations
 
-from .conditions import compile_condition, compile_expr, scope
+from .conditions import Scope, compile_condition, compile_expr
 from .decision import (
     ALLOW,
     DENY,
@@ -50,9 +50,9 @@ class CompiledPolicies:
         # The rules whose subject matches, in rule order (see Bucket.fit).
         # Only what this decision needs is read from the fit: at 10,000 rules every
         # object touched is likely a cache miss.
-        candidates = fit.candidates
+        pid, principal, candidates, ceiling = fit
         if not candidates:
-            return _new_tuple(Decision, (DENY, (), None, (), Reasons(default_deny_lines, fit.id, req.action, req.tool, ()), None, ()))
+            return _new_tuple(Decision, (DENY, (), None, (), Reasons(default_deny_lines, pid, req.action, req.tool, ()), None, ()))
         permits: list[CompiledRule] = []
         forbids = approvals = errors = None  # rare: made when first needed
         task = req.task
@@ -79,7 +79,7 @@ class CompiledPolicies:
                     continue
             if cond is not None:
                 if env is None:
-                    env = scope(req, fit.principal, depth, self._tool)
+                    env = _new_tuple(Scope, (req, principal, depth, self._tool))
                 try:
                     if not cond(env):
                         continue
@@ -103,13 +103,12 @@ class CompiledPolicies:
         if forbids is None and approvals is None and errors is None:
             if not permits:
                 return _new_tuple(
-                    Decision, (DENY, (), None, (), Reasons(_near_misses, fit.id, req.action, req.tool, candidates, intent, resource), None, ())
+                    Decision, (DENY, (), None, (), Reasons(_near_misses, pid, req.action, req.tool, candidates, intent, resource), None, ())
                 )
-            ceiling = fit.ceiling
             if ceiling is None and len(permits) == 1:
                 return permits[0].allowed
             return self._allow(permits, ceiling)
-        return explain(req, fit.principal, forbids or (), permits, approvals or (), errors or ())
+        return explain(req, principal, forbids or (), permits, approvals or (), errors or ())
 
     @staticmethod
     def _allow(permits: list[CompiledRule], ceiling: int | float | None) -> Decision:

@@ -34,14 +34,6 @@ class Scope(NamedTuple):
 
 Cond = Callable[[Scope], object]
 
-_new_tuple = tuple.__new__
-
-
-def scope(request: Request, principal: dict, depth: int, tool: Callable[[str], dict]) -> Scope:
-    """``Scope(...)`` without the keyword handling, for the evaluator's hot path."""
-    return _new_tuple(Scope, (request, principal, depth, tool))
-
-
 def _chain(scope: Scope) -> list:
     chain = scope.request.chain
     depth = scope.depth
@@ -75,8 +67,7 @@ def _root_getter(root: str) -> Callable[[tuple], object]:
         return approval
     if root not in _REQUEST_ROOTS:  # refused by check; like the reference, absent
         return lambda scope: None
-    get = attrgetter(root)
-    return lambda scope: get(scope.request)
+    return attrgetter("request." + root)
 
 
 # Roots read as the Request attribute of the same name.
@@ -90,7 +81,7 @@ def _compile_path(node: A.Path) -> Cond:
     if root == "delegation" and attrs == ("chain",):
         return _chain
     if root == "tool" and attrs == ("name",):
-        return lambda scope: scope.request.tool
+        return attrgetter("request.tool")
     get_root = _root_getter(root)
     if not attrs:
 
@@ -105,10 +96,10 @@ def _compile_path(node: A.Path) -> Cond:
         (attr,) = attrs
         if root in _REQUEST_ROOTS or root == "principal":
             # one C-level read of the root instead of a call to get_root
-            read = attrgetter(root) if root != "principal" else None
+            read = attrgetter("request." + root) if root != "principal" else attrgetter("principal")
 
             def get1_direct(scope):
-                value = read(scope.request) if read is not None else scope.principal
+                value = read(scope)
                 if value.__class__ is dict:
                     try:
                         return value[attr]
@@ -183,10 +174,10 @@ def _request_attr_equals_string(path: A.Path, const: str) -> Cond:
     """``task.intent == "x"`` and the like in one closure: the commonest condition."""
     root, attrs = path.root, path.attrs
     (attr,) = attrs
-    read = attrgetter(root)
+    read = attrgetter("request." + root)
 
     def equals(scope):
-        value = read(scope.request)
+        value = read(scope)
         if value.__class__ is dict:
             try:
                 v = value[attr]
