@@ -132,13 +132,20 @@ class Chain:
     def then(self, identity: str) -> "Chain":
         return Chain(self, identity)
 
-    def names(self) -> list[str]:
-        out: list[str] = [""] * self.depth
+    def names(self, spelled: "tuple[Chain, list[str]] | None" = None) -> list[str]:
+        """The identities, originator first, as a new list. ``spelled`` is a chain
+        already spelled out, ``(chain, its names)``: when it is this chain's
+        ancestor only the part after it is walked (a chain that grows by one
+        delegation at a time then costs one list copy per step)."""
+        stop, known = spelled if spelled is not None else (None, None)
+        tail: list[str] = []
         node = self
-        for i in range(self.depth - 1, -1, -1):
-            out[i] = node.last  # type: ignore[assignment]
+        while node.depth and node is not stop:
+            tail.append(node.last)  # type: ignore[arg-type]
             node = node.before  # type: ignore[assignment]
-        return out
+        names = list(known) if node is stop and known is not None else []
+        names.extend(reversed(tail))
+        return names
 
     def __len__(self) -> int:
         return self.depth
@@ -177,6 +184,7 @@ class Replay:
         self.step_cost = Histogram()  # nanoseconds
         self._longest: tuple[Chain, str | None, int | None] = (NO_CHAIN, None, None)
         self._pending: list[tuple[dict, tuple]] = []
+        self._spelled: tuple[Chain, list[str]] = (NO_CHAIN, [])  # the chain last spelled out
         self._times: list[int] = []
         if policies is not None:
             policies.evaluate_many([])  # compile now, so that the first step's cost is its own
@@ -187,6 +195,11 @@ class Replay:
         its task and the trace line of the delegation that made it."""
         chain, task, line = self._longest
         return tuple(chain.names()), task, line
+
+    def _names(self, chain: Chain) -> list[str]:
+        names = chain.names(self._spelled)
+        self._spelled = (chain, names)
+        return names
 
     # -- model --------------------------------------------------------------------------
     def _node(self, kind: str, name: str) -> str:
@@ -263,7 +276,7 @@ class Replay:
                 reached = task.reached[to] = chain.then(agent)
                 if reached.depth + 1 > self._longest[0].depth:
                     self._longest = (reached.then(to), task.id, line)
-        request = {"principal": agent, "action": "delegate", "tool": to, "delegation": {"chain": chain.names()}, "now": ev["t"]}
+        request = {"principal": agent, "action": "delegate", "tool": to, "delegation": {"chain": self._names(chain)}, "now": ev["t"]}
         if task is not None:
             request["task"] = task.request
             approval = task.approvals.get(to)
@@ -278,7 +291,7 @@ class Replay:
         t = ev["t"]
         request = {"principal": agent, "tool": tool, "now": t}
         if chain.depth:
-            request["delegation"] = {"chain": chain.names()}
+            request["delegation"] = {"chain": self._names(chain)}
         nodes = self.nodes
         tool_node = "tool:" + tool
         if tool_node not in nodes:
