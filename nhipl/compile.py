@@ -28,6 +28,7 @@ from .request import _parse as parse_one  # parse_request without an index to re
 from .semantics import EvalFailure
 
 _new_tuple = tuple.__new__
+_new_object = object.__new__  # a Scope without running __init__: the fields are set inline
 
 
 class CompiledPolicies:
@@ -50,9 +51,9 @@ class CompiledPolicies:
         # The rules whose subject matches, in rule order (see Bucket.fit).
         # Only what this decision needs is read from the fit: at 10,000 rules every
         # object touched is likely a cache miss.
-        pid, principal, candidates, ceiling = fit
+        candidates = fit.candidates
         if not candidates:
-            return _new_tuple(Decision, (DENY, (), None, (), Reasons(default_deny_lines, pid, req.action, req.tool, ()), None, ()))
+            return _new_tuple(Decision, (DENY, (), None, (), Reasons(default_deny_lines, fit.id, req.action, req.tool, ()), None, ()))
         permits: list[CompiledRule] = []
         forbids = approvals = errors = None  # rare: made when first needed
         task = req.task
@@ -79,7 +80,8 @@ class CompiledPolicies:
                     continue
             if cond is not None:
                 if env is None:
-                    env = _new_tuple(Scope, (req, principal, depth, self._tool))
+                    env = _new_object(Scope)
+                    env.request, env.principal, env.depth, env.tool = req, fit.principal, depth, self._tool
                 try:
                     if not cond(env):
                         continue
@@ -103,12 +105,13 @@ class CompiledPolicies:
         if forbids is None and approvals is None and errors is None:
             if not permits:
                 return _new_tuple(
-                    Decision, (DENY, (), None, (), Reasons(_near_misses, pid, req.action, req.tool, candidates, intent, resource), None, ())
+                    Decision, (DENY, (), None, (), Reasons(_near_misses, fit.id, req.action, req.tool, candidates, intent, resource), None, ())
                 )
+            ceiling = fit.ceiling
             if ceiling is None and len(permits) == 1:
                 return permits[0].allowed
             return self._allow(permits, ceiling)
-        return explain(req, principal, forbids or (), permits, approvals or (), errors or ())
+        return explain(req, fit.principal, forbids or (), permits, approvals or (), errors or ())
 
     @staticmethod
     def _allow(permits: list[CompiledRule], ceiling: int | float | None) -> Decision:

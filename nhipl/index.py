@@ -49,14 +49,15 @@ class Identity(NamedTuple):
     ceiling: int | float | None
 
 
-class Fit(NamedTuple):
+class Fit:
     """An identity with the rules of one bucket whose subject it matches, in rule
-    order (``candidates``)."""
+    order (``candidates``). A slotted class: the evaluator reads it on every
+    decision."""
 
-    id: str
-    principal: dict
-    candidates: tuple["CompiledRule", ...]
-    ceiling: int | float | None
+    __slots__ = ("id", "principal", "candidates", "ceiling")
+
+    def __init__(self, id: str, principal: dict, candidates: tuple["CompiledRule", ...], ceiling: int | float | None):
+        self.id, self.principal, self.candidates, self.ceiling = id, principal, candidates, ceiling
 
 
 class CompiledRule:
@@ -193,7 +194,7 @@ class Bucket:
             if any(g.match(pid) for g in globs):
                 found.append(cr)
         found.sort(key=_BY_INDEX)
-        return _new_tuple(Fit, (pid, principal, tuple(found), ceiling))
+        return Fit(pid, principal, tuple(found), ceiling)
 
 
 NO_RULES = Bucket([])
