@@ -28,7 +28,6 @@ from .request import _parse as parse_one  # parse_request without an index to re
 from .semantics import EvalFailure
 
 _new_tuple = tuple.__new__
-_new_object = object.__new__  # a Scope without running __init__: the fields are set inline
 
 
 class CompiledPolicies:
@@ -47,7 +46,7 @@ class CompiledPolicies:
         return self.index.sizes()
 
     # -- evaluation -------------------------------------------------------------------
-    def _decide(self, req: Request, fit: Fit, depth: int) -> Decision:
+    def _decide(self, req: Request, fit: Fit, depth: int | None) -> Decision:
         # The rules whose subject matches, in rule order (see Bucket.fit).
         # Only what this decision needs is read from the fit: at 10,000 rules every
         # object touched is likely a cache miss.
@@ -80,8 +79,9 @@ class CompiledPolicies:
                     continue
             if cond is not None:
                 if env is None:
-                    env = _new_object(Scope)
-                    env.request, env.principal, env.depth, env.tool = req, fit.principal, depth, self._tool
+                    env = Scope()
+                    env.request, env.principal, env.tool = req, fit.principal, self._tool
+                    env.depth = len(req.chain) if depth is None else depth
                 try:
                     if not cond(env):
                         continue
@@ -142,7 +142,7 @@ class CompiledPolicies:
             principal = self.policies.principal(req.principal_id, req.principal_attrs)
             fit = self.index.bucket(req.action, req.tool).fit(identity(principal))
         chain = req.chain
-        own = self._decide(req, fit, len(chain))
+        own = self._decide(req, fit, None)  # depth None: the whole chain
         if not (chain and self.attenuate):
             return own
         # Each delegator is decided as itself with the part of the chain before it:

@@ -27,7 +27,8 @@ class Scope:
     for a delegator) and ``tool``, which gives a tool's attributes with its name.
 
     A slotted class rather than a named tuple: its fields are read on every
-    condition, and slot reads are the interpreter's fastest attribute access."""
+    condition, and slot reads are the interpreter's fastest attribute access. Made
+    empty (``Scope()``) and then filled, which is cheaper than an ``__init__``."""
 
     __slots__ = ("request", "principal", "depth", "tool")
 
@@ -35,9 +36,6 @@ class Scope:
     principal: dict
     depth: int
     tool: Callable[[str], dict]
-
-    def __init__(self, request: Request, principal: dict, depth: int, tool: Callable[[str], dict]):
-        self.request, self.principal, self.depth, self.tool = request, principal, depth, tool
 
 
 Cond = Callable[[Scope], object]
