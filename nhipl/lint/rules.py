@@ -14,6 +14,7 @@ from typing import Iterator
 from .. import ast as A
 from ..errors import Span, did_you_mean
 from ..fmt import format_expr, format_subject
+from ..request import SCHEMA
 from . import analysis as an
 
 SEVERITIES = ("error", "warning", "note")
@@ -147,18 +148,10 @@ class RawFinding:
 # ---- facts about the policy set ----------------------------------------------------------
 
 
-REQUEST_ATTRS = {
-    "principal": {"id", "groups", "owner", "max_credential_ttl"},
-    "tool": {"name", "sensitive", "tags"},
-    "task": {"id", "intent", "owner"},
-    "delegation": {"chain", "depth"},
-    "credential": {"id", "issued_at", "ttl", "scope", "age"},
-    "approval": {"granted", "by"},
-    "args": set(),
-    "context": set(),
-    "provenance": set(),
-}
-OPEN_ROOTS = ("args", "context", "provenance")  # keys chosen by the caller
+# The request schema's objects and their known attributes; a tool's come from its declaration.
+REQUEST_ATTRS = {f.name: set(f.attrs) for f in SCHEMA if f.attrs or f.kind == "object"}
+REQUEST_ATTRS["tool"] = {"name", "sensitive", "tags"}
+OPEN_ROOTS = tuple(f.name for f in SCHEMA if f.open)  # keys chosen by the caller
 
 
 @lru_cache(maxsize=1)
