@@ -171,6 +171,13 @@ def write_atomically(path: str, content: str | bytes, *, force: bool = False, mo
         raise
 
 
+def refuse_existing(*paths: str | None, force: bool = False) -> None:
+    """Fail, before any work is done, when one of ``paths`` exists and ``force`` is not set."""
+    for path in paths:
+        if path and not force and os.path.lexists(path):
+            raise _exists(path)
+
+
 def _link_new(tmp: str, path: str) -> None:
     """Move ``tmp`` to ``path`` only if nothing is there (atomically, where links exist)."""
     try:
@@ -186,7 +193,7 @@ def _link_new(tmp: str, path: str) -> None:
 
 
 def _exists(path: str) -> LocatedError:
-    return LocatedError(path, 1, 1, "the file exists; not overwriting it", code="file-exists",
+    return LocatedError(path, 1, 1, "the output file exists; not overwriting it", code="file-exists",
                         help="pass `--force` to replace it")
 
 

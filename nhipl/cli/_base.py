@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..errors import LocatedError, NhiplError, PolicyError, RequestError
+from ..errors import LocatedError, PolicyError, RequestError
 from ..source import imports_outside_allowed
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2

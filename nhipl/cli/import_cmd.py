@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 
 import click
 
-from ..source import write_atomically
-from ._base import BadInput, handle_errors, main
+from ..source import refuse_existing, write_atomically
+from ._base import handle_errors, main
 
 
 @main.command("import")
@@ -27,8 +26,7 @@ def import_(format: str, files: tuple[str, ...], output: str | None, force: bool
     """
     from nhipl.simulator.importers import dumps_trace, import_runs
 
-    if output is not None and os.path.lexists(output) and not force:
-        raise BadInput(f"{output}:1:1", "the output file exists; not overwriting it\n  help: pass `--force` to replace it")
+    refuse_existing(output, force=force)
     events = import_runs(format, files)
     text = dumps_trace(events)
     if output is None:
