@@ -100,7 +100,7 @@ class _Loader:
         self.diagnostics: list[Diagnostic] = []
 
     def load_text(self, text: str, source: str, path: str | None, base_dir: str) -> None:
-        self.lines[source] = text.splitlines()
+        self.lines[source] = user_files.lines(text)
         try:
             module = _parse_and_lower(text, source, path)
         except PolicyError as err:
