@@ -34,8 +34,9 @@ _MIB = 1 << 20
 
 
 def _too_large(source: str, limit: int) -> LocatedError:
+    size = f"{limit // _MIB} MiB" if limit >= _MIB else f"{limit} bytes"
     return LocatedError(
-        source, 1, 1, f"the input is larger than the {limit // _MIB} MiB limit", code="too-large",
+        source, 1, 1, f"the input is larger than the {size} limit", code="too-large",
         help="split it into smaller files",
     )
 
@@ -49,6 +50,7 @@ def open_input(path: str) -> BinaryIO:
     """``path`` opened for reading in binary, when it is a regular file or a pipe."""
     if not path:
         raise LocatedError("<empty path>", 1, 1, "no such file: the path is empty", code="file-not-found")
+    # Non-blocking, so that opening a device or a pipe cannot hang before its type is known.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
@@ -66,16 +68,19 @@ def open_input(path: str) -> BinaryIO:
             raise LocatedError(
                 path, 1, 1, "not a regular file (a device or a socket); refusing to read it", code="file-error"
             )
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)  # opened non-blocking only so a pipe without a writer cannot hang the open
+        if stat.S_ISFIFO(mode):  # a pipe: read it as `cat` would, waiting for its writer
+            os.close(fd)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
 
 
-def read_stream(stream: BinaryIO, source: str, limit: int = MAX_INPUT_BYTES) -> bytes:
-    """At most ``limit`` bytes of ``stream``; more is an error naming ``source``."""
+def read_stream(stream: BinaryIO, source: str, limit: int | None = None) -> bytes:
+    """At most ``limit`` bytes of ``stream`` (default :data:`MAX_INPUT_BYTES`); more is an
+    error naming ``source``."""
+    limit = MAX_INPUT_BYTES if limit is None else limit
     try:
         data = stream.read(limit + 1)
     except OSError as err:
@@ -85,7 +90,7 @@ def read_stream(stream: BinaryIO, source: str, limit: int = MAX_INPUT_BYTES) -> 
     return data
 
 
-def read_bytes(path: str, limit: int = MAX_INPUT_BYTES) -> bytes:
+def read_bytes(path: str, limit: int | None = None) -> bytes:
     """The bytes of the file at ``path`` (see the module's rules)."""
     with open_input(path) as fh:
         return read_stream(fh, path, limit)
@@ -110,7 +115,7 @@ def _not_text(data: bytes, offset: int, source: str) -> LocatedError:
     return LocatedError(source, line, column, "not a UTF-8 text file; is it a binary file?", code="not-text")
 
 
-def read_text(path: str, limit: int = MAX_INPUT_BYTES) -> str:
+def read_text(path: str, limit: int | None = None) -> str:
     """The text of the UTF-8 file at ``path``."""
     return decode(read_bytes(path, limit), path)
 

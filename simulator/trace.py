@@ -15,7 +15,8 @@ from typing import Iterable, Iterator
 
 from nhipl.errors import LocatedError, NhiplError, did_you_mean
 from nhipl.jsontext import loads as strict_loads
-from nhipl.source import MAX_LINE_BYTES, open_input
+from nhipl import source as user_files
+from nhipl.source import open_input
 
 # Times, ttls and other numbers of an event: finite, and small enough that differences of
 # them never overflow.
@@ -124,6 +125,8 @@ class TraceReader:
     def __iter__(self) -> Iterator[tuple[int, dict]]:
         if self._path is not None:
             return self._read_file(self._path)
+        if hasattr(self._lines, "readline"):  # a binary stream (stdin): bounded lines too
+            return self._read(bounded_lines(self._lines, self.name))
         return self._read(self._lines)  # type: ignore[arg-type]
 
     def _open(self, path: str):
@@ -192,9 +195,11 @@ class TraceReader:
                 self._bad(line_no, problem)
 
 
-def bounded_lines(fh, name: str, limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
-    """The lines of a binary file, each at most ``limit`` bytes: a longer line (a file with
-    no line ends, say) is an error at its line, not an attempt to hold it in memory."""
+def bounded_lines(fh, name: str, limit: int | None = None) -> Iterator[bytes]:
+    """The lines of a binary file, each at most ``limit`` bytes (default
+    :data:`nhipl.source.MAX_LINE_BYTES`): a longer line (a file with no line ends, say) is an
+    error at its line, not an attempt to hold it in memory."""
+    limit = user_files.MAX_LINE_BYTES if limit is None else limit
     line_no = 0
     while True:
         line = fh.readline(limit + 1)
@@ -202,7 +207,7 @@ def bounded_lines(fh, name: str, limit: int = MAX_LINE_BYTES) -> Iterator[bytes]
             return
         line_no += 1
         if len(line) > limit and not line.endswith(b"\n"):
-            raise TraceError(name, line_no, f"line longer than the {limit >> 20} MiB limit")
+            raise TraceError(name, line_no, f"line longer than the {limit} byte limit")
         yield line
 
 
