@@ -11,8 +11,7 @@ import sys
 import pytest
 
 import nhipl
-from nhipl import source as user_files
-from nhipl.errors import LocatedError, RequestError
+from nhipl.errors import RequestError
 from nhipl.jsontext import JSONTextError, parse_json_documents
 from tests.cli import run, write_policy
 
@@ -158,6 +157,8 @@ def test_simulate_out_never_writes_through_a_symlink(tmp_path, policy, trace):
 
 
 def test_simulate_out_refuses_a_linked_folder_inside_out(tmp_path):
+    from nhipl import source as user_files
+    from nhipl.errors import LocatedError
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     out = tmp_path / "out"
@@ -273,6 +274,8 @@ def test_a_lone_surrogate_in_a_test_name(tmp_path):
 
 
 def test_the_writer_leaves_no_temp_file_when_the_text_cannot_be_written(tmp_path):
+    from nhipl import source as user_files
+    from nhipl.errors import LocatedError
     target = tmp_path / "out.txt"
     with pytest.raises(LocatedError, match="not valid Unicode"):
         user_files.write_atomically(str(target), "ok \ud800")
@@ -280,6 +283,8 @@ def test_the_writer_leaves_no_temp_file_when_the_text_cannot_be_written(tmp_path
 
 
 def test_the_writer_leaves_no_temp_file_when_writing_fails(tmp_path, monkeypatch):
+    from nhipl import source as user_files
+    from nhipl.errors import LocatedError
     target = tmp_path / "out.txt"
 
     def full_disk(*args):
@@ -319,6 +324,7 @@ def test_devices_are_refused_not_read(policy, command):
 
 
 def test_inputs_beyond_the_size_limit_are_refused(tmp_path, monkeypatch):
+    from nhipl import source as user_files
     policy = write_policy(tmp_path, 'permit any agent to call "x";\n', "small.nhipl")
     monkeypatch.setattr(user_files, "MAX_INPUT_BYTES", 100)
     path = write_policy(tmp_path, "# " + "x" * 200 + "\n", "big.nhipl")
@@ -333,6 +339,7 @@ def test_inputs_beyond_the_size_limit_are_refused(tmp_path, monkeypatch):
 
 
 def test_a_trace_line_beyond_the_line_limit_is_refused(tmp_path, policy, monkeypatch):
+    from nhipl import source as user_files
     monkeypatch.setattr(user_files, "MAX_LINE_BYTES", 100)
     trace = tmp_path / "t.jsonl"
     trace.write_text(json.dumps({"kind": "task_end", "t": 1, "task": "x" * 200}) + "\n")
