@@ -13,7 +13,7 @@ import json
 import os
 from typing import Iterable, Iterator
 
-from nhipl.errors import LocatedError, NhiplError, did_you_mean
+from nhipl.errors import LocatedError, did_you_mean
 from nhipl.jsontext import loads as strict_loads
 from nhipl import source as user_files
 from nhipl.source import open_input
@@ -41,14 +41,11 @@ KINDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
 KIND_NAMES = tuple(KINDS)
 
 
-class TraceError(NhiplError):
+class TraceError(LocatedError):
     """A bad trace line: renders as ``source:line: message``."""
 
     def __init__(self, source: str, line: int, message: str):
-        self.source = source
-        self.line = line
-        self.message = message
-        super().__init__(f"{source}:{line}: {message}")
+        super().__init__(source, line, None, message, code="bad-trace")
 
 
 def _type_ok(value: object, expected: str) -> bool:

@@ -12,25 +12,10 @@ import click
 
 from ..loader import load
 from ..source import check_inside, refuse_existing, write_atomically
-from ..simulator import Distribution, LatencyModel, TraceError, simulate
+from ..simulator import Distribution, LatencyModel, simulate
 from ..simulator.html import render_html
 from ..simulator.swarm import LABELS, TOPOLOGIES, SwarmStream, swarm_config
-from ._base import EXIT_BAD_INPUT, EXIT_OK, BadInput, NumberRange, handle_errors, main
-
-
-def _trace_errors(func):
-    """`file:line: message` and exit 2 for bad trace lines."""
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except TraceError as err:
-            click.echo(f"{err.source}:{err.line}: {err.message}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-
-    return wrapper
+from ._base import EXIT_OK, BadInput, NumberRange, handle_errors, main
 
 
 def _distribution(option: str, text: str | None, default: Distribution) -> Distribution:
@@ -39,8 +24,8 @@ def _distribution(option: str, text: str | None, default: Distribution) -> Distr
     try:
         return Distribution.parse(text)
     except ValueError as err:
-        raise click.BadParameter(f"{err} (write a distribution like `lognormal:120,0.8`, `exp:60`, "
-                                 "`uniform:10,300` or `const:30`)", param_hint=f"'{option}'") from None
+        raise click.BadParameter(f"{err}\n  help: write a distribution like `lognormal:120,0.8`, `exp:60`, "
+                                 "`uniform:10,300` or `const:30`", param_hint=f"'{option}'") from None
 
 
 class _Progress:
@@ -85,7 +70,6 @@ _FORCE = click.option("--force", is_flag=True, help="Replace output files that a
               help="Seconds a credential may stay valid after its task ends before it is a finding.")
 @_FORCE
 @handle_errors
-@_trace_errors
 def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace, force):
     """Replay TRACE (JSON lines, DESIGN §6) against POLICIES and report overreach,
     revocation gaps, attribution gaps and latency. Exit 0; 2 on bad input."""
@@ -195,7 +179,6 @@ def generate_cmd(agents, tasks, steps, seed, topology, max_depth, policy_out, la
 @click.option("--skip-bad-lines", is_flag=True)
 @_FORCE
 @handle_errors
-@_trace_errors
 def graph_cmd(trace, output, policy_paths, skip_bad_lines, force):
     """Draw TRACE (or - for stdin) as a graph. DOT text always; SVG or PNG through graphviz `dot`. Exit 0."""
     base, ext = os.path.splitext(output)
