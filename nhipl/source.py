@@ -159,6 +159,8 @@ def write_atomically(path: str, content: str | bytes, *, force: bool = False, mo
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())  # on disk before it takes the target's name
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         if force:
             os.replace(tmp, path)
