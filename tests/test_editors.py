@@ -1,0 +1,74 @@
+"""The VS Code extension: its TextMate grammar tokenized by VS Code's own engine, and
+the `.vsix` it packages to. Node and the npm packages come from `.ci/run` (`npm ci`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+EXTENSION = ROOT / "editors" / "vscode"
+NODE = shutil.which("node")
+
+pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed: the VS Code extension's tests need Node.js")
+
+
+def _needs_packages() -> None:
+    if not (EXTENSION / "node_modules" / "vscode-textmate").is_dir():
+        pytest.fail("the extension's npm packages are missing: run `npm ci --no-audit --no-fund` in editors/vscode")
+
+
+def test_every_policy_file_tokenizes_as_intended():
+    _needs_packages()
+    done = subprocess.run(
+        [NODE, str(EXTENSION / "test" / "grammar.test.js"), str(ROOT)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["failures"] == []
+    # every construct was seen, in every policy file of the repository
+    assert summary["files"] == len([p for p in ROOT.rglob("*.nhipl") if not {".venv", "node_modules", ".git"} & set(p.parts)])
+    for construct in ("comments", "strings", "durations", "keywords", "ruleIds", "paths"):
+        assert summary[construct] > 0, construct
+    assert summary["pinned"] >= 20 and summary["grammarKeywords"] >= 30
+
+
+def test_the_extension_packages_to_a_vsix(tmp_path: Path):
+    _needs_packages()
+    vsce = EXTENSION / "node_modules" / "@vscode" / "vsce" / "vsce"
+    out = tmp_path / "nhipl.vsix"
+    done = subprocess.run(
+        [NODE, str(vsce), "package", "--allow-missing-repository", "--out", str(out)],
+        cwd=EXTENSION,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    with zipfile.ZipFile(out) as vsix:
+        names = set(vsix.namelist())
+        manifest = json.loads(vsix.read("extension/package.json"))
+        vsixmanifest = vsix.read("extension.vsixmanifest").decode()
+        grammar = vsix.read("extension/syntaxes/nhipl.tmLanguage.json")
+    assert manifest["name"] == "nhipl" and manifest["main"] == "./extension.js"
+    assert manifest["contributes"]["languages"][0]["extensions"] == [".nhipl"]
+    assert manifest["contributes"]["grammars"][0]["scopeName"] == "source.nhipl"
+    assert manifest["contributes"]["configuration"]["properties"]["nhipl.server.args"]["default"] == ["lsp", "--stdio"]
+    assert '<Identity Language="en-US" Id="nhipl" Version="0.1.0" Publisher="nhipl"' in vsixmanifest
+    assert {"extension/extension.js", "extension/language-configuration.json", "extension/LICENSE.txt"} <= names
+    # the client library ships inside; the test and packaging tools do not
+    assert any(n.startswith("extension/node_modules/vscode-languageclient/") for n in names)
+    assert not any(n.startswith(("extension/node_modules/@vscode/vsce/", "extension/test/")) for n in names)
+    assert grammar == (EXTENSION / "syntaxes" / "nhipl.tmLanguage.json").read_bytes()
+
+
+def test_the_language_configuration_matches_the_language():
+    config = json.loads((EXTENSION / "language-configuration.json").read_text())
+    assert config["comments"] == {"lineComment": "#"}
+    assert ["{", "}"] in config["brackets"] and ["[", "]"] in config["brackets"]
