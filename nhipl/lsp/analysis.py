@@ -34,6 +34,7 @@ class Problem:
     help: str | None = None
     related: tuple[tuple[Span, str], ...] = ()
     rule_id: str | None = None
+    from_linter: bool = False
 
 
 @dataclass
@@ -109,7 +110,7 @@ class Lines:
 _LOCATION = re.compile(r"(?:at |\()`?([^\s`()]+?):(\d+)(?::(\d+))?`?\)?")
 
 
-def _related(diag_text: str, known: set[str]) -> tuple[tuple[Span, str], ...]:
+def related_spans(diag_text: str, known: set[str]) -> tuple[tuple[Span, str], ...]:
     """Locations a message names (``first defined at FILE:LINE:COL``) as related spans."""
     out = []
     for m in _LOCATION.finditer(diag_text):
@@ -122,7 +123,7 @@ def _related(diag_text: str, known: set[str]) -> tuple[tuple[Span, str], ...]:
     return tuple(out)
 
 
-def _blank(text: str, bounds: list[tuple[int, int]]) -> str:
+def blank(text: str, bounds: list[tuple[int, int]]) -> str:
     chars = list(text)
     for start, end in bounds:
         for k in range(start, end):
@@ -191,7 +192,7 @@ def analyse(text: str, path: str, *, lint: bool = True, config: LintConfig | Non
                         full += f" (at {span.source}:{span.line}:{span.column})"
                 key = (d.code, message, where.line, where.column)
                 if key not in problems:
-                    problems[key] = Problem(d.code, "error", message, where, d.help, _related(full, known))
+                    problems[key] = Problem(d.code, "error", message, where, d.help, related_spans(full, known))
                 if k is not None:
                     hit.add(k)
             fresh = hit - blanked
@@ -201,7 +202,7 @@ def analyse(text: str, path: str, *, lint: bool = True, config: LintConfig | Non
             blanked |= fresh
             for k in fresh:
                 removed_ids |= _quoted_ids(text[items[k][0] : items[k][1]])
-            current = _blank(text, [items[k] for k in sorted(blanked)])
+            current = blank(text, [items[k] for k in sorted(blanked)])
     found = sorted(problems.values(), key=lambda p: (p.span.line, p.span.column))
     analysis = Analysis(path, text, tokens, policies, found, [items[k] for k in sorted(blanked)], current)
     if lint:
@@ -238,5 +239,5 @@ def lint_problems(analysis: Analysis, config: LintConfig | None = None) -> list[
         if f.span is None:
             continue
         full = f.message + (f"\n{f.help}" if f.help else "")
-        out.append(Problem(f.code, f.severity, f"{f.message} ({f.name})", f.span, f.help, _related(full, known), f.rule_id))
+        out.append(Problem(f.code, f.severity, f"{f.message} ({f.name})", f.span, f.help, related_spans(full, known), f.rule_id, True))
     return out

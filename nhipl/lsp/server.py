@@ -23,6 +23,7 @@ from nhipl.fmt import format_text
 
 from . import actions, completion, lenses, navigation, symbols
 from .analysis import Analysis, Lines, Problem, analyse, lint_problems
+from .incremental import DocumentAnalyser
 from .workspace import Workspace
 
 DEBOUNCE_SECONDS = 0.1
@@ -54,6 +55,9 @@ class NhiplLanguageServer(LanguageServer):
         super().__init__("nhipl", nhipl.__version__, text_document_sync_kind=T.TextDocumentSyncKind.Incremental)
         self.index = Workspace()
         self.analyses: dict[str, Analysis] = {}
+        self.analysers: dict[str, DocumentAnalyser] = {}
+        self.lint_locks: dict[str, asyncio.Lock] = {}
+        self.lint_seconds: dict[str, float] = {}  # how long the last lint of each document took
         self.pending: dict[str, asyncio.Task] = {}
         self.outcomes: dict[tuple[str, str, str, int], lenses.Outcome] = {}
 
@@ -93,8 +97,14 @@ class NhiplLanguageServer(LanguageServer):
         text = self.text_of(uri)
         cached = self.analyses.get(path)
         if cached is None or cached.text != text:
-            cached = self.analyses[path] = analyse(text, path, lint=False)
+            cached = self.analyses[path] = self.analyser(path).analyse(text)
         return cached
+
+    def analyser(self, path: str) -> DocumentAnalyser:
+        found = self.analysers.get(path)
+        if found is None:
+            found = self.analysers[path] = DocumentAnalyser(path)
+        return found
 
     def offset_of(self, analysis: Analysis, position: T.Position) -> int:
         return Lines(analysis.text).from_utf16(position.line, position.character)
@@ -124,9 +134,9 @@ class NhiplLanguageServer(LanguageServer):
             related_information=related or None,
         )
 
-    def publish(self, analysis: Analysis, version: int | None = None) -> None:
+    def publish(self, analysis: Analysis, version: int | None = None, carried: list[Problem] = ()) -> None:
         lines = Lines(analysis.text)
-        diagnostics = [self.diagnostic(lines, p) for p in analysis.problems]
+        diagnostics = [self.diagnostic(lines, p) for p in [*analysis.problems, *carried]]
         self.text_document_publish_diagnostics(
             T.PublishDiagnosticsParams(uri=from_fs_path(analysis.path), diagnostics=diagnostics, version=version)
         )
@@ -143,17 +153,21 @@ class NhiplLanguageServer(LanguageServer):
         loop = asyncio.get_running_loop()
         document = self.workspace.get_text_document(uri)
         text, version = document.source, document.version
-        analysis = await loop.run_in_executor(None, lambda: analyse(text, path, lint=False))
+        analyser = self.analyser(path)
+        analysis = await loop.run_in_executor(None, analyser.analyse, text)
         if self.text_of(uri) != text:
             return  # a newer edit's refresh is on its way
+        previous = self.analyses.get(path)
         self.analyses[path] = analysis
-        linting = loop.run_in_executor(None, lambda: lint_problems(analysis))
+        linting = asyncio.ensure_future(self.lint(uri, analysis))
+        # wait a moment for the linter, unless it was slower than that last time
+        budget = LINT_BUDGET_SECONDS if self.lint_seconds.get(uri, 0.0) <= LINT_BUDGET_SECONDS else 0.0
         try:
-            found = await asyncio.wait_for(asyncio.shield(linting), LINT_BUDGET_SECONDS)
+            found = await asyncio.wait_for(asyncio.shield(linting), budget)
         except asyncio.TimeoutError:
-            self.publish(analysis, version)
-            found = await linting
-        if self.text_of(uri) != text:
+            self.publish(analysis, version, carried=_unchanged_lint(previous, analysis))
+            found = await asyncio.shield(linting)  # a newer edit cancels this refresh, never a lint under way
+        if found is None or self.text_of(uri) != text:
             return
         if not analysis.linted:
             analysis.problems.extend(found)
@@ -162,6 +176,19 @@ class NhiplLanguageServer(LanguageServer):
         if dependents:
             for importer in self.index.importers(path):
                 await self.refresh_closed_or_open(importer)
+
+    async def lint(self, uri: str, analysis: Analysis) -> list[Problem] | None:
+        """The linter's findings, one run at a time per document; None when the
+        text changed while this run waited for the previous one."""
+        lock = self.lint_locks.setdefault(uri, asyncio.Lock())
+        async with lock:
+            if self.text_of(uri) != analysis.text:
+                return None
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            found = await loop.run_in_executor(None, lint_problems, analysis)
+            self.lint_seconds[uri] = loop.time() - started
+            return found
 
     async def refresh_closed_or_open(self, path: str) -> None:
         text = self.index.text(path)
@@ -172,6 +199,19 @@ class NhiplLanguageServer(LanguageServer):
         if path in self.index.open:
             self.analyses[path] = analysis
         self.publish(analysis)
+
+
+def _unchanged_lint(previous: Analysis | None, current: Analysis) -> list[Problem]:
+    """The previous run's lint findings on lines the edit left as they were: shown
+    until the linter has run on the new text, so that findings do not blink."""
+    if previous is None or not previous.linted:
+        return []
+    before, after = Lines(previous.text), Lines(current.text)
+    return [
+        p
+        for p in previous.problems
+        if p.from_linter and before.line_text(p.span.line) == after.line_text(p.span.line)
+    ]
 
 
 server = NhiplLanguageServer()
@@ -217,6 +257,8 @@ def did_close(ls: NhiplLanguageServer, params: T.DidCloseTextDocumentParams) -> 
     path = to_fs_path(uri)
     ls.index.set_open(path, None)
     ls.analyses.pop(path, None)
+    ls.analysers.pop(path, None)
+    ls.lint_locks.pop(uri, None)
     task = ls.pending.pop(uri, None)
     if task is not None:
         task.cancel()
