@@ -9,7 +9,9 @@ imported modules, are then checked together with the core's own checks, as the
 loader does, and make the policies that the linter, hover and the rest read.
 
 On every keystroke in a 1,000-rule file this parses one rule instead of a
-thousand. ``tests/test_lsp_units.py`` holds it to :func:`.analysis.analyse`
+thousand, and every item that does not parse gets its own syntax error (read as
+the item alone gives it: "unexpected end of file" where the whole file would
+name the next item's first word). ``tests/test_lsp_units.py`` holds it to :func:`.analysis.analyse`
 (the whole file through :func:`nhipl.loads`) on every policy file of the
 repository and on broken ones.
 """
