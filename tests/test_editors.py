@@ -15,7 +15,7 @@ ROOT = Path(__file__).parent.parent
 EXTENSION = ROOT / "editors" / "vscode"
 NODE = shutil.which("node")
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed: the VS Code extension's tests need Node.js")
+needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed: the VS Code extension's tests need Node.js")
 
 
 def _needs_packages() -> None:
@@ -23,6 +23,7 @@ def _needs_packages() -> None:
         pytest.fail("the extension's npm packages are missing: run `npm ci --no-audit --no-fund` in editors/vscode")
 
 
+@needs_node
 def test_every_policy_file_tokenizes_as_intended():
     _needs_packages()
     done = subprocess.run(
@@ -38,6 +39,7 @@ def test_every_policy_file_tokenizes_as_intended():
     assert summary["pinned"] >= 20 and summary["grammarKeywords"] >= 30
 
 
+@needs_node
 def test_the_extension_packages_to_a_vsix(tmp_path: Path):
     _needs_packages()
     vsce = EXTENSION / "node_modules" / "@vscode" / "vsce" / "vsce"
@@ -72,3 +74,38 @@ def test_the_language_configuration_matches_the_language():
     config = json.loads((EXTENSION / "language-configuration.json").read_text())
     assert config["comments"] == {"lineComment": "#"}
     assert ["{", "}"] in config["brackets"] and ["[", "]"] in config["brackets"]
+
+
+def _doc_block(language: str) -> str:
+    import re
+
+    text = (ROOT / "docs" / "editors.md").read_text()
+    return re.search(rf"```{language}\n(.*?)```", text, re.S).group(1)
+
+
+def test_the_documented_editor_set_ups_start_the_server_the_extension_starts():
+    import tomllib
+
+    default = json.loads((EXTENSION / "package.json").read_text())["contributes"]["configuration"]["properties"]
+    command = [default["nhipl.server.command"]["default"], *default["nhipl.server.args"]["default"]]
+    helix = tomllib.loads(_doc_block("toml"))
+    server = helix["language-server"]["nhipl"]
+    assert [server["command"], *server["args"]] == command
+    assert helix["language"][0]["file-types"] == ["nhipl"] and helix["language"][0]["language-servers"] == ["nhipl"]
+    assert 'cmd = { "' + '", "'.join(command) + '" }' in _doc_block("lua")
+
+
+def test_nhipl_lsp_starts_and_answers_initialize():
+    import subprocess
+    import sys
+
+    pytest.importorskip("pygls", reason="the language server needs the `lsp` extra (pygls)")
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"processId": None, "rootUri": None, "capabilities": {}}})
+    exit_ = json.dumps({"jsonrpc": "2.0", "method": "exit"})
+    messages = "".join(f"Content-Length: {len(m)}\r\n\r\n{m}" for m in (body, exit_))
+    done = subprocess.run([sys.executable, "-m", "nhipl", "lsp"], input=messages.encode(), capture_output=True, timeout=120)
+    reply = done.stdout.split(b"\r\n\r\n", 1)[1]
+    capabilities = json.loads(reply[: int(done.stdout.split(b"\r\n")[0].split(b":")[1])])["result"]["capabilities"]
+    assert capabilities["hoverProvider"] and capabilities["definitionProvider"] and capabilities["documentFormattingProvider"]
+    assert capabilities["codeLensProvider"] is not None and "nhipl.runTest" in capabilities["executeCommandProvider"]["commands"]
+    assert capabilities["completionProvider"]["triggerCharacters"] == [".", '"']

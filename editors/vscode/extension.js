@@ -6,10 +6,17 @@ const { LanguageClient } = require("vscode-languageclient/node");
 
 let client;
 
+// `${workspaceFolder}` in the settings stands for the first workspace folder.
+function expand(value) {
+  const folders = vscode.workspace.workspaceFolders;
+  const folder = folders && folders.length ? folders[0].uri.fsPath : "";
+  return value.split("${workspaceFolder}").join(folder);
+}
+
 function serverOptions() {
   const config = vscode.workspace.getConfiguration("nhipl");
-  const command = config.get("server.command", "nhipl");
-  const args = config.get("server.args", ["lsp", "--stdio"]);
+  const command = expand(config.get("server.command", "nhipl"));
+  const args = config.get("server.args", ["lsp", "--stdio"]).map(expand);
   return { command, args };
 }
 
