@@ -109,3 +109,13 @@ def test_nhipl_lsp_starts_and_answers_initialize():
     assert capabilities["hoverProvider"] and capabilities["definitionProvider"] and capabilities["documentFormattingProvider"]
     assert capabilities["codeLensProvider"] is not None and "nhipl.runTest" in capabilities["executeCommandProvider"]["commands"]
     assert capabilities["completionProvider"]["triggerCharacters"] == [".", '"']
+
+
+def test_nhipl_lsp_without_pygls_says_how_to_install_it():
+    import subprocess
+    import sys
+
+    blocked = "import sys; sys.modules['pygls'] = None; from nhipl.cli import main; main(['lsp'])"
+    done = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "pip install 'nhipl[lsp]'" in done.stderr and "Traceback" not in done.stderr

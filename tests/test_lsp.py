@@ -387,3 +387,19 @@ async def test_code_lens_runs_a_test_and_shows_the_result(client: LanguageClient
     assert client.lens_refreshes == 2
     again = await client.text_document_code_lens_async(T.CodeLensParams(T.TextDocumentIdentifier(uri)))
     assert [lens.command.title for lens in again] == ["✓ passed: allow by read-tickets", "✗ failed: got deny by no-payments"]
+
+
+async def test_a_document_not_saved_to_a_file_gets_diagnostics(client: LanguageClient):
+    uri = "untitled:Untitled-1"
+    client.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "nhipl", 1, "permit any agent to call;\n")))
+    found = await diagnostics_until(client, uri, lambda ds: bool(ds))
+    assert [(d.code, d.range.start.line) for d in found] == [("syntax-error", 0)]
+
+
+async def test_the_run_command_runs_only_tests_of_open_documents(client: LanguageClient):
+    closed = uri_of(client, "tests/support_test.nhipl")
+    outcome = await client.workspace_execute_command_async(T.ExecuteCommandParams("nhipl.runTest", [closed, "test", "triage reads tickets", 3]))
+    assert outcome == {"passed": False, "title": "⚠ not run", "detail": "only the tests of an open document run"}
+    uri = open_doc(client, "tests/support_test.nhipl")
+    bad = await client.workspace_execute_command_async(T.ExecuteCommandParams("nhipl.runTest", [uri, "rm -rf", "x", 1]))
+    assert bad["passed"] is False and bad["detail"] == "bad arguments"

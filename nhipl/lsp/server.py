@@ -58,8 +58,18 @@ class NhiplLanguageServer(LanguageServer):
         self.analysers: dict[str, DocumentAnalyser] = {}
         self.lint_locks: dict[str, asyncio.Lock] = {}
         self.lint_seconds: dict[str, float] = {}  # how long the last lint of each document took
+        self.uris: dict[str, str] = {}  # path -> the client's uri for it
         self.pending: dict[str, asyncio.Task] = {}
         self.outcomes: dict[tuple[str, str, str, int], lenses.Outcome] = {}
+
+    def path_of(self, uri: str) -> str:
+        """The file a document is (its uri, for a document not saved to a file)."""
+        path = to_fs_path(uri) or uri
+        self.uris[path] = uri
+        return path
+
+    def uri_of(self, path: str) -> str:
+        return self.uris.get(path) or from_fs_path(path)
 
     # -- text and positions -----------------------------------------------------------------
     def text_of(self, uri: str) -> str:
@@ -84,7 +94,7 @@ class NhiplLanguageServer(LanguageServer):
         if lines is None:
             return None
         return T.Location(
-            from_fs_path(place.path),
+            self.uri_of(place.path),
             T.Range(self.position(lines, place.line, place.column), self.position(lines, place.end_line, place.end_column)),
         )
 
@@ -93,7 +103,7 @@ class NhiplLanguageServer(LanguageServer):
 
     def analysis_for(self, uri: str) -> Analysis:
         """The analysis of the document's current text (made now when the cached one is stale)."""
-        path = to_fs_path(uri)
+        path = self.path_of(uri)
         text = self.text_of(uri)
         cached = self.analyses.get(path)
         if cached is None or cached.text != text:
@@ -138,7 +148,7 @@ class NhiplLanguageServer(LanguageServer):
         lines = Lines(analysis.text)
         diagnostics = [self.diagnostic(lines, p) for p in [*analysis.problems, *carried]]
         self.text_document_publish_diagnostics(
-            T.PublishDiagnosticsParams(uri=from_fs_path(analysis.path), diagnostics=diagnostics, version=version)
+            T.PublishDiagnosticsParams(uri=self.uri_of(analysis.path), diagnostics=diagnostics, version=version)
         )
 
     def schedule(self, uri: str, delay: float = DEBOUNCE_SECONDS, dependents: bool = False) -> None:
@@ -149,7 +159,7 @@ class NhiplLanguageServer(LanguageServer):
 
     async def refresh(self, uri: str, delay: float, dependents: bool) -> None:
         await asyncio.sleep(delay)
-        path = to_fs_path(uri)
+        path = self.path_of(uri)
         loop = asyncio.get_running_loop()
         document = self.workspace.get_text_document(uri)
         text, version = document.source, document.version
@@ -222,7 +232,7 @@ def initialized(ls: NhiplLanguageServer, params: T.InitializedParams) -> None:
     roots = [to_fs_path(f.uri) for f in (ls.workspace.folders or {}).values()]
     if not roots and ls.workspace.root_path:
         roots = [ls.workspace.root_path]
-    ls.index.roots = [r for r in roots if r and os.path.isdir(r)]
+    ls.index.set_roots([r for r in roots if r and os.path.isdir(r)])
 
 
 @server.feature(T.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
@@ -233,14 +243,14 @@ def folders_changed(ls: NhiplLanguageServer, params: T.DidChangeWorkspaceFolders
 @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
 async def did_open(ls: NhiplLanguageServer, params: T.DidOpenTextDocumentParams) -> None:
     uri = params.text_document.uri
-    ls.index.set_open(to_fs_path(uri), params.text_document.text)
+    ls.index.set_open(ls.path_of(uri), params.text_document.text)
     ls.schedule(uri, delay=0)
 
 
 @server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
 async def did_change(ls: NhiplLanguageServer, params: T.DidChangeTextDocumentParams) -> None:
     uri = params.text_document.uri
-    path = to_fs_path(uri)
+    path = ls.path_of(uri)
     ls.index.set_open(path, ls.text_of(uri))
     ls.outcomes = {k: v for k, v in ls.outcomes.items() if k[0] != path}
     ls.schedule(uri)
@@ -254,7 +264,7 @@ async def did_save(ls: NhiplLanguageServer, params: T.DidSaveTextDocumentParams)
 @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: NhiplLanguageServer, params: T.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
-    path = to_fs_path(uri)
+    path = ls.path_of(uri)
     ls.index.set_open(path, None)
     ls.analyses.pop(path, None)
     ls.analysers.pop(path, None)
@@ -341,7 +351,7 @@ def formatting(ls: NhiplLanguageServer, params: T.DocumentFormattingParams) -> l
     uri = params.text_document.uri
     text = ls.text_of(uri)
     try:
-        formatted = format_text(text, to_fs_path(uri))
+        formatted = format_text(text, ls.path_of(uri))
     except nhipl.NhiplError as err:
         ls.window_show_message(T.ShowMessageParams(T.MessageType.Warning, f"nhipl fmt: {str(err).splitlines()[0]}"))
         return None
@@ -395,9 +405,11 @@ def code_lens(ls: NhiplLanguageServer, params: T.CodeLensParams) -> list[T.CodeL
 @server.command(RUN_COMMAND)
 async def run_test(ls: NhiplLanguageServer, uri: str, kind: str, name: str, line: int) -> dict:
     """Runs one test or invariant; the lens then shows its outcome. Returns the outcome."""
-    analysis = ls.analysis_for(uri)
     if kind not in (lenses.TEST, lenses.INVARIANT) or not isinstance(name, str) or not isinstance(line, int):
         return lenses.Outcome(False, "⚠ not run", "bad arguments").to_dict()
+    if not isinstance(uri, str) or ls.path_of(uri) not in ls.index.open:
+        return lenses.Outcome(False, "⚠ not run", "only the tests of an open document run").to_dict()
+    analysis = ls.analysis_for(uri)
     loop = asyncio.get_running_loop()
     outcome = await loop.run_in_executor(None, lambda: lenses.run(analysis, kind, name, line))
     ls.outcomes[(analysis.path, kind, name, line)] = outcome

@@ -6,6 +6,7 @@ disk (and re-read when they change on disk)."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from importlib import resources
 
@@ -15,6 +16,7 @@ from .analysis import Lines
 from .tokens import IMPORT, Token, string_role, tokenize
 
 MAX_FILES = 5000
+RESCAN_SECONDS = 3.0
 SKIPPED_FOLDERS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".nox", "build", "dist"}
 
 
@@ -77,6 +79,11 @@ class Workspace:
         self.open: dict[str, str] = {}  # path -> the editor's text
         self._disk: dict[str, tuple[float, FileFacts]] = {}
         self._open_facts: dict[str, FileFacts] = {}
+        self._listed: tuple[float, list[str]] | None = None
+
+    def set_roots(self, roots: list[str]) -> None:
+        self.roots = roots
+        self._listed = None
 
     def set_open(self, path: str, text: str | None) -> None:
         if text is None:
@@ -86,17 +93,24 @@ class Workspace:
         self._open_facts.pop(path, None)
 
     def files(self) -> list[str]:
-        """Every ``.nhipl`` file under the workspace folders, plus the open ones."""
+        """Every ``.nhipl`` file under the workspace folders, plus the open ones (the
+        folders are walked again at most every few seconds)."""
+        now = time.monotonic()
+        if self._listed is None or now - self._listed[0] > RESCAN_SECONDS:
+            self._listed = (now, self._walk())
+        on_disk = self._listed[1]
+        seen = {os.path.realpath(p) for p in on_disk}
+        return (on_disk + [p for p in self.open if os.path.realpath(p) not in seen])[:MAX_FILES]
+
+    def _walk(self) -> list[str]:
         found: list[str] = []
         for root in self.roots:
             for folder, dirs, names in os.walk(root):
                 dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS and not d.startswith("."))
                 found.extend(os.path.join(folder, n) for n in sorted(names) if n.endswith(".nhipl"))
                 if len(found) >= MAX_FILES:
-                    break
-        seen = {os.path.realpath(p) for p in found}
-        found.extend(p for p in self.open if os.path.realpath(p) not in seen)
-        return found[:MAX_FILES]
+                    return found
+        return found
 
     def facts(self, path: str) -> FileFacts | None:
         if path in self.open:
