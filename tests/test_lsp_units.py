@@ -128,3 +128,41 @@ def test_hostile_text_never_breaks_the_analysis_or_the_features(text: str):
         navigation.definition(analysis, workspace, offset)
         navigation.references(analysis, workspace, offset)
         completion.complete(analysis, workspace, offset)
+
+
+@pytest.mark.parametrize(
+    "before, expected, unexpected",
+    [
+        ('@id("a")\n', "permit", "and"),
+        ('@id("a")\npermit any agent to call "x" when (args.a == 1) ', "and", "permit"),
+        ('permit agent "a" ', "to", "permit"),
+        ('permit any agent to call "x" ', "grant ttl", "to"),
+        ('task "t" {\n', "forbid", "agent"),
+        ("test \"t\" {\n    request { principal: \"a\", tool: \"b\" }\n    expect ", "deny", "permit"),
+        ('permit any agent to call "x" grant ', "ttl", "permit"),
+    ],
+)
+def test_keywords_in_place(before: str, expected: str, unexpected: str):
+    path = "/tmp/complete.nhipl"
+    analysis = DocumentAnalyser(path).analyse(before)
+    labels = [s.label for s in completion.complete(analysis, Workspace(), len(before))]
+    assert expected in labels and unexpected not in labels, labels
+
+
+def test_the_lint_worker_finds_what_the_linter_finds_in_process():
+    import json
+    import subprocess
+    import sys
+
+    from nhipl.lsp.analysis import lint_problems
+    from nhipl.lsp.lint_worker import problem_from_dict
+
+    path = str(ROOT / "examples" / "support-triage" / "policies.nhipl")
+    text = Path(path).read_text() + '\npermit any agent to call "search.web";\n'
+    done = subprocess.run(
+        [sys.executable, "-m", "nhipl.lsp.lint_worker"], input=json.dumps({"path": path, "text": text}), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    from_worker = [problem_from_dict(d) for d in json.loads(done.stdout)]
+    in_process = lint_problems(DocumentAnalyser(path).analyse(text))
+    assert from_worker == in_process and any(p.code == "NHI002" for p in from_worker)

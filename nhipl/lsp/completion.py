@@ -63,18 +63,18 @@ def _args_names(analysis: Analysis) -> dict[str, str]:
 
 
 def _path_attrs(analysis: Analysis, root: str, attrs: list[str]) -> dict[str, str]:
-    if root not in PATHS or len(attrs) > 0 and root != "args":
+    """Attribute names after ``root.`` (only the first level is known)."""
+    if root not in PATHS or attrs:
         return {}
     known = {a: f"`{root}.{a}`" for a in PATHS[root][1]}
-    if root == "args" and not attrs:
+    if root == "args":
         known.update(_args_names(analysis))
-    if analysis.policies is not None and not attrs:
-        if root == "principal":
-            for decl_attrs in analysis.policies.agents.values():
-                known.update({k: "declared on an agent" for k in decl_attrs if k not in known})
-        elif root == "tool":
-            for _, decl_attrs in analysis.policies.tools:
-                known.update({k: "declared on a tool" for k in decl_attrs if k not in known})
+    elif analysis.policies is not None and root == "principal":
+        for declared in analysis.policies.agents.values():
+            known.update({k: "declared on an agent" for k in declared if k not in known})
+    elif analysis.policies is not None and root == "tool":
+        for _, declared in analysis.policies.tools:
+            known.update({k: "declared on a tool" for k in declared if k not in known})
     return known
 
 
@@ -116,10 +116,10 @@ def _keywords(tokens: list[Token]) -> list[tuple[str, str]]:
     """Keywords that fit after ``tokens`` (the tokens before the cursor)."""
     prev = tokens[-1].text if tokens else None
     before = tokens[-2].text if len(tokens) >= 2 else None
-    depth = sum(1 if t.text == "{" else -1 if t.text == "}" else 0 for t in tokens)
-    in_task = prev == "{" and len(tokens) >= 3 and tokens[-3].text == "task"
-    if prev is None or prev in (";", "}") or in_task or (prev == ")" and _annotation_end(tokens)):
-        if depth > 0:
+    block = _block(tokens)
+    in_rules = block in (None, "task")  # where rules are written
+    if prev is None or prev in (";", "}") or (prev == "{" and block == "task") or _annotation_end(tokens):
+        if block == "task":
             return [(w, "snippet") for w in ("permit", "forbid", "require approval for", "@id")]
         return [(w, "snippet") for w in ITEM_SNIPPETS]
     if prev in ("permit", "forbid") or (prev == "for" and before == "approval"):
@@ -138,27 +138,38 @@ def _keywords(tokens: list[Token]) -> list[tuple[str, str]]:
         return [("delegation", "keyword")]
     if prev in ("when", "unless", "and", "or", "not", "("):
         return [(r, "path") for r in PATHS] + [("not", "keyword")]
-    if tokens and tokens[-1].kind == "string" and depth == 0:
+    if tokens and tokens[-1].kind == "string" and in_rules:
         # after a rule's subject: `to`; after its targets or resources: the clauses
         role = string_role(tokens, len(tokens) - 1)
         if role == AGENT_REF or role == GROUP:
             return [("to", "keyword")]
         if role == TOOL_REF or before == "on":
             return [(c, "keyword") for c in RULE_CLAUSES]
-    if tokens and tokens[-1].kind in ("name", "number", "duration", "string") and depth == 0:
+    if tokens and (tokens[-1].kind in ("name", "number", "duration", "string") or prev in (")", "]")) and in_rules:
         return [(w, "keyword") for w in ("and", "or", "unless", "grant ttl", "because")]
     return []
 
 
+def _block(tokens: list[Token]) -> str | None:
+    """The word that opened the innermost brace still open (`task`, `agent`, `test`, ...)."""
+    opened: list[str | None] = []
+    for k, t in enumerate(tokens):
+        if t.text == "{":
+            opened.append(tokens[k - 2].text if k >= 2 and tokens[k - 1].kind == "string" else tokens[k - 1].text if k else None)
+        elif t.text == "}" and opened:
+            opened.pop()
+    return opened[-1] if opened else None
+
+
 def _annotation_end(tokens: list[Token]) -> bool:
-    for t in reversed(tokens):
-        if t.text == "(":
-            continue
-        if t.text == "@":
-            return True
-        if t.text in (";", "}", "{"):
-            return False
-    return False
+    """Whether ``tokens`` end with an annotation: `@name("...", ...)`."""
+    k = len(tokens) - 1
+    if k < 0 or tokens[k].text != ")":
+        return False
+    k -= 1
+    while k >= 0 and (tokens[k].kind == "string" or tokens[k].text == ","):
+        k -= 1
+    return k >= 2 and tokens[k].text == "(" and tokens[k - 1].kind == "name" and tokens[k - 2].text == "@"
 
 
 def complete(analysis: Analysis, workspace: Workspace, offset: int) -> list[Suggestion]:

@@ -11,8 +11,10 @@ analysis of the document's text.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import sys
 
 from lsprotocol import types as T
 from pygls.lsp.server import LanguageServer
@@ -24,11 +26,13 @@ from nhipl.fmt import format_text
 from . import actions, completion, lenses, navigation, symbols
 from .analysis import Analysis, Lines, Problem, analyse, lint_problems
 from .incremental import DocumentAnalyser
+from .lint_worker import problem_from_dict
 from .workspace import Workspace
 
 DEBOUNCE_SECONDS = 0.1
 LINT_BUDGET_SECONDS = 0.2  # publish check results first when lint takes longer than this
 RUN_COMMAND = "nhipl.runTest"
+WORKER_TOKENS = 20_000  # documents this large (about 1,500 lines) are linted in a worker process
 
 _SEVERITY = {"error": T.DiagnosticSeverity.Error, "warning": T.DiagnosticSeverity.Warning, "note": T.DiagnosticSeverity.Information}
 _SYMBOL_KIND = {
@@ -60,6 +64,7 @@ class NhiplLanguageServer(LanguageServer):
         self.lint_seconds: dict[str, float] = {}  # how long the last lint of each document took
         self.uris: dict[str, str] = {}  # path -> the client's uri for it
         self.pending: dict[str, asyncio.Task] = {}
+        self.lint_workers: dict[str, asyncio.subprocess.Process] = {}
         self.outcomes: dict[tuple[str, str, str, int], lenses.Outcome] = {}
 
     def path_of(self, uri: str) -> str:
@@ -169,6 +174,7 @@ class NhiplLanguageServer(LanguageServer):
             return  # a newer edit's refresh is on its way
         previous = self.analyses.get(path)
         self.analyses[path] = analysis
+        self.stop_lint(uri)  # the text it lints is stale now
         linting = asyncio.ensure_future(self.lint(uri, analysis))
         # wait a moment for the linter, unless it was slower than that last time
         budget = LINT_BUDGET_SECONDS if self.lint_seconds.get(uri, 0.0) <= LINT_BUDGET_SECONDS else 0.0
@@ -196,9 +202,35 @@ class NhiplLanguageServer(LanguageServer):
                 return None
             loop = asyncio.get_running_loop()
             started = loop.time()
-            found = await loop.run_in_executor(None, lint_problems, analysis)
+            if len(analysis.tokens) < WORKER_TOKENS:
+                found = await loop.run_in_executor(None, lint_problems, analysis)
+            else:
+                found = await self.lint_elsewhere(uri, analysis)
             self.lint_seconds[uri] = loop.time() - started
             return found
+
+    async def lint_elsewhere(self, uri: str, analysis: Analysis) -> list[Problem] | None:
+        """Lint in a worker process, killed when a newer text of the document comes (then None)."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "nhipl.lsp.lint_worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        self.lint_workers[uri] = proc
+        try:
+            out, err = await proc.communicate(json.dumps({"path": analysis.path, "text": analysis.text}).encode())
+        finally:
+            if self.lint_workers.get(uri) is proc:
+                del self.lint_workers[uri]
+        if proc.returncode != 0:
+            if proc.returncode > 0:
+                log.error("the lint worker failed: %s", err.decode(errors="replace")[-2000:])
+            return None
+        return [problem_from_dict(d) for d in json.loads(out)]
+
+    def stop_lint(self, uri: str) -> None:
+        proc = self.lint_workers.pop(uri, None)
+        if proc is not None and proc.returncode is None:
+            proc.kill()
 
     async def refresh_closed_or_open(self, path: str) -> None:
         text = self.index.text(path)
@@ -269,6 +301,7 @@ def did_close(ls: NhiplLanguageServer, params: T.DidCloseTextDocumentParams) -> 
     ls.analyses.pop(path, None)
     ls.analysers.pop(path, None)
     ls.lint_locks.pop(uri, None)
+    ls.stop_lint(uri)
     task = ls.pending.pop(uri, None)
     if task is not None:
         task.cancel()
@@ -365,7 +398,7 @@ def formatting(ls: NhiplLanguageServer, params: T.DocumentFormattingParams) -> l
 def code_actions(ls: NhiplLanguageServer, params: T.CodeActionParams) -> list[T.CodeAction]:
     uri = params.text_document.uri
     analysis = ls.analysis_for(uri)
-    if not analysis.linted:
+    if not analysis.linted and len(analysis.tokens) < WORKER_TOKENS:  # a large one is linted in the background
         analysis.problems.extend(lint_problems(analysis))
         analysis.linted = True
     lines = Lines(analysis.text)
