@@ -21,8 +21,8 @@ def check(files: tuple[str, ...]) -> None:
     """Parse and validate policy FILES (files or folders). Exit 0 ok, 2 errors."""
     policies = load(list(files))
     click.echo(
-        f"ok: {len(policies.rules)} rules, {len(policies.agents)} agents, "
-        f"{len(policies.tools)} tool declarations in {len(policies.modules)} modules"
+        f"ok: {_count(len(policies.rules), 'rule')}, {_count(len(policies.agents), 'agent')}, "
+        f"{_count(len(policies.tools), 'tool declaration')} in {_count(len(policies.modules), 'module')}"
     )
 
 
@@ -92,3 +92,7 @@ def eval_(policy_paths: tuple[str, ...], request_path: str, fmt: str, fail_on: s
 
 # `--fail-on`: the effects that make `nhipl eval` exit 1.
 _FAILING = {"deny": ("deny",), "approval": ("deny", "approval_required")}
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
