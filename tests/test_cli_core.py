@@ -22,7 +22,7 @@ def policy(tmp_path):
 
 def test_check_ok(policy):
     code, out, _ = run("check", str(policy))
-    assert code == 0 and out.startswith("ok: 1 rules")
+    assert code == 0 and out.startswith("ok: 1 rule, 1 agent, 0 tool declarations in 1 module")
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir() and list(p.glob("*.nhipl"))))
