@@ -10,7 +10,12 @@ from __future__ import annotations
 from enum import StrEnum
 
 
-class RuleEffect(StrEnum):
+class _Word(StrEnum):
+    def __repr__(self) -> str:
+        return repr(self.value)  # reads as the word it is: 'allow', not <Effect.ALLOW: 'allow'>
+
+
+class RuleEffect(_Word):
     """What a rule does when it matches."""
 
     PERMIT = "permit"
@@ -18,7 +23,7 @@ class RuleEffect(StrEnum):
     APPROVAL = "require_approval"
 
 
-class Effect(StrEnum):
+class Effect(_Word):
     """What a decision says."""
 
     ALLOW = "allow"

@@ -32,6 +32,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import assert_never
 
 from . import ast as A
 from .errors import NhiplError, PolicyError, Span
@@ -59,15 +60,19 @@ _OR, _AND, _NOT, _TEST, _ATOM = 1, 2, 3, 4, 5
 
 
 def _level(expr: A.Expr) -> int:
-    if isinstance(expr, A.Or):
-        return _OR
-    if isinstance(expr, A.And):
-        return _AND
-    if isinstance(expr, A.Not):
-        return _NOT
-    if isinstance(expr, (A.Compare, A.In, A.StringTest, A.Has)):
-        return _TEST
-    return _ATOM
+    match expr:
+        case A.Or():
+            return _OR
+        case A.And():
+            return _AND
+        case A.Not():
+            return _NOT
+        case A.Compare() | A.In() | A.StringTest() | A.Has():
+            return _TEST
+        case A.Literal() | A.Duration() | A.ListExpr() | A.Path():
+            return _ATOM
+        case unknown:
+            assert_never(unknown)
 
 
 def format_string(value: str) -> str:
@@ -105,28 +110,30 @@ def format_expr(expr: A.Expr, need: int = _OR) -> str:
 
 
 def _expr_text(expr: A.Expr) -> str:
-    if isinstance(expr, A.Literal):
-        return format_literal(expr.value)
-    if isinstance(expr, A.Duration):
-        return str(expr)
-    if isinstance(expr, A.ListExpr):
-        return "[" + ", ".join(format_expr(item) for item in expr.items) + "]"
-    if isinstance(expr, A.Path):
-        return expr.dotted()
-    if isinstance(expr, A.Or):
-        return " or ".join(format_expr(op, _AND) for op in expr.operands)
-    if isinstance(expr, A.And):
-        return " and ".join(format_expr(op, _NOT) for op in expr.operands)
-    if isinstance(expr, A.Not):
-        # `not (a == b)` reads better than `not a == b`; both parse the same.
-        return "not " + format_expr(expr.operand, _TEST + 1 if _level(expr.operand) == _TEST else _NOT)
-    if isinstance(expr, (A.Compare, A.StringTest)):
-        return f"{format_expr(expr.left, _ATOM)} {expr.op} {format_expr(expr.right, _ATOM)}"
-    if isinstance(expr, A.In):
-        return f"{format_expr(expr.item, _ATOM)} in {format_expr(expr.container, _ATOM)}"
-    if isinstance(expr, A.Has):
-        return f"{expr.path.dotted()} has {expr.name}"
-    raise TypeError(f"unknown expression node {expr!r}")
+    match expr:
+        case A.Literal(value=value):
+            return format_literal(value)
+        case A.Duration():
+            return str(expr)
+        case A.ListExpr(items=items):
+            return "[" + ", ".join(format_expr(item) for item in items) + "]"
+        case A.Path():
+            return expr.dotted()
+        case A.Or(operands=operands):
+            return " or ".join(format_expr(op, _AND) for op in operands)
+        case A.And(operands=operands):
+            return " and ".join(format_expr(op, _NOT) for op in operands)
+        case A.Not(operand=operand):
+            # `not (a == b)` reads better than `not a == b`; both parse the same.
+            return "not " + format_expr(operand, _TEST + 1 if _level(operand) == _TEST else _NOT)
+        case A.Compare(op=op, left=left, right=right) | A.StringTest(op=op, left=left, right=right):
+            return f"{format_expr(left, _ATOM)} {op} {format_expr(right, _ATOM)}"
+        case A.In(item=item, container=container):
+            return f"{format_expr(item, _ATOM)} in {format_expr(container, _ATOM)}"
+        case A.Has(path=path, name=name):
+            return f"{path.dotted()} has {name}"
+        case unknown:
+            assert_never(unknown)
 
 
 def format_value(value: A.Value) -> str:

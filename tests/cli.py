@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import pathlib
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from nhipl.cli import main
 
 
+def invoke(args, input=None) -> Result:
+    """click's result of `nhipl ARGS` (arguments may be paths). Unexpected
+    exceptions propagate, so a traceback fails the test."""
+    return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+
 def run(*args, input=None) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of `nhipl ARGS` (arguments may be paths).
-    Unexpected exceptions propagate, so a traceback fails the test."""
-    result = CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+    """Exit code, stdout and stderr of `nhipl ARGS`."""
+    result = invoke(args, input=input)
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -8,12 +8,13 @@ tests/data/design/ (and compared with ../shared/DESIGN.md when it is present).
 from __future__ import annotations
 
 import pathlib
-import re
 
 import pytest
 
 import nhipl
 from nhipl.ast import value_to_python
+
+from .docblocks import code_blocks
 
 ROOT = pathlib.Path(__file__).parent.parent
 DESIGN_DATA = pathlib.Path(__file__).parent / "data" / "design"
@@ -24,10 +25,8 @@ def _blocks():
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         if not doc.exists():
             continue
-        text = doc.read_text()
-        for match in re.finditer(r"```nhipl\n(.*?)```", text, re.S):
-            line = text.count("\n", 0, match.start()) + 2
-            yield pytest.param(doc.name, line, match.group(1), id=f"{doc.name}:{line}")
+        for block in code_blocks(doc, "nhipl"):
+            yield pytest.param(doc.name, block.line, block.text, id=f"{doc.name}:{block.line}")
 
 
 def run_tests(policies: nhipl.Policies) -> int:

@@ -10,11 +10,14 @@ import pytest
 
 from nhipl.lint import RULES, lint_text
 
+from .docblocks import code_blocks
+
 DOC = pathlib.Path(__file__).parent.parent / "docs" / "lint.md"
 TEXT = DOC.read_text(encoding="utf-8")
 BLOCKS = [
-    (m.group(1), m.group(2), m.group(3), TEXT.count("\n", 0, m.start()) + 2)
-    for m in re.finditer(r"```nhipl (bad|good) (NHI\d{3})\n(.*?)```", TEXT, re.S)
+    (kind, code, block.text, block.line)
+    for block in code_blocks(DOC)
+    if len(parts := block.info.split()) == 3 and parts[0] == "nhipl" and (kind := parts[1]) in ("bad", "good") and re.fullmatch(r"NHI\d{3}", code := parts[2])
 ]
 
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
+from .docblocks import code_blocks
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "runtime.md"
-BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
-
-
 def blocks(language: str) -> list[str]:
-    return [body for lang, body in BLOCK.findall(DOC.read_text()) if lang == language]
+    return [block.text for block in code_blocks(DOC, language)]
 
 
 def test_runtime_doc_examples_run(tmp_path, monkeypatch, capsys):

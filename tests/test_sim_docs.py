@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import nhipl.simulator
+
+from .docblocks import code_blocks
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "simulator.md"
 
 
 def test_doc_examples_run(capsys):
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+    blocks = [block.text for block in code_blocks(DOC, "python")]
     assert len(blocks) >= 7
     namespace: dict = {}
     for block in blocks:

@@ -8,13 +8,13 @@ import xml.etree.ElementTree as ET
 
 import networkx as nx
 import pytest
-from click.testing import CliRunner
 
 import nhipl
-from nhipl.cli import main
 from nhipl.simulator import generate, simulate
 from nhipl.simulator.html import bar_chart, render_html
 from nhipl.simulator.replay import FINDING_KINDS
+
+from .cli import invoke
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -151,7 +151,7 @@ def test_simulate_out_dir(files, tmp_path):
     for fmt, name in (("json", "report.json"), ("html", "report.html"), ("text", "report.txt")):
         # graph.dot is there after the first run: replacing it takes --force
         force = ["--force"] if (out / "graph.dot").exists() else []
-        result = CliRunner().invoke(main, ["simulate", trace, "-p", policy, "--format", fmt, "--out", str(out), *force])
+        result = invoke(["simulate", trace, "-p", policy, "--format", fmt, "--out", str(out), *force])
         assert result.exit_code == 0, result.output
         assert (out / name).exists() and (out / "graph.dot").exists()
     assert json.loads((out / "report.json").read_text())["summary"]["events"] > 0
@@ -159,7 +159,7 @@ def test_simulate_out_dir(files, tmp_path):
 
 def test_simulate_text_has_no_progress_bar_off_a_terminal(files):
     trace, policy = files
-    result = CliRunner().invoke(main, ["simulate", trace, "-p", policy])
+    result = invoke(["simulate", trace, "-p", policy])
     assert result.exit_code == 0
     assert "replaying" not in result.stderr
 
@@ -169,7 +169,7 @@ def test_simulate_text_has_no_progress_bar_off_a_terminal(files):
 def test_graph_command(files, tmp_path, ext):
     trace, policy = files
     out = tmp_path / f"g.{ext}"
-    result = CliRunner().invoke(main, ["graph", trace, "-p", policy, "-o", str(out)])
+    result = invoke(["graph", trace, "-p", policy, "-o", str(out)])
     assert result.exit_code == 0, result.output
     data = out.read_bytes()
     if ext == "svg":
@@ -184,26 +184,26 @@ def test_graph_without_dot_writes_the_dot_file(files, tmp_path, monkeypatch):
     trace, _ = files
     monkeypatch.setenv("PATH", "/nonexistent")
     out = tmp_path / "g.svg"
-    result = CliRunner().invoke(main, ["graph", trace, "-o", str(out)])
+    result = invoke(["graph", trace, "-o", str(out)])
     assert result.exit_code == 0
     assert not out.exists()
     assert (tmp_path / "g.dot").read_text().startswith("digraph trace {")
     assert "graphviz `dot` is not installed" in result.stderr and "help:" in result.stderr
-    again = CliRunner().invoke(main, ["graph", trace, "-o", str(out)])  # never overwrites the user's g.dot
+    again = invoke(["graph", trace, "-o", str(out)])  # never overwrites the user's g.dot
     assert again.exit_code == 2 and "exists" in again.stderr
 
 
 def test_graph_bad_extension(files, tmp_path):
     trace, _ = files
-    result = CliRunner().invoke(main, ["graph", trace, "-o", str(tmp_path / "g.pdf")])
+    result = invoke(["graph", trace, "-o", str(tmp_path / "g.pdf")])
     assert result.exit_code == 2 and "unknown output format `.pdf`" in result.stderr
 
 
 def test_generate_command(tmp_path):
     args = ["generate", "--agents", "5", "--tasks", "6", "--seed", "3", "--drift", "0.3", "--missed-revocation", "0.3"]
     policy, labels = tmp_path / "p.nhipl", tmp_path / "labels.jsonl"
-    first = CliRunner().invoke(main, args + ["--policy-out", str(policy), "--labels-out", str(labels)])
-    second = CliRunner().invoke(main, args)
+    first = invoke(args + ["--policy-out", str(policy), "--labels-out", str(labels)])
+    second = invoke(args)
     assert first.exit_code == 0 and first.stdout == second.stdout
     planted = [json.loads(line) for line in labels.read_text().splitlines()]
     assert planted and all(p["label"] in ("drift", "missed_revocation") for p in planted)
@@ -211,7 +211,7 @@ def test_generate_command(tmp_path):
     for p in planted:
         assert json.loads(events[p["line"] - 1])["injected"] == p["label"]
     nhipl.load(str(policy))
-    bad = CliRunner().invoke(main, ["generate", "--drift", "2"])
+    bad = invoke(["generate", "--drift", "2"])
     assert bad.exit_code == 2
 
 

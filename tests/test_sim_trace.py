@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from nhipl.cli import main
 from nhipl.simulator import TraceError, read_trace, simulate
 
-from .cli import write_policy
+from .cli import invoke, write_policy
 
 GOOD = [
     {"kind": "task_start", "t": 0, "task": "t1", "agent": "a", "intent": "x"},
@@ -106,7 +104,7 @@ def policy(tmp_path):
 def test_cli_bad_line_exits_2(tmp_path, policy):
     trace = tmp_path / "trace.jsonl"
     trace.write_text(json.dumps(GOOD[0]) + "\n" + '{"kind": "tool_call", "t": 1}\n')
-    result = CliRunner().invoke(main, ["simulate", str(trace), "-p", policy])
+    result = invoke(["simulate", str(trace), "-p", policy])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"{trace}:2: `tool_call` event is missing required field `agent`"
     assert "Traceback" not in result.output
@@ -115,43 +113,43 @@ def test_cli_bad_line_exits_2(tmp_path, policy):
 def test_cli_skip_bad_lines(tmp_path, policy):
     trace = tmp_path / "trace.jsonl"
     trace.write_text("garbage\n" + "\n".join(lines(GOOD)) + "\n")
-    result = CliRunner().invoke(main, ["simulate", str(trace), "-p", policy, "--skip-bad-lines", "--format", "json"])
+    result = invoke(["simulate", str(trace), "-p", policy, "--skip-bad-lines", "--format", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["summary"]["bad_lines"] == 1 and report["bad_lines"][0]["line"] == 1
-    text = CliRunner().invoke(main, ["simulate", str(trace), "-p", policy, "--skip-bad-lines"])
+    text = invoke(["simulate", str(trace), "-p", policy, "--skip-bad-lines"])
     assert f"{trace}:1: invalid JSON" in text.stdout
 
 
 def test_cli_missing_trace_and_bad_policy(tmp_path, policy):
-    result = CliRunner().invoke(main, ["simulate", str(tmp_path / "none.jsonl"), "-p", policy])
+    result = invoke(["simulate", str(tmp_path / "none.jsonl"), "-p", policy])
     assert result.exit_code == 2 and "none.jsonl:1: no such file" in result.stderr
     bad = tmp_path / "bad.nhipl"
     bad.write_text("permit any agent to;\n")
     trace = tmp_path / "t.jsonl"
     trace.write_text("\n".join(lines(GOOD)))
-    result = CliRunner().invoke(main, ["simulate", str(trace), "-p", str(bad)])
+    result = invoke(["simulate", str(trace), "-p", str(bad)])
     assert result.exit_code == 2 and "bad.nhipl:1:" in result.stderr
 
 
 def test_cli_folder_as_trace(tmp_path, policy):
-    result = CliRunner().invoke(main, ["simulate", str(tmp_path), "-p", policy])
+    result = invoke(["simulate", str(tmp_path), "-p", policy])
     assert result.exit_code == 2 and "is a folder" in result.stderr
 
 
 def test_cli_bad_distribution(tmp_path, policy):
     trace = tmp_path / "t.jsonl"
     trace.write_text("\n".join(lines(GOOD)))
-    result = CliRunner().invoke(main, ["simulate", str(trace), "-p", policy, "--approval-wait", "gauss:1"])
+    result = invoke(["simulate", str(trace), "-p", policy, "--approval-wait", "gauss:1"])
     assert result.exit_code == 2
     assert "unknown distribution `gauss`" in result.stderr and "help:" in result.stderr
-    result = CliRunner().invoke(main, ["simulate", str(trace), "-p", policy, "--approval-wait", "exp:30"])
+    result = invoke(["simulate", str(trace), "-p", policy, "--approval-wait", "exp:30"])
     assert result.exit_code == 0
 
 
 def test_cli_stdin(tmp_path, policy):
-    result = CliRunner().invoke(main, ["simulate", "-", "-p", policy, "--format", "json"], input="\n".join(lines(GOOD)) + "\n")
+    result = invoke(["simulate", "-", "-p", policy, "--format", "json"], input="\n".join(lines(GOOD)) + "\n")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["summary"]["events"] == 3
-    bad = CliRunner().invoke(main, ["simulate", "-", "-p", policy], input="{\n")
+    bad = invoke(["simulate", "-", "-p", policy], input="{\n")
     assert bad.exit_code == 2 and bad.stderr.startswith("<stdin>:1: invalid JSON")

@@ -13,7 +13,10 @@ import pytest
 import nhipl
 from tests.test_docs import run_tests
 
-DOC = (pathlib.Path(__file__).parent.parent / "docs" / "stdlib.md").read_text(encoding="utf-8")
+from .docblocks import code_blocks
+
+DOC_PATH = pathlib.Path(__file__).parent.parent / "docs" / "stdlib.md"
+DOC = DOC_PATH.read_text(encoding="utf-8")
 POLICIES = nhipl.loads('import "baseline"; import "owasp-agentic"; import "owasp-nhi";')
 RULE_IDS = {r.id for r in POLICIES.rules}
 MAPPED: dict[str, set[str]] = defaultdict(set)
@@ -60,5 +63,5 @@ def test_nist_table_matches_the_tags():
 
 
 def test_the_example_runs():
-    [block] = re.findall(r"```nhipl\n(.*?)```", DOC, re.S)
+    [block] = [b.text for b in code_blocks(DOC_PATH, "nhipl")]
     assert run_tests(nhipl.loads(block, "stdlib.md")) == 4

@@ -6,11 +6,11 @@ import re
 import textwrap
 
 import pytest
-from click.testing import CliRunner
 
-from nhipl.cli import main
 from nhipl.simulator.sweep import ConfigError, columns, parse_config, plan
 from nhipl.simulator.sweep.plan import points
+
+from .cli import invoke
 
 GOOD = """\
 [sweep]
@@ -33,7 +33,7 @@ def write(tmp_path, text, name="sweep.toml"):
 def sweep_error(tmp_path, text) -> str:
     """Run `nhipl sweep` on a bad config: exit 2, one located message, no traceback."""
     path = write(tmp_path, text)
-    result = CliRunner().invoke(main, ["sweep", str(path), "--out", str(tmp_path / "out")])
+    result = invoke(["sweep", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
@@ -99,19 +99,18 @@ def test_did_you_mean_for_close_names(tmp_path):
 
 
 def test_missing_and_unreadable_config(tmp_path):
-    runner = CliRunner()
-    result = runner.invoke(main, ["sweep", str(tmp_path / "nope.toml")])
+    result = invoke(["sweep", str(tmp_path / "nope.toml")])
     assert result.exit_code == 2
     assert result.output.startswith(f"{tmp_path / 'nope.toml'}:1:1: no such file")
     (tmp_path / "bin.toml").write_bytes(b"[sweep]\nname = \"\xff\"\n")
-    result = runner.invoke(main, ["sweep", str(tmp_path / "bin.toml")])
+    result = invoke(["sweep", str(tmp_path / "bin.toml")])
     assert result.exit_code == 2
     assert result.output.startswith(f"{tmp_path / 'bin.toml'}:2:9: not a UTF-8 text file")  # the first byte that is not text
 
 
 def test_scheduler_needs_dask(tmp_path):
     path = write(tmp_path, GOOD)
-    result = CliRunner().invoke(main, ["sweep", str(path), "--executor", "local", "--scheduler", "tcp://127.0.0.1:1"])
+    result = invoke(["sweep", str(path), "--executor", "local", "--scheduler", "tcp://127.0.0.1:1"])
     assert result.exit_code == 2
     assert "Error: `--scheduler` needs `--executor dask`" in result.output
     assert "Traceback" not in result.output
@@ -132,7 +131,7 @@ def test_executor_failure_names_the_flag(tmp_path, monkeypatch, flags, where):
 
     monkeypatch.setattr(sweep, "run_sweep", unreachable)
     path = write(tmp_path, GOOD)
-    result = CliRunner().invoke(main, ["sweep", str(path), "--no-plots", "--out", str(tmp_path / "out"), *flags])
+    result = invoke(["sweep", str(path), "--no-plots", "--out", str(tmp_path / "out"), *flags])
     assert result.exit_code == 2, result.output
     if where == "CONFIG":
         assert result.output.startswith(f"{path}:1:1: cannot reach the dask scheduler"), result.output

@@ -7,12 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from nhipl.cli import main
 from nhipl.simulator.sweep import ConfigError, parse_config
 from nhipl.simulator.sweep.config import PlotSpec
 from nhipl.simulator.sweep.plot import averaged_over, band, draw, series
+
+from .cli import invoke
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "research.md"
 
@@ -74,7 +74,7 @@ def test_every_toml_config_in_the_docs_is_valid():
 def test_the_docs_first_sweep_runs_as_shown(tmp_path):
     first = doc_blocks("toml")[0]
     (tmp_path / "first.toml").write_text(first)
-    result = CliRunner().invoke(main, ["sweep", str(tmp_path / "first.toml"), "--out", str(tmp_path / "first")])
+    result = invoke(["sweep", str(tmp_path / "first.toml"), "--out", str(tmp_path / "first")])
     assert result.exit_code == 0, result.output
     shown = re.search(r"\$ nhipl sweep first\.toml --out first\n(.*?)```", DOCS.read_text(), flags=re.S).group(1)
     assert result.output.replace(str(tmp_path) + "/", "") == shown

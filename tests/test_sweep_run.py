@@ -13,14 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from nhipl.cli import main
 from nhipl.simulator.sweep import (
     DaskExecutor, ExecutorError, LocalExecutor, RunFailed, columns, execute, is_measured, parse_config, plan, read_results, run_sweep,
 )
 from nhipl.simulator.sweep.progress import Progress
 from nhipl.simulator.sweep.table import ResultsTable
+
+from .cli import invoke
 
 TINY = """\
 [sweep]
@@ -88,10 +88,9 @@ def test_local_and_dask_give_identical_rows(tmp_path):
 
 def test_dask_cli_on_a_process_cluster_matches_local(tmp_path):
     path = write_config(tmp_path, SWARM)
-    runner = CliRunner()
-    local = runner.invoke(main, ["sweep", str(path), "--out", str(tmp_path / "local"), "--workers", "2"])
+    local = invoke(["sweep", str(path), "--out", str(tmp_path / "local"), "--workers", "2"])
     assert local.exit_code == 0, local.output
-    dask = runner.invoke(main, ["sweep", str(path), "--out", str(tmp_path / "dask"), "--executor", "dask", "--workers", "2"])
+    dask = invoke(["sweep", str(path), "--out", str(tmp_path / "dask"), "--executor", "dask", "--workers", "2"])
     assert dask.exit_code == 0, dask.output
     assert "8 runs: 8 ran, 0 already done" in dask.output
     rows = deterministic(tmp_path / "local" / "results.csv")
@@ -184,17 +183,16 @@ def test_table_with_a_cut_header_starts_over(tmp_path):
 def test_a_table_from_another_config_is_refused(tmp_path):
     path = write_config(tmp_path, TINY)
     out = tmp_path / "out"
-    runner = CliRunner()
-    assert runner.invoke(main, ["sweep", str(path), "--out", str(out), "--no-plots"]).exit_code == 0
+    assert invoke(["sweep", str(path), "--out", str(out), "--no-plots"]).exit_code == 0
     before = (out / "results.csv").read_bytes()
     other = write_config(tmp_path, TINY.replace("ttl = [10, 30]", "ttl = [10]"), "other.toml")
-    result = runner.invoke(main, ["sweep", str(other), "--out", str(out), "--no-plots"])
+    result = invoke(["sweep", str(other), "--out", str(out), "--no-plots"])
     assert result.exit_code == 2
     assert "holds 8 runs that are not in this sweep" in result.output
     third = write_config(tmp_path, TINY.replace("study = \"revocation\"", "study = \"swarm\"").replace(
         "speed = [0.5, 2]\nttl = [10, 30]\nmax_ops = [0, 5]\n", "").replace(
         '[[plot]]\nx = "speed * ttl"\ny = "ops_after_revoke_per_agent"\nhue = "max_ops"\nreference = "ops_after_revoke_model"\nfile = "ops.png"\n', ""), "third.toml")
-    result = runner.invoke(main, ["sweep", str(third), "--out", str(out), "--no-plots"])
+    result = invoke(["sweep", str(third), "--out", str(out), "--no-plots"])
     assert result.exit_code == 2
     assert "this results table has other columns than the sweep" in result.output
     assert (out / "results.csv").read_bytes() == before

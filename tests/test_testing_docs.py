@@ -14,13 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .docblocks import code_blocks
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
-FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```$", re.S | re.M)
 TIMING = re.compile(r"in \d+\.\d+s")
 
 
 def blocks() -> list[tuple[str, str]]:
-    return [(m.group(1).strip(), m.group(2)) for m in FENCE.finditer(DOC.read_text(encoding="utf-8"))]
+    return [(block.info, block.text) for block in code_blocks(DOC)]
 
 
 def normalise(text: str) -> str:

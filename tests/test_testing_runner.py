@@ -7,10 +7,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from nhipl.cli import main
 from nhipl.testing import coverage, discover, run_files
+
+from .cli import invoke
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -52,7 +52,7 @@ test "crypto is forbidden" {
 
 
 def run(*args: str) -> "CliResult":
-    result = CliRunner().invoke(main, ["test", *args], catch_exceptions=False)
+    result = invoke(["test", *args])
     return CliResult(result.exit_code, result.stdout, result.stderr)
 
 
