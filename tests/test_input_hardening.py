@@ -451,3 +451,14 @@ def test_toml_locator_finds_inline_table_keys():
     assert locator.find("tool", "nhipl", "lint", "severity", "NHI001") == (2, 14, 6)
     assert locator.find("plot", 1, "y") == (6, 1, 1)
     assert locator.find("plot", 1, "nope") == (5, 1, 8)  # the nearest written ancestor
+
+
+def test_the_request_json_schema_agrees_with_the_request_table():
+    """The published JSON Schema is data for other tools; the parser's table is the source."""
+    from nhipl.request import FIELDS, SCHEMA_BY_NAME
+    from nhipl.schemas import schema
+
+    published = schema("request")["properties"]
+    assert list(published) == list(FIELDS)
+    for name, spec in published.items():
+        assert set(spec.get("properties", {})) <= set(SCHEMA_BY_NAME[name].attrs), name
