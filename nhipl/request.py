@@ -58,7 +58,7 @@ _FIELD_SET = frozenset(FIELDS)
 # Paths a condition may start with: every request field plus nothing else.
 ROOTS = frozenset(FIELDS)
 
-MAX_CHAIN_LENGTH = 4096
+MAX_CHAIN_LENGTH = 256
 """The longest delegation chain a request may carry: real chains are a handful of hops, and
 attenuation evaluates the request once per identity in the chain, so the bound caps that cost."""
 
