@@ -1,4 +1,4 @@
-"""The decision: what an evaluation returns (DESIGN §2)."""
+"""The decision: what an evaluation returns."""
 
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ def make_decision(effect, rules, credential_ttl, errors, reasons, restricted_by=
 
 
 def combine(principal_id: str, own: Decision, members: list[tuple[str, Decision]]) -> Decision:
-    """The most restrictive of the principal's and its delegators' decisions (DESIGN §2.4),
+    """The most restrictive of the principal's and its delegators' decisions,
     with every identity's :class:`Share`. ``members`` are ``(delegator, its own
     decision)`` pairs in chain order."""
     shares = (Share(principal_id, own), *[Share(identity, d) for identity, d in members])
@@ -227,7 +227,7 @@ def near_miss_lines(principal_id: str, action: str, tool: str, covering, intent:
 
 
 def explain(req, principal: dict, forbids, permits, approvals, errors, covering=()) -> Decision:
-    """The decision for one identity from the rules that matched (DESIGN §2.3).
+    """The decision for one identity from the rules that matched.
 
     ``forbids``, ``permits`` and ``approvals`` are rules (anything with ``id``,
     ``because`` and ``ttl``), in rule order; ``covering`` are the rules whose

@@ -1,6 +1,6 @@
 """The nhipl simulator, installed as ``nhipl.simulator``: replay agent traces against a
 policy, find overreach, revocation gaps and attribution gaps, model latency, and
-draw the run as a graph (DESIGN §6).
+draw the run as a graph.
 
 >>> import nhipl
 >>> from nhipl.simulator import simulate

@@ -1,7 +1,7 @@
 """The replay engine: events in order → requests → decisions → findings and a run model.
 
 Each ``tool_call`` and ``delegate`` event is a step. Its request is built from the
-trace state at that point (DESIGN §6): the task's intent, the delegation chain that
+trace state at that point: the task's intent, the delegation chain that
 reached the agent in that task, the credential and its age, the approvals seen for
 that tool in that task, and the provenance of each argument. Steps are decided in
 batches through ``Policies.evaluate_many``.
@@ -51,7 +51,7 @@ OUTPUT_CHARS_PER_TASK = 1 << 20
 
 @dataclass(slots=True)
 class Finding:
-    """One finding (DESIGN §6). ``line`` is the trace line of the event it is about
+    """One finding. ``line`` is the trace line of the event it is about
     (None for ``unused_permit``); ``exposure`` is in seconds (``valid_after_task_end``)."""
 
     kind: str
@@ -364,7 +364,7 @@ class Replay:
             self.flush()
 
     def _provenance(self, task: _Task, args: dict) -> dict:
-        """Where each argument's value came from (DESIGN §1): ``user`` when it appears
+        """Where each argument's value came from: ``user`` when it appears
         in the task's prompt, ``tool:<name>`` when it first appeared in that tool's
         output, else ``unknown``. A list is ``user`` when every element is; otherwise
         it takes the origin of its first element that is not from the user."""
