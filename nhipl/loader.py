@@ -27,22 +27,29 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _refuse_import(target: str, path: str, base_dir: str) -> tuple[str, str] | None:
+def project_folder(path: str) -> str:
+    """The folder a policy file given by the user may import from: the one above its own, so
+    that ``tests/x_test.nhipl`` reaches ``policies/x.nhipl`` beside it."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(path))) or os.sep
+
+
+def _refuse_import(target: str, path: str, base_dir: str, project: str) -> tuple[str, str] | None:
     """Why the file import of ``target`` (at ``path``) is refused, with help, or None.
 
     An import names a ``.nhipl`` file, so the content of any other file (an environment, a
     password file) never reaches an error message; and the file must lie, symlinks
-    resolved, under the importing file's folder or the current folder, unless imports
-    outside them are allowed."""
+    resolved, under the importing file's folder, the project folder (the folder above the
+    one holding the file the user named) or the current folder, unless imports outside
+    them are allowed."""
     if not target.endswith(".nhipl"):
         return (f"cannot import `{target}`: an import names a `.nhipl` file or a standard-library policy",
                 "name the policy file with its `.nhipl` suffix")
     if user_files.imports_outside.get():
         return None
     real = os.path.realpath(path)
-    if _inside(real, base_dir) or _inside(real, os.getcwd()):
+    if _inside(real, base_dir) or _inside(real, project) or _inside(real, os.getcwd()):
         return None
-    return (f"cannot import `{target}`: it lies outside the importing file's folder and the current folder",
+    return (f"cannot import `{target}`: it lies outside the importing file's project and the current folder",
             "run nhipl from a folder that holds both files, or pass `--allow-import-outside`")
 
 
@@ -96,6 +103,7 @@ class _Loader:
     def __init__(self) -> None:
         self.modules: list[A.Module] = []
         self.seen: set[str] = set()
+        self.project = os.getcwd()  # set per file the user names: see project_folder
         self.lines: dict[str, list[str]] = {}
         self.diagnostics: list[Diagnostic] = []
 
@@ -149,7 +157,7 @@ class _Loader:
             self.load_stdlib(target, item.span)
             return
         path = os.path.normpath(os.path.join(base_dir, target))
-        refused = _refuse_import(target, path, base_dir)
+        refused = _refuse_import(target, path, base_dir, self.project)
         if refused is not None:
             message, help = refused
             self.diagnostics.append(Diagnostic("import-refused", message, item.span, help, self._line(item.span)))
@@ -208,8 +216,10 @@ def _load(paths) -> Policies:
                     Diagnostic("no-policies", "folder holds no `*.nhipl` policy files", Span(p, 1, 1))
                 )
             for f in files:
+                loader.project = project_folder(f)
                 loader.load_file(f)
         else:
+            loader.project = project_folder(p)
             loader.load_file(p)
     if not paths:
         raise PolicyError([Diagnostic("no-policies", "no policy files given", None)])
@@ -226,5 +236,7 @@ def loads(text: str, source: str = "<string>") -> Policies:
     with collector_paused():
         loader = _Loader()
         base = os.path.dirname(source) if not source.startswith("<") else "."
+        if not source.startswith("<"):
+            loader.project = project_folder(source)
         loader.load_text(text, source, None, base or ".")
         return loader.finish()

@@ -59,7 +59,8 @@ _FIELD_SET = frozenset(FIELDS)
 ROOTS = frozenset(FIELDS)
 
 MAX_CHAIN_LENGTH = 256
-"""The longest delegation chain a request may carry; real chains are a handful of hops."""
+"""The longest delegation chain a request may carry: real chains are a handful of hops, and
+attenuation evaluates the request once per identity in the chain, so the bound caps that cost."""
 
 MAX_NUMBER = 1e300
 """The largest magnitude of a request's time fields (``now``, ``credential.issued_at`` and

@@ -409,30 +409,40 @@ def test_importing_a_non_policy_file_prints_none_of_it(tmp_path):
 
 
 def test_imports_outside_the_folder_need_the_flag(tmp_path, monkeypatch):
-    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
-    project.mkdir()
-    elsewhere.mkdir()
+    project, elsewhere = tmp_path / "a" / "project", tmp_path / "b" / "elsewhere"
+    project.mkdir(parents=True)
+    elsewhere.mkdir(parents=True)
     write_policy(elsewhere, '@id("e") permit any agent to call "x" grant ttl 5m;\n', "common.nhipl")
-    path = write_policy(project, 'import "../elsewhere/common.nhipl";\n')
+    path = write_policy(project, 'import "../../b/elsewhere/common.nhipl";\n')
     monkeypatch.chdir(project)
     code, _, err = run("check", path)
-    assert code == 2 and "outside the importing file's folder" in err and "--allow-import-outside" in err
+    assert code == 2 and "outside the importing file's project" in err and "--allow-import-outside" in err
     code, out, err = run("--allow-import-outside", "check", path)
     assert code == 0 and out.startswith("ok: 1 rules"), err
     monkeypatch.chdir(tmp_path)  # both files under the current folder: allowed
     assert run("check", path)[0] == 0
 
 
+def test_tests_import_the_policies_beside_their_folder(tmp_path):
+    """The usual layout: `tests/x_test.nhipl` imports `../policies/x.nhipl`, from any folder."""
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "tests").mkdir()
+    write_policy(tmp_path / "policies", '@id("e") permit any agent to call "x" grant ttl 5m;\n', "x.nhipl")
+    path = write_policy(tmp_path / "tests", 'import "../policies/x.nhipl";\n', "x_test.nhipl")
+    code, out, err = run("check", path)
+    assert code == 0 and out.startswith("ok: 1 rules"), err
+
+
 def test_a_symlink_cannot_carry_an_import_out_of_the_folder(tmp_path, monkeypatch):
-    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
-    project.mkdir()
-    elsewhere.mkdir()
+    project, elsewhere = tmp_path / "a" / "project", tmp_path / "b" / "elsewhere"
+    project.mkdir(parents=True)
+    elsewhere.mkdir(parents=True)
     write_policy(elsewhere, '@id("e") permit any agent to call "x" grant ttl 5m;\n', "common.nhipl")
     (project / "link.nhipl").symlink_to(elsewhere / "common.nhipl")
     path = write_policy(project, 'import "./link.nhipl";\n')
     monkeypatch.chdir(project)
     code, _, err = run("check", path)
-    assert code == 2 and "outside the importing file's folder" in err
+    assert code == 2 and "outside the importing file's project" in err
 
 
 # ---- the located-error layer ---------------------------------------------------------------
@@ -451,3 +461,14 @@ def test_toml_locator_finds_inline_table_keys():
     assert locator.find("tool", "nhipl", "lint", "severity", "NHI001") == (2, 14, 6)
     assert locator.find("plot", 1, "y") == (6, 1, 1)
     assert locator.find("plot", 1, "nope") == (5, 1, 8)  # the nearest written ancestor
+
+
+def test_the_request_json_schema_agrees_with_the_request_table():
+    """The published JSON Schema is data for other tools; the parser's table is the source."""
+    from nhipl.request import FIELDS, SCHEMA_BY_NAME
+    from nhipl.schemas import schema
+
+    published = schema("request")["properties"]
+    assert list(published) == list(FIELDS)
+    for name, spec in published.items():
+        assert set(spec.get("properties", {})) <= set(SCHEMA_BY_NAME[name].attrs), name
