@@ -196,7 +196,7 @@ def test_graph_without_dot_writes_the_dot_file(files, tmp_path, monkeypatch):
 def test_graph_bad_extension(files, tmp_path):
     trace, _ = files
     result = invoke(["graph", trace, "-o", str(tmp_path / "g.pdf")])
-    assert result.exit_code == 2 and "unknown output format `.pdf`" in result.stderr
+    assert result.exit_code == 2 and "unknown output format `.pdf`" in result.stderr and ":1:1:" not in result.stderr
 
 
 def test_generate_command(tmp_path):

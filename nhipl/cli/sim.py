@@ -263,7 +263,8 @@ def graph_cmd(trace, output, policy_paths, skip_bad_lines, force):
     base, ext = os.path.splitext(output)
     ext = ext.lower()
     if ext not in (".svg", ".png", ".dot"):
-        raise BadInput(f"{output}:1:1", f"unknown output format `{ext or output}`\n  help: name a .svg, .png or .dot file")
+        raise click.BadParameter(f"unknown output format `{ext or output}`: name a .svg, .png or .dot file",
+                                 param_hint="'-o' / '--output'")
     refuse_existing(output, force=force)
     policies = load(list(policy_paths)) if policy_paths else None
     if trace == "-":

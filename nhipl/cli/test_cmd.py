@@ -68,7 +68,9 @@ def test_(
     run = run_files(files, pattern=pattern, invariants=not no_invariants, max_examples=max_examples, seed=seed)
     if run.total == 0:
         where = f"matches `-k {pattern}`" if pattern else "in " + ", ".join(f"`{p}`" for p in paths)
-        raise BadInput(f"{files[0]}:1:1", f"no test or invariant {where}")
+        if pattern:
+            raise click.BadParameter(f"no test or invariant matches `{pattern}`", param_hint="'-k'")
+        raise click.UsageError(f"no test or invariant {where}")
 
     for file in run.files:
         for case in file.cases:
