@@ -20,7 +20,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402
 import mcp.types as types  # noqa: E402
 
-from nhipl.runtime.log import log_to_trace  # noqa: E402
+from nhipl.simulator.importers import log_to_trace  # noqa: E402
 
 TIMEOUT = 30
 
