@@ -218,7 +218,7 @@ def test_non_json_values_are_made_safe():
             return f"Thing(token={SECRETS['github']})"
 
     out = Redactor().value({"b": b"\x00\x01", "f": float("nan"), "t": (1, 2), "o": Thing(), 3: "three"})
-    assert out == {"b": "[2 bytes]", "f": "nan", "t": [1, 2], "o": "Thing(token=[redacted:secret])", "3": "three"}
+    assert out == {"b": "[2 bytes]", "f": "nan", "t": [1, 2], "o": "Thing(token=[redacted:env-secret])", "3": "three"}
 
 
 # -- replay ----------------------------------------------------------------------------------------

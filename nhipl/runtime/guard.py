@@ -18,15 +18,18 @@ import asyncio
 import functools
 import inspect
 import logging
+import math
 import os
 import time
 import uuid
 from contextvars import ContextVar
 from typing import Any, Awaitable, Callable, Mapping, Union
 
-from ..decision import ALLOW, APPROVAL_REQUIRED, Decision
+from ..decision import ALLOW, APPROVAL_REQUIRED, DENY, Decision
+from ..errors import RequestError
 from .errors import DecisionLogError, Denied
 from .log import DecisionLog, failed_closed, open_log
+from .resource import ResourceError, ResourceTemplate
 
 logger = logging.getLogger("nhipl.runtime")
 
@@ -117,7 +120,7 @@ class Guard:
         if resource is not None:
             request["resource"] = resource
         if args is not None:
-            request["args"] = dict(args)
+            request["args"] = args
         task = _task.get()
         if task is not None:
             request["task"] = task
@@ -126,13 +129,15 @@ class Guard:
             request["delegation"] = {"chain": list(chain)}
         ctx = {**self.context, **context} if self.context and context else (context or self.context)
         if ctx:
-            request["context"] = dict(ctx)
+            request["context"] = ctx
         return request
 
     # -- decisions ----------------------------------------------------------------------
     def check(self, request: dict) -> Decision:
         """Evaluate ``request`` and log the decision. Never raises for deny; returns a
-        ``deny`` when the log cannot be written and the log fails closed."""
+        ``deny`` when the log cannot be written and the log fails closed. Every value of
+        ``request`` is made plain JSON first (:func:`json_value`)."""
+        request = json_request(request)
         decision = self.policies.evaluate(request)
         return self._log(request, decision)
 
@@ -140,6 +145,7 @@ class Guard:
         """Like :meth:`check`, but a call needing approval asks the approver (which must
         not be async here when an event loop is running) and is evaluated again with
         the answer. One log record per call, with the approval if one was asked."""
+        request = json_request(request)
         decision = self.policies.evaluate(request)
         if decision.effect != APPROVAL_REQUIRED or self.approver is None:
             return self._log(request, decision)
@@ -150,6 +156,7 @@ class Guard:
 
     async def adecide(self, request: dict) -> Decision:
         """:meth:`decide` for async code: an async approver is awaited."""
+        request = json_request(request)
         decision = self.policies.evaluate(request)
         if decision.effect != APPROVAL_REQUIRED or self.approver is None:
             return self._log(request, decision)
@@ -219,9 +226,18 @@ class Guard:
         tool_name = name or getattr(fn, "__name__", None) or repr(fn)
         bind = _binder(inspect.signature(fn))
 
+        template = ResourceTemplate(resource, dotted=False) if isinstance(resource, str) else None
+
         def build(args: tuple, kwargs: dict) -> dict:
             call_args = bind(args, kwargs)
-            return self.request(tool_name, call_args, resource=_resource(resource, call_args))
+            try:
+                rendered = template.render(call_args) if template is not None else _resource(resource, call_args)
+            except ResourceError as err:
+                # Fail closed: a call whose resource cannot be rendered is denied, and logged.
+                request = self.request(tool_name, call_args)
+                refused = Decision(DENY, (), None, (), (f"the resource cannot be rendered: {err.message}",))
+                raise Denied(self._log(request, refused), request) from None
+            return self.request(tool_name, call_args, resource=rendered)
 
         if inspect.iscoroutinefunction(fn):
 
@@ -396,12 +412,67 @@ def _arguments(signature: inspect.Signature, args: tuple, kwargs: dict) -> dict:
 def _resource(resource, args: dict) -> str | None:
     if resource is None:
         return None
-    if callable(resource):
-        return resource(args)
-    try:
-        return resource.format_map(args)
-    except (KeyError, IndexError) as err:
-        raise ValueError(f"resource template `{resource}` names no argument {err}") from None
+    rendered = resource(args)
+    if not isinstance(rendered, str):
+        raise ResourceError(f"the resource function returned {type(rendered).__name__}, not a string")
+    return rendered
+
+
+# -- plain JSON at the boundary ---------------------------------------------------------------
+
+DEPTH_LIMIT = 64
+
+
+def json_request(request: Mapping[str, Any]) -> dict:
+    """``request`` with every value made plain JSON (see :func:`json_value`)."""
+    return json_value(request, "request")
+
+
+def json_value(value: Any, where: str = "value", depth: int = 0) -> Any:
+    """``value`` as plain JSON types, the only ones both evaluators read alike.
+
+    A ``str`` subclass (a string enum) becomes its string, an ``int`` subclass (an int
+    enum) its int, a ``float`` subclass its float; any mapping (``OrderedDict``, a
+    ``MappingProxyType``) a dict with string keys; a list or tuple a list; a path
+    (``os.PathLike``) its string. Anything else (sets, bytes, objects), a non-string key,
+    a NaN or infinite float, or nesting deeper than 64 raises
+    :class:`~nhipl.errors.RequestError` naming where."""
+    cls = value.__class__
+    if cls is str or cls is int or cls is bool or value is None:
+        return value
+    if cls is float:
+        if not math.isfinite(value):
+            raise RequestError(f"`{where}` is {value!r}; only finite numbers are allowed", where)
+        return value
+    if depth >= DEPTH_LIMIT:
+        raise RequestError(f"`{where}` is nested more than {DEPTH_LIMIT} deep", where)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise RequestError(f"`{where}` has a key that is not a string: {type(key).__name__}", where)
+            key = str.__str__(key)
+            out[key] = json_value(item, f"{where}.{key}", depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [json_value(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int.__index__(value)
+    if isinstance(value, float):
+        return json_value(float.__float__(value), where, depth)
+    if isinstance(value, os.PathLike):
+        path = os.fspath(value)
+        if isinstance(path, str):
+            return path
+    raise RequestError(
+        f"`{where}` is a {type(value).__name__}, which is not a JSON value "
+        "(strings, numbers, booleans, null, lists and objects only)",
+        where,
+    )
 
 
 def _approval(answer) -> dict:

@@ -18,7 +18,10 @@ Appending: the complete line is written with one ``os.write`` on an ``O_APPEND``
 descriptor while holding a thread lock and an exclusive ``flock`` on the file, and the
 timestamp is taken under that lock, so lines never interleave, none is lost, and the
 file is in time order even with many writing processes. A write that fails part-way is
-truncated back so no broken line is left behind.
+truncated back so no broken line is left behind. Before each write the path is checked
+against the open file (device and inode): when the log was renamed or deleted (rotation),
+it is opened again at its path, so no record goes to a file nobody reads; if it cannot be
+opened, the write fails (and enforcement points fail closed).
 """
 
 from __future__ import annotations
@@ -213,24 +216,48 @@ class DecisionLog:
             fd = self._descriptor()
             if fcntl is not None:
                 self._flock(fd, fcntl.LOCK_EX)
+            if self._moved(fd):
+                # Renamed or deleted (log rotation): write to a file at the path again,
+                # never into a file nobody will read.
+                if fcntl is not None:
+                    self._flock(fd, fcntl.LOCK_UN)
+                fd = self._descriptor(reopen=True)
+                if fcntl is not None:
+                    self._flock(fd, fcntl.LOCK_EX)
             try:
                 t = time.time()
-                line = f'{{"t":{t!r},"time":"{_iso(t)}",{rest[1:]}\n'.encode("utf-8")
+                # "replace": a lone surrogate from a Python caller becomes `?`, never a crash.
+                line = f'{{"t":{t!r},"time":"{_iso(t)}",{rest[1:]}\n'.encode("utf-8", "replace")
                 self._write_line(fd, line)
             finally:
                 if fcntl is not None:
                     self._flock(fd, fcntl.LOCK_UN)
 
-    def _descriptor(self) -> int:
+    def _descriptor(self, reopen: bool = False) -> int:
         pid = os.getpid()
-        if self._fd is None or self._pid != pid:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-            try:
-                self._fd = os.open(self.path, flags, 0o600)
-            except OSError as err:
-                raise DecisionLogError(self.path, f"cannot open the decision log: {_why(err)}") from None
-            self._pid = pid
+        if self._fd is not None and self._pid == pid and not reopen:
+            return self._fd
+        if self._fd is not None and self._pid == pid:
+            os.close(self._fd)
+        self._fd = None
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self._fd = os.open(self.path, flags, 0o600)
+        except OSError as err:
+            raise DecisionLogError(self.path, f"cannot open the decision log: {_why(err)}") from None
+        self._pid = pid
         return self._fd
+
+    def _moved(self, fd: int) -> bool:
+        """Whether the path no longer names the open file (renamed, deleted, replaced)."""
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False  # e.g. a device such as /dev/full: keep the descriptor
+        opened = os.fstat(fd)
+        return (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino)
 
     def _flock(self, fd: int, op: int) -> None:
         try:
