@@ -476,6 +476,7 @@ class Gate:
                     self._tool_lists.discard(key)
                     why = f"the MCP server's answer to `{method}` was refused by the proxy ({err.reason})"
                     return [Note(why), Send(CLIENT, jsonrpc.rpc_error(err.request_id, INTERNAL_ERROR, why))]
+                return [Note(f"dropped a server line the proxy refuses, for no request in flight ({err.reason})")]
             return self.server_broke(f"the MCP server sent a line that is not JSON the proxy accepts ({err.reason})")
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
             return self.server_broke("the MCP server sent a line that is not a JSON-RPC 2.0 message")
