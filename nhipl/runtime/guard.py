@@ -88,11 +88,11 @@ class Guard:
         if not isinstance(identity, str) or not identity:
             raise ValueError("identity must be a non-empty string (a SPIFFE ID)")
         self.policies = policies
-        self.identity = identity
+        self.identity = _string(identity, "identity")
         self.decision_log = open_log(decision_log, source="guard")
         self.approver = approver
-        self.principal_attrs = dict(principal_attrs) if principal_attrs else None
-        self.context = dict(context) if context else None
+        self.principal_attrs = json_value(dict(principal_attrs), "principal") if principal_attrs else None
+        self.context = json_value(dict(context), "context") if context else None
 
     def __repr__(self) -> str:
         return f"<Guard {self.identity}>"
@@ -111,22 +111,25 @@ class Guard:
         resource: str | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> dict:
-        """The request (DESIGN §1) for ``tool`` in the current task and delegation chain."""
+        """The request for ``tool`` in the current task and delegation chain, every value
+        plain JSON (:func:`json_value`)."""
         acting = _acting.get() or self.identity
         principal: Any = acting
         if self.principal_attrs and acting == self.identity:
             principal = {**self.principal_attrs, "id": acting}
-        request: dict = {"principal": principal, "action": action, "tool": tool, "now": time.time()}
+        request: dict = {"principal": principal, "action": _string(action, "action"), "tool": _string(tool, "tool"), "now": time.time()}
         if resource is not None:
-            request["resource"] = resource
+            request["resource"] = _string(resource, "resource")
         if args is not None:
-            request["args"] = args
+            request["args"] = json_value(args, "args")
         task = _task.get()
         if task is not None:
             request["task"] = task
         chain = _chain.get()
         if chain:
             request["delegation"] = {"chain": list(chain)}
+        if context:
+            context = json_value(context, "context")
         ctx = {**self.context, **context} if self.context and context else (context or self.context)
         if ctx:
             request["context"] = ctx
@@ -137,7 +140,9 @@ class Guard:
         """Evaluate ``request`` and log the decision. Never raises for deny; returns a
         ``deny`` when the log cannot be written and the log fails closed. Every value of
         ``request`` is made plain JSON first (:func:`json_value`)."""
-        request = json_request(request)
+        return self._check(json_request(request))
+
+    def _check(self, request: dict) -> Decision:
         decision = self.policies.evaluate(request)
         return self._log(request, decision)
 
@@ -145,7 +150,9 @@ class Guard:
         """Like :meth:`check`, but a call needing approval asks the approver (which must
         not be async here when an event loop is running) and is evaluated again with
         the answer. One log record per call, with the approval if one was asked."""
-        request = json_request(request)
+        return self._decide(json_request(request))
+
+    def _decide(self, request: dict) -> Decision:
         decision = self.policies.evaluate(request)
         if decision.effect != APPROVAL_REQUIRED or self.approver is None:
             return self._log(request, decision)
@@ -156,7 +163,9 @@ class Guard:
 
     async def adecide(self, request: dict) -> Decision:
         """:meth:`decide` for async code: an async approver is awaited."""
-        request = json_request(request)
+        return await self._adecide(json_request(request))
+
+    async def _adecide(self, request: dict) -> Decision:
         decision = self.policies.evaluate(request)
         if decision.effect != APPROVAL_REQUIRED or self.approver is None:
             return self._log(request, decision)
@@ -198,14 +207,20 @@ class Guard:
 
     def enforce(self, request: dict) -> Decision:
         """:meth:`decide`, raising :class:`Denied` unless the result is ``allow``."""
-        decision = self.decide(request)
+        return self._enforce(json_request(request))
+
+    def _enforce(self, request: dict) -> Decision:
+        decision = self._decide(request)
         if decision.effect != ALLOW:
             raise Denied(decision, request)
         return decision
 
     async def aenforce(self, request: dict) -> Decision:
         """:meth:`adecide`, raising :class:`Denied` unless the result is ``allow``."""
-        decision = await self.adecide(request)
+        return await self._aenforce(json_request(request))
+
+    async def _aenforce(self, request: dict) -> Decision:
+        decision = await self._adecide(request)
         if decision.effect != ALLOW:
             raise Denied(decision, request)
         return decision
@@ -244,7 +259,7 @@ class Guard:
             @functools.wraps(fn)
             async def guarded_async(*args, **kwargs):
                 request = build(args, kwargs)
-                decision = await self.aenforce(request)
+                decision = await self._aenforce(request)
                 token = _decision.set(decision)
                 try:
                     return await fn(*args, **kwargs)
@@ -257,7 +272,7 @@ class Guard:
         @functools.wraps(fn)
         def guarded(*args, **kwargs):
             request = build(args, kwargs)
-            decision = self.enforce(request)
+            decision = self._enforce(request)
             token = _decision.set(decision)
             try:
                 return fn(*args, **kwargs)
@@ -289,6 +304,7 @@ class TaskScope:
         self.task: dict = {"id": task_id or uuid.uuid4().hex, "intent": intent}
         if owner is not None:
             self.task["owner"] = owner
+        self.task = json_value(self.task, "task")
         self._token = None
 
     def __enter__(self) -> dict:
@@ -330,18 +346,18 @@ class DelegationScope:
         self._tokens: tuple | None = None
 
     def __enter__(self) -> Decision:
-        self.decision = self.guard.enforce(self.guard.request(self.to, action="delegate"))
+        self.decision = self.guard._enforce(self.guard.request(self.to, action="delegate"))
         self._enter()
         return self.decision
 
     async def __aenter__(self) -> Decision:
-        self.decision = await self.guard.aenforce(self.guard.request(self.to, action="delegate"))
+        self.decision = await self.guard._aenforce(self.guard.request(self.to, action="delegate"))
         self._enter()
         return self.decision
 
     def _enter(self) -> None:
         acting = self.guard.acting()
-        self._tokens = (_acting.set(self.to), _chain.set(_chain.get() + (acting,)))
+        self._tokens = (_acting.set(_string(self.to, "delegation")), _chain.set(_chain.get() + (acting,)))
 
     def __exit__(self, *exc) -> None:
         acting_token, chain_token = self._tokens  # type: ignore[misc]
@@ -428,7 +444,16 @@ def json_request(request: Mapping[str, Any]) -> dict:
     return json_value(request, "request")
 
 
-def json_value(value: Any, where: str = "value", depth: int = 0) -> Any:
+class _NotJSON(Exception):
+    def __init__(self, reason: str):
+        self.reason = reason
+        self.path: list[str] = []
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def json_value(value: Any, where: str = "value") -> Any:
     """``value`` as plain JSON types, the only ones both evaluators read alike.
 
     A ``str`` subclass (a string enum) becomes its string, an ``int`` subclass (an int
@@ -436,26 +461,72 @@ def json_value(value: Any, where: str = "value", depth: int = 0) -> Any:
     ``MappingProxyType``) a dict with string keys; a list or tuple a list; a path
     (``os.PathLike``) its string. Anything else (sets, bytes, objects), a non-string key,
     a NaN or infinite float, or nesting deeper than 64 raises
-    :class:`~nhipl.errors.RequestError` naming where."""
+    :class:`~nhipl.errors.RequestError` naming where. Plain values come back as they are
+    (the same objects), so the common case costs one walk and no copies."""
+    try:
+        return _plain(value, 0)
+    except _NotJSON as err:
+        path = where + "".join(reversed(err.path))
+        raise RequestError(f"`{path}` {err.reason}", path) from None
+
+
+def _string(value: Any, where: str) -> str:
+    if value.__class__ is str:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    raise RequestError(f"`{where}` must be a string, not {type(value).__name__}", where)
+
+
+def _plain(value: Any, depth: int) -> Any:
     cls = value.__class__
-    if cls is str or cls is int or cls is bool or value is None:
+    if cls in _PLAIN:
         return value
     if cls is float:
-        if not math.isfinite(value):
-            raise RequestError(f"`{where}` is {value!r}; only finite numbers are allowed", where)
-        return value
+        if math.isfinite(value):
+            return value
+        raise _NotJSON(f"is {value!r}; only finite numbers are allowed")
     if depth >= DEPTH_LIMIT:
-        raise RequestError(f"`{where}` is nested more than {DEPTH_LIMIT} deep", where)
-    if isinstance(value, Mapping):
-        out = {}
+        raise _NotJSON(f"is nested more than {DEPTH_LIMIT} deep")
+    if cls is dict:
+        out = None
         for key, item in value.items():
+            if key.__class__ is str and item.__class__ in _PLAIN:
+                continue
+            try:
+                if key.__class__ is not str:
+                    raise _NotJSON(f"has a key that is not a string: {type(key).__name__}")
+                plain = _plain(item, depth + 1)
+            except _NotJSON as err:
+                err.path.append(f".{key}")
+                raise
+            if plain is not item:
+                if out is None:
+                    out = dict(value)
+                out[key] = plain
+        return value if out is None else out
+    if cls is list:
+        changed = None
+        for index, item in enumerate(value):
+            if item.__class__ in _PLAIN:
+                continue
+            try:
+                plain = _plain(item, depth + 1)
+            except _NotJSON as err:
+                err.path.append(f"[{index}]")
+                raise
+            if plain is not item:
+                if changed is None:
+                    changed = list(value)
+                changed[index] = plain
+        return value if changed is None else changed
+    if isinstance(value, Mapping):
+        for key in value:
             if not isinstance(key, str):
-                raise RequestError(f"`{where}` has a key that is not a string: {type(key).__name__}", where)
-            key = str.__str__(key)
-            out[key] = json_value(item, f"{where}.{key}", depth + 1)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [json_value(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+                raise _NotJSON(f"has a key that is not a string: {type(key).__name__}")
+        return _plain({str.__str__(k): v for k, v in value.items()}, depth)
+    if isinstance(value, tuple):
+        return _plain(list(value), depth)
     if isinstance(value, str):
         return str.__str__(value)
     if isinstance(value, bool):
@@ -463,15 +534,13 @@ def json_value(value: Any, where: str = "value", depth: int = 0) -> Any:
     if isinstance(value, int):
         return int.__index__(value)
     if isinstance(value, float):
-        return json_value(float.__float__(value), where, depth)
+        return _plain(float.__float__(value), depth)
     if isinstance(value, os.PathLike):
         path = os.fspath(value)
         if isinstance(path, str):
             return path
-    raise RequestError(
-        f"`{where}` is a {type(value).__name__}, which is not a JSON value "
-        "(strings, numbers, booleans, null, lists and objects only)",
-        where,
+    raise _NotJSON(
+        f"is a {type(value).__name__}, which is not a JSON value (strings, numbers, booleans, null, lists and objects only)"
     )
 
 
