@@ -84,8 +84,20 @@ def _own_id(kind: str) -> str:
     return f"nhipl-{kind}-{secrets.token_hex(16)}"
 
 
+_NAMES_OK: set[str] = set()  # names already checked (tool names repeat)
+
+
 def name_problem(name: str) -> str | None:
     """Why ``name`` may not be a tool name, or None."""
+    if name in _NAMES_OK:
+        return None
+    problem = _name_problem(name)
+    if problem is None and len(_NAMES_OK) < 4096:
+        _NAMES_OK.add(name)
+    return problem
+
+
+def _name_problem(name: str) -> str | None:
     if not name or len(name) > NAME_LIMIT:
         return f"a tool name has 1 to {NAME_LIMIT} characters"
     if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in name):
@@ -198,7 +210,7 @@ class Gate:
             return self._client_notification(method, params)
         key = jsonrpc.id_key(request_id)
         if key in self._pending or key in self._parked:
-            return [Send(CLIENT, jsonrpc.rpc_error(None, INVALID_REQUEST, f"invalid request: the id {key[:80]} is already in use"))]
+            return [Send(CLIENT, jsonrpc.rpc_error(None, INVALID_REQUEST, f"invalid request: the id {json.dumps(request_id)[:80]} is already in use"))]
         clean = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:
             clean["params"] = params
@@ -249,7 +261,7 @@ class Gate:
         if key in self._server_asks:
             self._server_asks.discard(key)
             return [Send(SERVER, _answer(message))]
-        return [Note(f"dropped the client's answer to no request in flight (id {key[:80]})")]
+        return [Note(f"dropped the client's answer to no request in flight (id {key[2:82]})")]
 
     def _note_client(self, params) -> None:
         if not isinstance(params, dict):
@@ -518,7 +530,7 @@ class Gate:
             return self._own_answer(message)
         method = self._pending.pop(key, None)
         if method is None:
-            return [Note(f"dropped the server's answer to no request in flight (id {key[:80]})")]
+            return [Note(f"dropped the server's answer to no request in flight (id {key[2:82]})")]
         if key in self._tool_lists:
             self._tool_lists.discard(key)
             result = message.get("result")
@@ -544,7 +556,7 @@ class Gate:
         """Every request waiting for the server fails with ``why``."""
         out: list = [Note(why)]
         for key, method in list(self._pending.items()):
-            out.append(Send(CLIENT, jsonrpc.rpc_error(json.loads(key), INTERNAL_ERROR, f"{why}; `{method}` cannot be answered")))
+            out.append(Send(CLIENT, jsonrpc.rpc_error(jsonrpc.key_id(key), INTERNAL_ERROR, f"{why}; `{method}` cannot be answered")))
         self._pending.clear()
         self._tool_lists.clear()
         if self._listing is not None:
@@ -555,7 +567,7 @@ class Gate:
         """The server is gone: every request it had not answered gets an error."""
         out: list = []
         for key, method in list(self._pending.items()):
-            out.append(Send(CLIENT, jsonrpc.rpc_error(json.loads(key), INTERNAL_ERROR, f"{why} before answering `{method}`")))
+            out.append(Send(CLIENT, jsonrpc.rpc_error(jsonrpc.key_id(key), INTERNAL_ERROR, f"{why} before answering `{method}`")))
         self._pending.clear()
         return out
 

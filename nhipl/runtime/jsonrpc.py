@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
@@ -133,6 +134,7 @@ def _pairs(pairs: list) -> dict:
     return out
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_no_constant, parse_float=_float, parse_int=_int)
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -172,12 +174,14 @@ def parse_line(line: bytes) -> Any:
     except (json.JSONDecodeError, ValueError) as err:
         why = err.msg.lower() if isinstance(err, json.JSONDecodeError) else str(err).lower()
         raise FrameError(PARSE_ERROR, f"parse error: invalid JSON ({why})") from None
-    if not _depth_ok(value):
+    if text.count("{") + text.count("[") > DEPTH_LIMIT and not _depth_ok(value):
         raise FrameError(PARSE_ERROR, f"parse error: nested more than {DEPTH_LIMIT} deep", _lenient_id(text))
-    try:
-        encode(value)
-    except UnicodeEncodeError:
-        raise FrameError(PARSE_ERROR, "parse error: a string holds a lone UTF-16 surrogate", _lenient_id(text)) from None
+    # A lone surrogate can only come from a `\uD800`-style escape (strict UTF-8 has none).
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        try:
+            encode(value)
+        except UnicodeEncodeError:
+            raise FrameError(PARSE_ERROR, "parse error: a string holds a lone UTF-16 surrogate", _lenient_id(text)) from None
     return value
 
 
@@ -223,8 +227,16 @@ def encode(message: Any) -> bytes:
 
 
 def id_key(request_id: Any) -> str:
-    """A dictionary key for a JSON-RPC id: ``1`` and ``"1"`` are different requests."""
-    return _ENCODER.encode(request_id)
+    """A dictionary key for a JSON-RPC id (a string or an integer): ``1`` and ``"1"`` are
+    different requests, so the key says which it is (``i:1``, ``s:1``)."""
+    if request_id.__class__ is str:
+        return "s:" + request_id
+    return f"i:{request_id}"
+
+
+def key_id(key: str) -> Any:
+    """The id :func:`id_key` made ``key`` from."""
+    return key[2:] if key[0] == "s" else int(key[2:])
 
 
 def valid_id(request_id: Any) -> bool:
