@@ -192,3 +192,13 @@ def test_the_framing_keeps_the_id_of_a_refused_message_when_it_is_plain():
 @pytest.mark.parametrize("name, ok", [("read_file", True), ("a.b-c", True), ("", False), ("x\u0007", False), ("ﬁle", False)])
 def test_tool_names(name, ok):
     assert (name_problem(name) is None) is ok
+
+
+def test_while_listing_tools_answers_to_the_server_go_on_and_requests_wait(gate):
+    ask = {"jsonrpc": "2.0", "id": "s1", "method": "roots/list"}
+    gate.from_server(line(ask))
+    (own,) = sends(gate.from_client(line(call(4, "echo", {}))), SERVER)
+    assert own["method"] == "tools/list"
+    answer = {"jsonrpc": "2.0", "id": "s1", "result": {"roots": []}}
+    assert sends(gate.from_client(line(answer)), SERVER) == [answer]
+    assert gate.from_client(line({"jsonrpc": "2.0", "id": 5, "method": "ping"})) == []

@@ -46,6 +46,7 @@ CLIENT, SERVER = "client", "server"
 LIST_TIMEOUT = 10.0
 HOLD_LIMIT = 1000  # client messages held while the proxy lists the server's tools
 NAME_LIMIT = 256
+IN_FLIGHT_LIMIT = 10_000  # requests waiting for an answer, per side
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +168,9 @@ class Gate:
             message = jsonrpc.parse_line(line)
         except FrameError as err:
             return [Send(CLIENT, jsonrpc.rpc_error(err.request_id, err.code, err.reason))]
-        if self._listing is not None:
+        if self._listing is not None and not (isinstance(message, dict) and "method" not in message):
+            # Requests and notifications wait for the tool list, in order; answers to the
+            # server's questions need no tool list and go on (the server may wait for them).
             if len(self._held) >= HOLD_LIMIT:
                 return self._refuse_held(message)
             self._held.append(message)
@@ -209,6 +212,8 @@ class Gate:
         if not has_id:
             return self._client_notification(method, params)
         key = jsonrpc.id_key(request_id)
+        if len(self._pending) + len(self._parked) >= IN_FLIGHT_LIMIT:
+            return [Send(CLIENT, jsonrpc.rpc_error(request_id, INTERNAL_ERROR, "too many requests in flight; try again later"))]
         if key in self._pending or key in self._parked:
             return [Send(CLIENT, jsonrpc.rpc_error(None, INVALID_REQUEST, f"invalid request: the id {json.dumps(request_id)[:80]} is already in use"))]
         clean = {"jsonrpc": "2.0", "id": request_id, "method": method}
@@ -514,6 +519,8 @@ class Gate:
         clean = {"jsonrpc": "2.0", "method": method}
         if has_id:
             key = jsonrpc.id_key(request_id)
+            if len(self._server_asks) >= IN_FLIGHT_LIMIT:
+                return [Send(SERVER, jsonrpc.rpc_error(request_id, INTERNAL_ERROR, "too many requests in flight"))]
             if key in self._asks or key in self._server_asks:
                 return [Send(SERVER, jsonrpc.rpc_error(request_id, INVALID_REQUEST, "invalid request: the id is already in use"))]
             self._server_asks.add(key)
