@@ -1,4 +1,4 @@
-"""``nhipl mcp-proxy``: the stdio MCP proxy that gates ``tools/call`` (DESIGN §5)."""
+"""``nhipl mcp-proxy``: the stdio MCP proxy that gates ``tools/call``."""
 
 from __future__ import annotations
 
@@ -51,8 +51,11 @@ def mcp_proxy(
 ) -> None:
     """Run SERVER (after `--`) as a stdio MCP server and gate its `tools/call` by policy.
 
-    Stdin/stdout speak MCP to the client. Exit 0 when the session ends (a server that fails
-    is reported on stderr and to the client), 2 on bad input.
+    Stdin/stdout speak MCP to the client. Only the message decided is sent on, re-serialised;
+    a line another JSON parser could read another way (duplicate keys in any case, NaN,
+    huge integers, lone surrogates, unknown methods) gets a JSON-RPC error. Exit 0 when the
+    session ends (a server that fails is reported on stderr and to the client), 2 on bad
+    input.
     """
     from ..runtime.errors import DecisionLogError
     from ..runtime.proxy import ProxyError, run_proxy
