@@ -48,13 +48,16 @@ def still_serving(proxy, seen, request_id="alive") -> None:
 # -- 1: NaN and infinities ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
-def test_non_finite_numbers_from_the_client_are_refused_never_decided(hostile, number):
+# One session per test, many attacks each: a proxy process takes a second or two to start.
+
+
+def test_non_finite_numbers_from_the_client_are_refused_never_decided(hostile):
     start, seen, log = hostile
     proxy = start()
-    proxy.send(b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"transfer","arguments":{"amount":' + number + b"}}}\n")
-    reply = proxy.receive_id(7)
-    assert reply["error"]["code"] == -32700 and "number" in reply["error"]["message"]
+    for number in (b"NaN", b"Infinity", b"-Infinity", b"1e400"):
+        proxy.send(b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"transfer","arguments":{"amount":' + number + b"}}}\n")
+        reply = proxy.receive_id(7)
+        assert reply["error"]["code"] == -32700 and "number" in reply["error"]["message"], number
     assert calls_received(seen) == [] and decisions(log) == []
     still_serving(proxy, seen)
 
@@ -87,43 +90,43 @@ def test_a_tools_call_notification_is_refused_and_logged(hostile):
 # -- 3: forward only what was decided ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"read_file","Name":"delete_file","arguments":{}}}',
-        b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"read_file","name":"delete_file","arguments":{}}}',
-        b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/a","PATH":"/secret/k"}}}',
-        b'{"jsonrpc":"2.0","id":5,"method":"ping","Method":"tools/call","params":{"name":"delete_file","arguments":{}}}',
-    ],
-)
-def test_duplicate_keys_in_any_case_are_refused(hostile, line):
+DUPLICATES = [
+    b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"read_file","Name":"delete_file","arguments":{}}}',
+    b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"read_file","name":"delete_file","arguments":{}}}',
+    b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/a","PATH":"/secret/k"}}}',
+    b'{"jsonrpc":"2.0","id":5,"method":"ping","Method":"tools/call","params":{"name":"delete_file","arguments":{}}}',
+]
+
+
+def test_duplicate_keys_in_any_case_are_refused(hostile):
     start, seen, log = hostile
     proxy = start()
-    proxy.send(line + b"\n")
-    reply = proxy.receive()
-    assert reply["error"]["code"] == -32700 and "duplicate key" in reply["error"]["message"]
+    for line in DUPLICATES:
+        proxy.send(line + b"\n")
+        reply = proxy.receive()
+        assert reply["error"]["code"] == -32700 and "duplicate key" in reply["error"]["message"], line
     assert calls_received(seen) == []
     still_serving(proxy, seen)
 
 
-@pytest.mark.parametrize("method", ["tools/call\u0000", "Tools/call", "tools/call ", "tools/call\n"])
-def test_a_method_that_is_not_exactly_known_is_refused(hostile, method):
+def test_a_method_that_is_not_exactly_known_is_refused(hostile):
     start, seen, _ = hostile
     proxy = start()
-    proxy.send({"jsonrpc": "2.0", "id": 9, "method": method, "params": {"name": "delete_file", "arguments": {}}})
-    reply = proxy.receive_id(9)
-    assert reply["error"]["code"] == -32601
+    for method in ("tools/call\u0000", "Tools/call", "tools/call ", "tools/call\n"):
+        proxy.send({"jsonrpc": "2.0", "id": 9, "method": method, "params": {"name": "delete_file", "arguments": {}}})
+        reply = proxy.receive_id(9)
+        assert reply["error"]["code"] == -32601, method
     assert calls_received(seen) == []
     still_serving(proxy, seen)
 
 
-@pytest.mark.parametrize("name", ["read_file\u0000", "read_file\u202e", "ｒｅａｄ＿ｆｉｌｅ", "read\u200bfile"])
-def test_control_format_and_compatibility_characters_in_tool_names_are_refused(hostile, name):
+def test_control_format_and_compatibility_characters_in_tool_names_are_refused(hostile):
     start, seen, _ = hostile
     proxy = start()
-    proxy.send(call(4, name, {}))
-    reply = proxy.receive_id(4)
-    assert reply["error"]["code"] == -32602
+    for name in ("read_file\u0000", "read_file\u202e", "ｒｅａｄ＿ｆｉｌｅ", "read\u200bfile"):
+        proxy.send(call(4, name, {}))
+        reply = proxy.receive_id(4)
+        assert reply["error"]["code"] == -32602, name
     assert calls_received(seen) == []
 
 
@@ -207,32 +210,28 @@ def test_a_request_may_not_reuse_an_id_in_flight(hostile):
 # -- 7: resources --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "path, effect",
-    [
+def test_resource_templates_normalise_or_refuse_paths(hostile):
+    start, seen, log = hostile
+    proxy = start("--resource", "file:{arguments.path}")
+    for path, effect in [
         ("/srv/public/../secrets/key", "refused"),
         ("/srv/public/%2e%2e/secrets/key", "refused"),
         ("/srv//secrets/key", "deny"),
         ("/srv/./secrets/key", "deny"),
-        ("/srv/public/key", "allow"),
-    ],
-)
-def test_resource_templates_normalise_or_refuse_paths(hostile, path, effect):
-    start, seen, log = hostile
-    proxy = start("--resource", "file:{arguments.path}")
-    proxy.send(call(13, "read_file", {"path": path}))
-    reply = proxy.receive_id(13)
-    names = [c["params"]["name"] for c in calls_received(seen)]
-    if effect == "allow":
-        assert names == ["read_file"] and decisions(log)[-1]["resource"] == "file:/srv/public/key"
-        return
-    assert reply["result"]["isError"] is True and names == []
-    record = decisions(log)[-1]
-    assert record["effect"] == "deny"
-    if effect == "refused":
-        assert "`..`" in record["reasons"][0]
-    else:
-        assert record["resource"] == "file:/srv/secrets/key"
+    ]:
+        proxy.send(call(13, "read_file", {"path": path}))
+        reply = proxy.receive_id(13)
+        assert reply["result"]["isError"] is True and calls_received(seen) == [], path
+        record = decisions(log)[-1]
+        assert record["effect"] == "deny"
+        if effect == "refused":
+            assert "`..`" in record["reasons"][0]
+        else:
+            assert record["resource"] == "file:/srv/secrets/key"
+    proxy.send(call(14, "read_file", {"path": "/srv/public/key"}))
+    proxy.receive_id(14)
+    assert [c["params"]["name"] for c in calls_received(seen)] == ["read_file"]
+    assert decisions(log)[-1]["resource"] == "file:/srv/public/key"
 
 
 def test_a_bad_resource_template_is_a_clean_error(tmp_path):
@@ -248,47 +247,47 @@ def test_a_bad_resource_template_is_a_clean_error(tmp_path):
 # -- 11: one line never kills the proxy -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"n":' + b"9" * 5000 + b"}}}",
-        b"[" * 100_000 + b"]" * 100_000,
-        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":' + b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"}",
-        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo\\ud800","arguments":{}}}',
-        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"s":"\\udc00"}}}',
-        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"s":"\xff\xfe"}}}',
-        b'{"jsonrpc":"2.0","id":1.5,"method":"ping"}',
-        b'{"jsonrpc":"2.0","id":[1],"method":"ping"}',
-        b'"just a string"',
-        b"",
-    ],
-)
-def test_one_bad_client_line_never_kills_the_proxy(hostile, line):
+BAD_CLIENT_LINES = [
+    b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"n":' + b"9" * 5000 + b"}}}",
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":' + b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"}",
+    b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo\\ud800","arguments":{}}}',
+    b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"s":"\\udc00"}}}',
+    b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"s":"\xff\xfe"}}}',
+    b'{"jsonrpc":"2.0","id":1.5,"method":"ping"}',
+    b'{"jsonrpc":"2.0","id":[1],"method":"ping"}',
+    b'"just a string"',
+]
+
+
+def test_one_bad_client_line_never_kills_the_proxy(hostile):
     start, seen, _ = hostile
     proxy = start()
-    proxy.send(line + b"\n")
-    if line:
+    for line in BAD_CLIENT_LINES:
+        proxy.send(line + b"\n")
         reply = proxy.receive()
-        assert "error" in reply and reply["error"]["code"] in (-32700, -32600, -32602)
+        assert "error" in reply and reply["error"]["code"] in (-32700, -32600, -32602), line[:80]
+        assert proxy.alive()
+    proxy.send(b"\n")  # a blank line is skipped
     still_serving(proxy, seen)
     assert [c["params"]["name"] for c in calls_received(seen)] == ["read_file"]
     assert b"Traceback" not in b"".join(proxy.stderr)
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b'{"jsonrpc":"2.0","id":{id},"result":{"n":' + b"7" * 5000 + b"}}",
-        b'{"jsonrpc":"2.0","id":{id},"result":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-        b'{"jsonrpc":"2.0","id":{id},"result":{"s":"\\ud800"}}',
-        b'{"jsonrpc":"2.0","id":{id},"ID":"other","result":{}}',
-    ],
-)
-def test_one_bad_server_line_never_kills_the_proxy(hostile, raw):
+BAD_SERVER_LINES = [
+    b'{"jsonrpc":"2.0","id":{id},"result":{"n":' + b"7" * 5000 + b"}}",
+    b'{"jsonrpc":"2.0","id":{id},"result":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    b'{"jsonrpc":"2.0","id":{id},"result":{"s":"\\ud800"}}',
+    b'{"jsonrpc":"2.0","id":{id},"ID":"other","result":{}}',
+]
+
+
+def test_one_bad_server_line_never_kills_the_proxy(hostile):
     start, seen, _ = hostile
     proxy = start()
-    proxy.send({"jsonrpc": "2.0", "id": 21, "method": "ping", "params": {"answer_raw": raw.hex()}})
-    reply = proxy.receive()
-    assert "error" in reply and reply["error"]["code"] == -32603
+    for raw in BAD_SERVER_LINES:
+        proxy.send({"jsonrpc": "2.0", "id": 21, "method": "ping", "params": {"answer_raw": raw.hex()}})
+        reply = proxy.receive()
+        assert "error" in reply and reply["error"]["code"] == -32603, raw[:80]
     still_serving(proxy, seen)
     assert b"Traceback" not in b"".join(proxy.stderr)

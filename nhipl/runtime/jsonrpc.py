@@ -124,7 +124,7 @@ def _int(text: str) -> int:
 
 def _pairs(pairs: list) -> dict:
     out = dict(pairs)
-    if len(out) != len(pairs) or len({k.casefold() for k in out}) != len(out):
+    if len(out) != len(pairs) or (len(out) > 1 and len(set(map(str.casefold, out))) != len(out)):
         seen: set[str] = set()
         for key, _ in pairs:
             folded = key.casefold()
