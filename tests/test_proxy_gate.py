@@ -202,3 +202,4 @@ def test_while_listing_tools_answers_to_the_server_go_on_and_requests_wait(gate)
     answer = {"jsonrpc": "2.0", "id": "s1", "result": {"roots": []}}
     assert sends(gate.from_client(line(answer)), SERVER) == [answer]
     assert gate.from_client(line({"jsonrpc": "2.0", "id": 5, "method": "ping"})) == []
+

@@ -214,7 +214,7 @@ class Gate:
         key = jsonrpc.id_key(request_id)
         if len(self._pending) + len(self._parked) >= IN_FLIGHT_LIMIT:
             return [Send(CLIENT, jsonrpc.rpc_error(request_id, INTERNAL_ERROR, "too many requests in flight; try again later"))]
-        if key in self._pending or key in self._parked:
+        if key in self._pending or key in self._parked or key == self._listing:
             return [Send(CLIENT, jsonrpc.rpc_error(None, INVALID_REQUEST, f"invalid request: the id {json.dumps(request_id)[:80]} is already in use"))]
         clean = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:
