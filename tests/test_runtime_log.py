@@ -294,3 +294,13 @@ def test_log_to_trace_reports_bad_lines_with_their_number():
         ("day.log:4:1", "`decision` record is missing required field `agent`"),
         ("day.log:5:1", "unsupported decision-log format version `9` (this nhipl reads 1)"),
     ]
+
+
+def test_a_line_separator_inside_a_logged_string_is_not_a_line_end(tmp_path):
+    from nhipl.simulator.importers import import_decisions
+
+    path = tmp_path / "d.log"
+    guard = Guard(nhipl.loads('permit any agent to call "search.web";'), "spiffe://a/b", decision_log=path)
+    guard.wrap(lambda query: query, name="search.web")("one\u2028two\u0085three")
+    (event,) = import_decisions([path])
+    assert event["args"] == {"query": "one\u2028two\u0085three"}

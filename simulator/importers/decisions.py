@@ -170,6 +170,7 @@ def import_decisions(paths: Iterable[str | os.PathLike]) -> list[dict]:
     """Trace events from runtime decision logs (JSON lines written by ``nhipl.runtime.DecisionLog``)."""
     events: list[dict] = []
     for path in source_files(paths, (".jsonl", ".json", ".log")):
-        events.extend(log_to_trace(read_text(path).splitlines(), source=path))
+        # JSON lines end at `\n` only: a U+2028 inside a logged string is not a line end.
+        events.extend(log_to_trace(read_text(path).split("\n"), source=path))
     events.sort(key=lambda event: event["t"])
     return events
