@@ -26,7 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from nhipl.runtime.jsonrpc import FrameError, parse_line
 
-from .proxy_peers import HOSTILE_POLICY, HOSTILE_SERVER, RawProxy, calls_received, lenient, proxy_command, received
+from .proxy_peers import HOSTILE_POLICY, HOSTILE_SERVER, RawProxy, lenient, proxy_command, received
 from .proxy_peers import initialize as handshake
 
 TOOLS = ["read_file", "delete_file", "transfer", "echo", "format_disk"]
