@@ -227,7 +227,7 @@ def test_the_proxy_holds_against_hostile_peers(tmp_path):
     run_state_machine_as_test(
         HostileSession,
         settings=settings(
-            max_examples=20,
+            max_examples=15,
             stateful_step_count=25,
             deadline=None,
             # A failure is reported as found: shrinking a process-driving machine takes minutes.
