@@ -67,8 +67,8 @@ class Guard:
     ``approver(request, decision)`` when a call needs approval; it returns (or, when
     async, resolves to) ``True``/``False`` or ``{"granted": bool, "by": "who"}``. Without an
     approver, a call needing approval raises :class:`Denied`. ``principal_attrs`` are
-    sent as attributes of the guard's own identity (the enforcement point is trusted,
-    DESIGN §3); ``context`` is sent as the request's ``context``.
+    sent as attributes of the guard's own identity (the enforcement point that builds
+    requests is trusted); ``context`` is sent as the request's ``context``.
     """
 
     def __init__(

@@ -140,7 +140,7 @@ class DecisionLog:
         approval_rules: Iterable[str] = (),
         call_id: str | None = None,
     ) -> None:
-        """Append one ``decision`` record for ``request`` (a request dict, DESIGN §1)."""
+        """Append one ``decision`` record for ``request`` (a request dict)."""
         text = self.redactor.text
         principal = request.get("principal")
         agent = principal.get("id") if isinstance(principal, dict) else principal

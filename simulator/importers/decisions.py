@@ -2,7 +2,7 @@
 
 A decision log (written by :class:`nhipl.runtime.DecisionLog`) has one JSON record a
 line: ``task_start`` / ``task_end`` and ``decision`` records. :func:`log_to_trace` maps
-them to trace events (DESIGN §6) so that a day's log replays in the simulator.
+them to trace events so that a day's log replays in the simulator.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def log_to_trace(
     on_bad_line: Callable[[SourceError], None] | None = None,
     sort: bool = True,
 ) -> Iterator[dict]:
-    """Trace events (DESIGN §6) from the lines of a decision log.
+    """Trace events from the lines of a decision log.
 
     The mapping, record by record:
 
