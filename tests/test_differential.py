@@ -85,7 +85,7 @@ def _same(a, b) -> bool:
     return a == b
 
 
-@settings(max_examples=max(50, EXAMPLES // 20), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(text=policy_texts(), request=requests(), data=st.data())
 def test_the_guard_boundary_makes_python_values_plain(text, request, data):
     """Enums, ordered and read-only mappings and tuples reach both evaluators as the plain

@@ -336,10 +336,10 @@ class Gate:
             if decision.effect == ALLOW and bare.credential_ttl is not None and (
                 decision.credential_ttl is None or bare.credential_ttl < decision.credential_ttl
             ):
-                return Decision(decision.effect, decision.rules, bare.credential_ttl, decision.errors, decision.reasons, decision.restricted_by)
+                return Decision(decision.effect, decision.rules, bare.credential_ttl, decision.errors, decision.reasons, decision.restricted_by, decision.shares)
             return decision
         note = f"tool annotations from the server are never trusted to allow: without them the decision is `{bare.effect}`"
-        return Decision(bare.effect, bare.rules, None, bare.errors, bare.reasons + (note,), bare.restricted_by)
+        return Decision(bare.effect, bare.rules, None, bare.errors, bare.reasons + (note,), bare.restricted_by, bare.shares)
 
     def _finish(self, message: dict, request: dict, decision: Decision, asked: bool = False) -> list:
         request_id = message["id"]
@@ -416,7 +416,7 @@ class Gate:
         except Exception as err:  # noqa: BLE001 - fails closed
             decision = Decision(DENY, (), None, (), (f"the proxy could not decide this call ({type(err).__name__})",))
         if extra and decision.effect != ALLOW:
-            decision = Decision(decision.effect, decision.rules, None, decision.errors, decision.reasons + (extra,), decision.restricted_by)
+            decision = Decision(decision.effect, decision.rules, None, decision.errors, decision.reasons + (extra,), decision.restricted_by, decision.shares)
         decision = self._record(second, decision, approval, parked.gate.rules)
         return self._finish(parked.message, second, decision, asked=True)
 
