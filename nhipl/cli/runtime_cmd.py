@@ -63,7 +63,7 @@ def mcp_proxy(
 
     policies = load(list(policy_paths))
     if not identity.strip():
-        raise BadInput("--identity:1:1", "the identity must not be empty")
+        raise click.BadParameter("the identity must not be empty", param_hint="'--identity'")
     if resource is not None:
         try:
             ResourceTemplate(resource)

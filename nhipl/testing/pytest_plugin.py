@@ -125,6 +125,9 @@ class _PolicyItem(pytest.Item):
         super().__init__(**kwargs)
         self.module = module
         self.node = node
+        # No fixtures, as on a Python test: some plugins read `item.funcargs` on every item
+        # (pytest-lsp 1.0's runtest hook fails on an item without it).
+        self.funcargs: dict = {}
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, PolicyTestFailure):

@@ -11,6 +11,7 @@ import math
 import os
 from typing import Callable, Iterable, Iterator
 
+from nhipl import source as user_files
 from nhipl.jsontext import JSONTextError, parse_json
 
 from .sources import SourceError, read_text, source_files
@@ -171,6 +172,6 @@ def import_decisions(paths: Iterable[str | os.PathLike]) -> list[dict]:
     events: list[dict] = []
     for path in source_files(paths, (".jsonl", ".json", ".log")):
         # JSON lines end at `\n` only: a U+2028 inside a logged string is not a line end.
-        events.extend(log_to_trace(read_text(path).split("\n"), source=path))
+        events.extend(log_to_trace(user_files.lines(read_text(path)), source=path))
     events.sort(key=lambda event: event["t"])
     return events
