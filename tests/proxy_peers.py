@@ -122,7 +122,8 @@ def received(path) -> list[bytes]:
     """Every line the hostile server received, as bytes."""
     if not os.path.exists(path):
         return []
-    return [bytes.fromhex(line) for line in Path(path).read_text().split()]
+    # Only whole lines: the server may be writing the last one right now.
+    return [bytes.fromhex(line) for line in Path(path).read_text().split("\n")[:-1] if line]
 
 
 def lenient(line: bytes):
