@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 import nhipl
 from nhipl.decision import Decision
-from nhipl.runtime import DecisionLog, Guard, LogLineError, Redactor, log_to_trace
+from nhipl.runtime import DecisionLog, Guard, Redactor
+from nhipl.simulator.importers import SourceError, log_to_trace
 from nhipl.runtime.redact import REDACTED
 
 AGENT = "spiffe://acme.org/agents/a"
@@ -217,7 +218,7 @@ def test_non_json_values_are_made_safe():
             return f"Thing(token={SECRETS['github']})"
 
     out = Redactor().value({"b": b"\x00\x01", "f": float("nan"), "t": (1, 2), "o": Thing(), 3: "three"})
-    assert out == {"b": "[2 bytes]", "f": "nan", "t": [1, 2], "o": "Thing(token=[redacted:secret])", "3": "three"}
+    assert out == {"b": "[2 bytes]", "f": "nan", "t": [1, 2], "o": "Thing(token=[redacted:env-secret])", "3": "three"}
 
 
 # -- replay ----------------------------------------------------------------------------------------
@@ -282,14 +283,24 @@ def test_log_to_trace_synthesises_missing_task_starts_and_skips_unknowns():
 def test_log_to_trace_reports_bad_lines_with_their_number():
     good = json.dumps({"v": 1, "event": "task_end", "t": 1.0, "task": {"id": "T"}})
     lines = [good, "{not json", good, json.dumps({"v": 1, "event": "decision", "t": 2.0, "tool": "x"}), json.dumps({"v": 9, "event": "decision"})]
-    with pytest.raises(LogLineError) as caught:
+    with pytest.raises(SourceError) as caught:
         list(log_to_trace(lines, source="day.log"))
-    assert str(caught.value) == "day.log:2: invalid JSON: expecting property name enclosed in double quotes"
-    bad: list[LogLineError] = []
+    assert str(caught.value) == "day.log:2:1: invalid JSON: expecting property name enclosed in double quotes"
+    bad: list[SourceError] = []
     events = list(log_to_trace(lines, source="day.log", on_bad_line=bad.append))
     assert len(events) == 2
-    assert [(e.line, e.message) for e in bad] == [
-        (2, "invalid JSON: expecting property name enclosed in double quotes"),
-        (4, "`decision` record is missing required field `agent`"),
-        (5, "unsupported decision-log format version `9` (this nhipl reads 1)"),
+    assert [(e.location, e.message) for e in bad] == [
+        ("day.log:2:1", "invalid JSON: expecting property name enclosed in double quotes"),
+        ("day.log:4:1", "`decision` record is missing required field `agent`"),
+        ("day.log:5:1", "unsupported decision-log format version `9` (this nhipl reads 1)"),
     ]
+
+
+def test_a_line_separator_inside_a_logged_string_is_not_a_line_end(tmp_path):
+    from nhipl.simulator.importers import import_decisions
+
+    path = tmp_path / "d.log"
+    guard = Guard(nhipl.loads('permit any agent to call "search.web";'), "spiffe://a/b", decision_log=path)
+    guard.wrap(lambda query: query, name="search.web")("one\u2028two\u0085three")
+    (event,) = import_decisions([path])
+    assert event["args"] == {"query": "one\u2028two\u0085three"}

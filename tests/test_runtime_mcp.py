@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
 import textwrap
-import threading
 
 import pytest
 
@@ -20,7 +18,9 @@ from mcp import ClientSession, StdioServerParameters, stdio_client  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402
 import mcp.types as types  # noqa: E402
 
-from nhipl.runtime.log import log_to_trace  # noqa: E402
+from nhipl.simulator.importers import log_to_trace  # noqa: E402
+
+from .proxy_peers import RawProxy  # noqa: E402
 
 TIMEOUT = 30
 
@@ -271,42 +271,6 @@ def test_server_garbage_is_a_clear_error(setup):
 # -- raw JSON-RPC -------------------------------------------------------------------------------
 
 
-class RawProxy:
-    """The proxy as a subprocess, spoken to line by line with timeouts."""
-
-    def __init__(self, command):
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self):
-        for line in self.process.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def send(self, data: bytes | dict):
-        if isinstance(data, dict):
-            data = json.dumps(data).encode() + b"\n"
-        self.process.stdin.write(data)
-        self.process.stdin.flush()
-
-    def receive(self) -> dict:
-        line = self.lines.get(timeout=TIMEOUT)
-        assert line is not None, "the proxy closed its output"
-        return json.loads(line)
-
-    def close(self) -> int:
-        self.process.stdin.close()
-        try:
-            return self.process.wait(timeout=TIMEOUT)
-        finally:
-            self.process.stdout.close()
-            self.process.stderr.close()
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-
-
 def test_malformed_json_rpc_from_the_client(setup):
     tmp_path, server, policy = setup
     proxy = RawProxy(proxy_command(tmp_path, server, policy))
@@ -372,9 +336,9 @@ def test_server_failure_ends_the_session_with_exit_0_and_says_why(setup):
     reply = proxy.receive()
     assert reply["id"] == 1 and "MCP server exited (code 3)" in reply["error"]["message"]
     assert proxy.process.wait(timeout=TIMEOUT) == 0
-    stderr = proxy.process.stderr.read().decode()
-    assert "the MCP server exited (code 3)" in stderr and "Traceback" not in stderr
     proxy.close()
+    stderr = b"".join(proxy.stderr).decode()
+    assert "the MCP server exited (code 3)" in stderr and "Traceback" not in stderr
 
 
 def test_unwritable_log_denies_every_call(setup):

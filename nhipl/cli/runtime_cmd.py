@@ -18,6 +18,11 @@ from ._base import BadInput, NumberRange, handle_errors, main
 @click.option("--identity", required=True, help="The agent's SPIFFE ID: the principal of every call.")
 @click.option("--intent", default=None, help="Task intent sent with every call (task-scoped rules).")
 @click.option("--prefix", default=None, help="Tool names become PREFIX.NAME (e.g. `github`).")
+@click.option(
+    "--resource",
+    default=None,
+    help="The request's resource, rendered from the call's arguments (`file:{arguments.path}`).",
+)
 @click.option("--log", "log_path", default=None, type=click.Path(dir_okay=False), help="Append decisions to this JSON-lines file.")
 @click.option(
     "--log-fail-open",
@@ -38,6 +43,7 @@ def mcp_proxy(
     identity: str,
     intent: str | None,
     prefix: str | None,
+    resource: str | None,
     log_path: str | None,
     log_fail_open: bool,
     approval_timeout: float,
@@ -45,15 +51,24 @@ def mcp_proxy(
 ) -> None:
     """Run SERVER (after `--`) as a stdio MCP server and gate its `tools/call` by policy.
 
-    Stdin/stdout speak MCP to the client. Exit 0 when the session ends (a server that fails
-    is reported on stderr and to the client), 2 on bad input.
+    Stdin/stdout speak MCP to the client. Only the message decided is sent on, re-serialised;
+    a line another JSON parser could read another way (duplicate keys in any case, NaN,
+    huge integers, lone surrogates, unknown methods) gets a JSON-RPC error. Exit 0 when the
+    session ends (a server that fails is reported on stderr and to the client), 2 on bad
+    input.
     """
     from ..runtime.errors import DecisionLogError
     from ..runtime.proxy import ProxyError, run_proxy
+    from ..runtime.resource import ResourceTemplate
 
     policies = load(list(policy_paths))
     if not identity.strip():
         raise click.BadParameter("the identity must not be empty", param_hint="'--identity'")
+    if resource is not None:
+        try:
+            ResourceTemplate(resource)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="'--resource'") from None
     try:
         code = run_proxy(
             policies,
@@ -61,6 +76,7 @@ def mcp_proxy(
             list(server),
             intent=intent,
             prefix=prefix,
+            resource=resource,
             log_path=log_path,
             log_fail_closed=not log_fail_open,
             approval_timeout=approval_timeout,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .errors import DecisionLogError, Denied, LogLineError
+from .errors import DecisionLogError, Denied
 
 _LAZY = {
     "Guard": "guard",
@@ -27,12 +27,11 @@ _LAZY = {
     "current_decision": "guard",
     "delegation_chain": "guard",
     "DecisionLog": "log",
-    "log_to_trace": "log",
     "Redactor": "redact",
     "Pattern": "redact",
 }
 
-__all__ = ["DecisionLogError", "Denied", "LogLineError", *_LAZY]
+__all__ = ["DecisionLogError", "Denied", *_LAZY]
 
 
 def __getattr__(name: str):

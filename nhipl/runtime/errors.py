@@ -41,13 +41,3 @@ class DecisionLogError(NhiplError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}")
-
-
-class LogLineError(NhiplError):
-    """A decision-log line that cannot be turned into trace events: ``source:line: message``."""
-
-    def __init__(self, source: str, line: int, message: str):
-        self.source = source
-        self.line = line
-        self.message = message
-        super().__init__(f"{source}:{line}: {message}")

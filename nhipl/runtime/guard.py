@@ -18,15 +18,18 @@ import asyncio
 import functools
 import inspect
 import logging
+import math
 import os
 import time
 import uuid
 from contextvars import ContextVar
 from typing import Any, Awaitable, Callable, Mapping, Union
 
-from ..decision import ALLOW, APPROVAL_REQUIRED, Decision
+from ..decision import ALLOW, APPROVAL_REQUIRED, DENY, Decision
+from ..errors import RequestError
 from .errors import DecisionLogError, Denied
 from .log import DecisionLog, failed_closed, open_log
+from .resource import ResourceError, ResourceTemplate
 
 logger = logging.getLogger("nhipl.runtime")
 
@@ -85,11 +88,11 @@ class Guard:
         if not isinstance(identity, str) or not identity:
             raise ValueError("identity must be a non-empty string (a SPIFFE ID)")
         self.policies = policies
-        self.identity = identity
+        self.identity = _string(identity, "identity")
         self.decision_log = open_log(decision_log, source="guard")
         self.approver = approver
-        self.principal_attrs = dict(principal_attrs) if principal_attrs else None
-        self.context = dict(context) if context else None
+        self.principal_attrs = json_value(dict(principal_attrs), "principal") if principal_attrs else None
+        self.context = json_value(dict(context), "context") if context else None
 
     def __repr__(self) -> str:
         return f"<Guard {self.identity}>"
@@ -108,31 +111,38 @@ class Guard:
         resource: str | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> dict:
-        """The request for ``tool`` in the current task and delegation chain."""
+        """The request for ``tool`` in the current task and delegation chain, every value
+        plain JSON (:func:`json_value`)."""
         acting = _acting.get() or self.identity
         principal: Any = acting
         if self.principal_attrs and acting == self.identity:
             principal = {**self.principal_attrs, "id": acting}
-        request: dict = {"principal": principal, "action": action, "tool": tool, "now": time.time()}
+        request: dict = {"principal": principal, "action": _string(action, "action"), "tool": _string(tool, "tool"), "now": time.time()}
         if resource is not None:
-            request["resource"] = resource
+            request["resource"] = _string(resource, "resource")
         if args is not None:
-            request["args"] = dict(args)
+            request["args"] = json_value(args, "args")
         task = _task.get()
         if task is not None:
             request["task"] = task
         chain = _chain.get()
         if chain:
             request["delegation"] = {"chain": list(chain)}
+        if context:
+            context = json_value(context, "context")
         ctx = {**self.context, **context} if self.context and context else (context or self.context)
         if ctx:
-            request["context"] = dict(ctx)
+            request["context"] = ctx
         return request
 
     # -- decisions ----------------------------------------------------------------------
     def check(self, request: dict) -> Decision:
         """Evaluate ``request`` and log the decision. Never raises for deny; returns a
-        ``deny`` when the log cannot be written and the log fails closed."""
+        ``deny`` when the log cannot be written and the log fails closed. Every value of
+        ``request`` is made plain JSON first (:func:`json_value`)."""
+        return self._check(json_request(request))
+
+    def _check(self, request: dict) -> Decision:
         decision = self.policies.evaluate(request)
         return self._log(request, decision)
 
@@ -140,6 +150,9 @@ class Guard:
         """Like :meth:`check`, but a call needing approval asks the approver (which must
         not be async here when an event loop is running) and is evaluated again with
         the answer. One log record per call, with the approval if one was asked."""
+        return self._decide(json_request(request))
+
+    def _decide(self, request: dict) -> Decision:
         decision = self.policies.evaluate(request)
         if decision.effect != APPROVAL_REQUIRED or self.approver is None:
             return self._log(request, decision)
@@ -150,6 +163,9 @@ class Guard:
 
     async def adecide(self, request: dict) -> Decision:
         """:meth:`decide` for async code: an async approver is awaited."""
+        return await self._adecide(json_request(request))
+
+    async def _adecide(self, request: dict) -> Decision:
         decision = self.policies.evaluate(request)
         if decision.effect != APPROVAL_REQUIRED or self.approver is None:
             return self._log(request, decision)
@@ -191,14 +207,20 @@ class Guard:
 
     def enforce(self, request: dict) -> Decision:
         """:meth:`decide`, raising :class:`Denied` unless the result is ``allow``."""
-        decision = self.decide(request)
+        return self._enforce(json_request(request))
+
+    def _enforce(self, request: dict) -> Decision:
+        decision = self._decide(request)
         if decision.effect != ALLOW:
             raise Denied(decision, request)
         return decision
 
     async def aenforce(self, request: dict) -> Decision:
         """:meth:`adecide`, raising :class:`Denied` unless the result is ``allow``."""
-        decision = await self.adecide(request)
+        return await self._aenforce(json_request(request))
+
+    async def _aenforce(self, request: dict) -> Decision:
+        decision = await self._adecide(request)
         if decision.effect != ALLOW:
             raise Denied(decision, request)
         return decision
@@ -219,16 +241,25 @@ class Guard:
         tool_name = name or getattr(fn, "__name__", None) or repr(fn)
         bind = _binder(inspect.signature(fn))
 
+        template = ResourceTemplate(resource, dotted=False) if isinstance(resource, str) else None
+
         def build(args: tuple, kwargs: dict) -> dict:
             call_args = bind(args, kwargs)
-            return self.request(tool_name, call_args, resource=_resource(resource, call_args))
+            try:
+                rendered = template.render(call_args) if template is not None else _resource(resource, call_args)
+            except ResourceError as err:
+                # Fail closed: a call whose resource cannot be rendered is denied, and logged.
+                request = self.request(tool_name, call_args)
+                refused = Decision(DENY, (), None, (), (f"the resource cannot be rendered: {err.message}",))
+                raise Denied(self._log(request, refused), request) from None
+            return self.request(tool_name, call_args, resource=rendered)
 
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def guarded_async(*args, **kwargs):
                 request = build(args, kwargs)
-                decision = await self.aenforce(request)
+                decision = await self._aenforce(request)
                 token = _decision.set(decision)
                 try:
                     return await fn(*args, **kwargs)
@@ -241,7 +272,7 @@ class Guard:
         @functools.wraps(fn)
         def guarded(*args, **kwargs):
             request = build(args, kwargs)
-            decision = self.enforce(request)
+            decision = self._enforce(request)
             token = _decision.set(decision)
             try:
                 return fn(*args, **kwargs)
@@ -273,6 +304,7 @@ class TaskScope:
         self.task: dict = {"id": task_id or uuid.uuid4().hex, "intent": intent}
         if owner is not None:
             self.task["owner"] = owner
+        self.task = json_value(self.task, "task")
         self._token = None
 
     def __enter__(self) -> dict:
@@ -314,18 +346,18 @@ class DelegationScope:
         self._tokens: tuple | None = None
 
     def __enter__(self) -> Decision:
-        self.decision = self.guard.enforce(self.guard.request(self.to, action="delegate"))
+        self.decision = self.guard._enforce(self.guard.request(self.to, action="delegate"))
         self._enter()
         return self.decision
 
     async def __aenter__(self) -> Decision:
-        self.decision = await self.guard.aenforce(self.guard.request(self.to, action="delegate"))
+        self.decision = await self.guard._aenforce(self.guard.request(self.to, action="delegate"))
         self._enter()
         return self.decision
 
     def _enter(self) -> None:
         acting = self.guard.acting()
-        self._tokens = (_acting.set(self.to), _chain.set(_chain.get() + (acting,)))
+        self._tokens = (_acting.set(_string(self.to, "delegation")), _chain.set(_chain.get() + (acting,)))
 
     def __exit__(self, *exc) -> None:
         acting_token, chain_token = self._tokens  # type: ignore[misc]
@@ -396,12 +428,120 @@ def _arguments(signature: inspect.Signature, args: tuple, kwargs: dict) -> dict:
 def _resource(resource, args: dict) -> str | None:
     if resource is None:
         return None
-    if callable(resource):
-        return resource(args)
+    rendered = resource(args)
+    if not isinstance(rendered, str):
+        raise ResourceError(f"the resource function returned {type(rendered).__name__}, not a string")
+    return rendered
+
+
+# -- plain JSON at the boundary ---------------------------------------------------------------
+
+DEPTH_LIMIT = 64
+
+
+def json_request(request: Mapping[str, Any]) -> dict:
+    """``request`` with every value made plain JSON (see :func:`json_value`)."""
+    return json_value(request, "request")
+
+
+class _NotJSON(Exception):
+    def __init__(self, reason: str):
+        self.reason = reason
+        self.path: list[str] = []
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def json_value(value: Any, where: str = "value") -> Any:
+    """``value`` as plain JSON types, the only ones both evaluators read alike.
+
+    A ``str`` subclass (a string enum) becomes its string, an ``int`` subclass (an int
+    enum) its int, a ``float`` subclass its float; any mapping (``OrderedDict``, a
+    ``MappingProxyType``) a dict with string keys; a list or tuple a list; a path
+    (``os.PathLike``) its string. Anything else (sets, bytes, objects), a non-string key,
+    a NaN or infinite float, or nesting deeper than 64 raises
+    :class:`~nhipl.errors.RequestError` naming where. Plain values come back as they are
+    (the same objects), so the common case costs one walk and no copies."""
     try:
-        return resource.format_map(args)
-    except (KeyError, IndexError) as err:
-        raise ValueError(f"resource template `{resource}` names no argument {err}") from None
+        return _plain(value, 0)
+    except _NotJSON as err:
+        path = where + "".join(reversed(err.path))
+        raise RequestError(f"`{path}` {err.reason}", path) from None
+
+
+def _string(value: Any, where: str) -> str:
+    if value.__class__ is str:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    raise RequestError(f"`{where}` must be a string, not {type(value).__name__}", where)
+
+
+def _plain(value: Any, depth: int) -> Any:
+    cls = value.__class__
+    if cls in _PLAIN:
+        return value
+    if cls is float:
+        if math.isfinite(value):
+            return value
+        raise _NotJSON(f"is {value!r}; only finite numbers are allowed")
+    if depth >= DEPTH_LIMIT:
+        raise _NotJSON(f"is nested more than {DEPTH_LIMIT} deep")
+    if cls is dict:
+        out = None
+        for key, item in value.items():
+            if key.__class__ is str and item.__class__ in _PLAIN:
+                continue
+            try:
+                if key.__class__ is not str:
+                    raise _NotJSON(f"has a key that is not a string: {type(key).__name__}")
+                plain = _plain(item, depth + 1)
+            except _NotJSON as err:
+                err.path.append(f".{key}")
+                raise
+            if plain is not item:
+                if out is None:
+                    out = dict(value)
+                out[key] = plain
+        return value if out is None else out
+    if cls is list:
+        changed = None
+        for index, item in enumerate(value):
+            if item.__class__ in _PLAIN:
+                continue
+            try:
+                plain = _plain(item, depth + 1)
+            except _NotJSON as err:
+                err.path.append(f"[{index}]")
+                raise
+            if plain is not item:
+                if changed is None:
+                    changed = list(value)
+                changed[index] = plain
+        return value if changed is None else changed
+    if isinstance(value, Mapping):
+        for key in value:
+            if not isinstance(key, str):
+                raise _NotJSON(f"has a key that is not a string: {type(key).__name__}")
+        return _plain({str.__str__(k): v for k, v in value.items()}, depth)
+    if isinstance(value, tuple):
+        return _plain(list(value), depth)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int.__index__(value)
+    if isinstance(value, float):
+        return _plain(float.__float__(value), depth)
+    if isinstance(value, os.PathLike):
+        path = os.fspath(value)
+        if isinstance(path, str):
+            return path
+    raise _NotJSON(
+        f"is a {type(value).__name__}, which is not a JSON value (strings, numbers, booleans, null, lists and objects only)"
+    )
 
 
 def _approval(answer) -> dict:

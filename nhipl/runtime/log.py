@@ -1,5 +1,5 @@
-"""Decision logs: one JSON line per decision, safe to append from many threads and processes,
-and their conversion to trace events for ``nhipl import decisions``.
+"""Decision logs: one JSON line per decision, safe to append from many threads and processes.
+``nhipl import decisions`` (:mod:`nhipl.simulator.importers.decisions`) reads them as traces.
 
 Every record has ``v`` (format version, 1), ``event``, ``t`` (seconds since the epoch),
 ``time`` (the same instant, ISO 8601 UTC), ``source`` (``guard`` or ``mcp-proxy``) and
@@ -18,7 +18,10 @@ Appending: the complete line is written with one ``os.write`` on an ``O_APPEND``
 descriptor while holding a thread lock and an exclusive ``flock`` on the file, and the
 timestamp is taken under that lock, so lines never interleave, none is lost, and the
 file is in time order even with many writing processes. A write that fails part-way is
-truncated back so no broken line is left behind.
+truncated back so no broken line is left behind. Before each write the path is checked
+against the open file (device and inode): when the log was renamed or deleted (rotation),
+it is opened again at its path, so no record goes to a file nobody reads; if it cannot be
+opened, the write fails (and enforcement points fail closed).
 """
 
 from __future__ import annotations
@@ -29,10 +32,9 @@ import os
 import threading
 import time
 import weakref
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
-from ..jsontext import JSONTextError, parse_json
-from .errors import DecisionLogError, LogLineError
+from .errors import DecisionLogError
 from .redact import DEFAULT_REDACTOR, Redactor
 
 try:
@@ -214,24 +216,48 @@ class DecisionLog:
             fd = self._descriptor()
             if fcntl is not None:
                 self._flock(fd, fcntl.LOCK_EX)
+            if self._moved(fd):
+                # Renamed or deleted (log rotation): write to a file at the path again,
+                # never into a file nobody will read.
+                if fcntl is not None:
+                    self._flock(fd, fcntl.LOCK_UN)
+                fd = self._descriptor(reopen=True)
+                if fcntl is not None:
+                    self._flock(fd, fcntl.LOCK_EX)
             try:
                 t = time.time()
-                line = f'{{"t":{t!r},"time":"{_iso(t)}",{rest[1:]}\n'.encode("utf-8")
+                # "replace": a lone surrogate from a Python caller becomes `?`, never a crash.
+                line = f'{{"t":{t!r},"time":"{_iso(t)}",{rest[1:]}\n'.encode("utf-8", "replace")
                 self._write_line(fd, line)
             finally:
                 if fcntl is not None:
                     self._flock(fd, fcntl.LOCK_UN)
 
-    def _descriptor(self) -> int:
+    def _descriptor(self, reopen: bool = False) -> int:
         pid = os.getpid()
-        if self._fd is None or self._pid != pid:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-            try:
-                self._fd = os.open(self.path, flags, 0o600)
-            except OSError as err:
-                raise DecisionLogError(self.path, f"cannot open the decision log: {_why(err)}") from None
-            self._pid = pid
+        if self._fd is not None and self._pid == pid and not reopen:
+            return self._fd
+        if self._fd is not None and self._pid == pid:
+            os.close(self._fd)
+        self._fd = None
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self._fd = os.open(self.path, flags, 0o600)
+        except OSError as err:
+            raise DecisionLogError(self.path, f"cannot open the decision log: {_why(err)}") from None
+        self._pid = pid
         return self._fd
+
+    def _moved(self, fd: int) -> bool:
+        """Whether the path no longer names the open file (renamed, deleted, replaced)."""
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False  # e.g. a device such as /dev/full: keep the descriptor
+        opened = os.fstat(fd)
+        return (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino)
 
     def _flock(self, fd: int, op: int) -> None:
         try:
@@ -276,153 +302,3 @@ def open_log(log, *, source: str = "guard") -> DecisionLog | None:
     if isinstance(log, (str, os.PathLike)):
         return DecisionLog(log, source=source)
     raise TypeError(f"decision_log must be a path or a DecisionLog, not {type(log).__name__}")
-
-
-# -- replay ---------------------------------------------------------------------------------
-
-_KNOWN_EVENTS = ("decision", "task_start", "task_end")
-
-
-def _number(value) -> bool:
-    return (value.__class__ is int or value.__class__ is float) and value == value
-
-
-def log_to_trace(
-    lines: Iterable[str | bytes],
-    *,
-    source: str = "<log>",
-    on_bad_line: Callable[[LogLineError], None] | None = None,
-    sort: bool = True,
-) -> Iterator[dict]:
-    """Trace events from the lines of a decision log.
-
-    The mapping, record by record:
-
-    - ``task_start`` → ``task_start`` {t, task: task.id, agent, intent}; ``task_end`` →
-      ``task_end`` {t, task}.
-    - ``decision`` with action ``delegate`` → ``delegate`` {t, task, agent, to: tool}.
-    - ``decision`` with action ``call`` → an ``approval`` {t, task, tool, granted, by}
-      when a human was asked (and the call has a task), then ``tool_call``
-      {t, task, agent, tool, resource, args}. Every *attempt* becomes a step, whatever
-      the logged effect, so the simulator judges what agents tried under the policy
-      being tested. Arguments are the redacted ones.
-    - A call or delegation in a task not seen before first yields a ``task_start`` for
-      it (agent: the first identity seen in it, intent: the logged intent or ``""``).
-    - Other actions and unknown record kinds are skipped; a step without a task has no
-      ``task`` field (the simulator reports it as ``no_task``).
-
-    Blank lines are skipped. A line that is not JSON or lacks a field raises
-    :class:`LogLineError` (``source:line: message``), or is passed to ``on_bad_line`` and
-    skipped. With ``sort`` (default) events are ordered by time (stably), which needs the
-    whole log in memory; logs written by :class:`DecisionLog` are in time order already.
-    """
-    events = _events(lines, source, on_bad_line)
-    if not sort:
-        yield from events
-        return
-    yield from sorted(events, key=lambda e: e["t"])
-
-
-def _events(lines, source, on_bad_line) -> Iterator[dict]:
-    started: set[str] = set()
-    for line_no, raw in enumerate(lines, start=1):
-        if isinstance(raw, bytes):
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                yield from _bad(source, line_no, "line is not valid UTF-8", on_bad_line)
-                continue
-        if not raw.strip():
-            continue
-        try:
-            record = parse_json(raw)
-        except JSONTextError as err:
-            yield from _bad(source, line_no, err.message, on_bad_line)
-            continue
-        problem, out = _convert(record, started)
-        if problem is not None:
-            yield from _bad(source, line_no, problem, on_bad_line)
-            continue
-        yield from out
-
-
-def _bad(source, line_no, message, on_bad_line) -> Iterator[dict]:
-    err = LogLineError(source, line_no, message)
-    if on_bad_line is None:
-        raise err
-    on_bad_line(err)
-    return iter(())
-
-
-def _convert(record, started: set[str]) -> tuple[str | None, list[dict]]:
-    if record.__class__ is not dict:
-        return "a decision-log record must be a JSON object", []
-    version = record.get("v")
-    if version is not None and version != FORMAT_VERSION:
-        return f"unsupported decision-log format version `{version}` (this nhipl reads {FORMAT_VERSION})", []
-    event = record.get("event")
-    if event.__class__ is not str:
-        return "missing required field `event`", []
-    if event not in _KNOWN_EVENTS:
-        return None, []
-    t = record.get("t")
-    if not _number(t):
-        return "field `t` must be a number of seconds", []
-    task = record.get("task")
-    if task is not None and task.__class__ is not dict:
-        return "field `task` must be an object or null", []
-    task_id = task.get("id") if task else None
-    if task_id is not None and task_id.__class__ is not str:
-        return "field `task.id` must be a string", []
-    intent = task.get("intent") if task else None
-    intent = intent if intent.__class__ is str else ""
-    agent = record.get("agent")
-    if event == "task_end":
-        if task_id is None:
-            return "`task_end` record is missing `task.id`", []
-        return None, [{"kind": "task_end", "t": t, "task": task_id}]
-    if agent.__class__ is not str:
-        return f"`{event}` record is missing required field `agent`", []
-    out: list[dict] = []
-    if event == "task_start":
-        if task_id is None:
-            return "`task_start` record is missing `task.id`", []
-        started.add(task_id)
-        return None, [{"kind": "task_start", "t": t, "task": task_id, "agent": agent, "intent": intent}]
-    action = record.get("action") or "call"
-    tool = record.get("tool")
-    if tool.__class__ is not str:
-        return "`decision` record is missing required field `tool`", []
-    if action not in ("call", "delegate"):
-        return None, []
-    if task_id is not None and task_id not in started:
-        started.add(task_id)
-        out.append({"kind": "task_start", "t": t, "task": task_id, "agent": agent, "intent": intent})
-    step: dict = {"t": t}
-    if task_id is not None:
-        step["task"] = task_id
-    if action == "delegate":
-        out.append({"kind": "delegate", **step, "agent": agent, "to": tool})
-        return None, out
-    approval = record.get("approval")
-    if isinstance(approval, dict) and task_id is not None:
-        by = approval.get("by")
-        out.append(
-            {
-                "kind": "approval",
-                "t": t,
-                "task": task_id,
-                "tool": tool,
-                "granted": approval.get("granted") is True,
-                "by": by if by.__class__ is str else "unknown",
-            }
-        )
-    call = {"kind": "tool_call", **step, "agent": agent, "tool": tool}
-    resource = record.get("resource")
-    if resource.__class__ is str:
-        call["resource"] = resource
-    args = record.get("args")
-    if args.__class__ is dict:
-        call["args"] = args
-    out.append(call)
-    return None, out

@@ -71,12 +71,31 @@ def _word_start(match: re.Match) -> bool:
 _DEFAULT_PATTERN_SPECS: tuple = (
     (
         "private-key",
-        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
         0,
         None,
         ("private key",),
     ),
     ("jwt", r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*", 0, None, ("eyj",)),
+    # One part of a JWT on its own (a header or payload split into its own field): base64url
+    # of a JSON object starts with `eyJ`.
+    ("jwt-part", r"\beyJ[A-Za-z0-9_-]{8,}={0,2}", 0, None, ("eyj",)),
+    (
+        "url-parameter",
+        r"([?&#;](?i:access_token|refresh_token|id_token|token|key|api_key|apikey|auth|code|client_secret"
+        r"|secret|password|passwd|sig|signature|x-amz-signature|x-amz-credential|x-goog-signature)=)[^&#\s\"']+",
+        1,
+        None,
+        ("=",),
+    ),
+    (
+        "env-secret",
+        r"(\b[A-Za-z0-9_]*(?i:password|passwd|passphrase|secret|token|api_?key|access_?key|private_?key|credentials?"
+        r"|auth|pwd)[A-Za-z0-9_]*\s*=\s*)(?:\"[^\"]*\"|'[^']*'|[^\s&,;\"'\[)\]}>][^\s&,;\"')\]}>]*)",
+        1,
+        None,
+        ("pass", "pwd", "secret", "token", "key", "cred", "auth"),
+    ),
     (
         "credential",
         r"(\b(?i:bearer|basic|token|apikey)\s+)[A-Za-z0-9._~+/=-]{8,}",
@@ -84,11 +103,19 @@ _DEFAULT_PATTERN_SPECS: tuple = (
         None,
         ("bearer", "basic", "token", "apikey"),
     ),
-    ("url-credentials", r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@:]+:[^\s/@]+(?=@)", 1, None, ("://",)),
+    # `scheme://user:password@`, `scheme://:password@` (passwords may hold `/`), and a
+    # token standing alone as the user name (`https://<token>@host`, 8 characters or more).
+    (
+        "url-credentials",
+        r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?:[^\s/@:?#]*:[^\s@]+|[^\s/@:?#]{8,})(?=@)",
+        1,
+        None,
+        ("://",),
+    ),
     (
         "secret",
         r"(\b(?i:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|private[_-]?key)"
-        r"\"?\s*[=:]\s*)(?:\"[^\"]*\"|'[^']*'|[^\s&,;\"')\]}>]+)",
+        r"\"?\s*[=:]\s*)(?:\"[^\"]*\"|'[^']*'|[^\s&,;\"'\[)\]}>][^\s&,;\"')\]}>]*)",
         1,
         None,
         ("pass", "pwd", "secret", "token", "key"),
@@ -104,6 +131,10 @@ _DEFAULT_PATTERN_SPECS: tuple = (
         20,
     ),
     ("github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})", 0, None, ("gh",)),
+    ("huggingface-token", r"\bhf_[A-Za-z0-9]{30,}", 0, None, ("hf_",)),
+    ("gitlab-token", r"\bgl(?:pat|dt|rt|ptt|cbt|oas)-[A-Za-z0-9_-]{20,}", 0, None, ("gl",)),
+    ("digitalocean-token", r"\bdo[por]_v1_[a-f0-9]{64}", 0, None, ("_v1_",)),
+    ("shopify-token", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}", 0, None, ("shp",)),
     ("slack-token", r"\bxox[abposre]-[A-Za-z0-9-]{10,}", 0, None, ("xox",)),
     ("google-api-key", r"\bAIza[0-9A-Za-z_-]{30,}", 0, None, ("aiza",)),
     ("api-key", r"\b(?:sk|pk|rk)[-_][A-Za-z0-9_-]{16,}", 0, None, ("k-", "k_")),
@@ -145,6 +176,10 @@ class Pattern:
             return match.group(0)
         return (match.group(self.keep) if self.keep else "") + f"[redacted:{self.kind}]"
 
+
+# Name-value records: {"name": "Authorization", "value": "Bearer ..."} and the like.
+_PAIR_NAMES = ("name", "key", "header", "Name", "Key", "Header")
+_PAIR_VALUES = frozenset({"value", "values", "val"})
 
 DEFAULT_PATTERNS: tuple[Pattern, ...] = tuple(Pattern(*spec) for spec in _DEFAULT_PATTERN_SPECS)
 
@@ -194,6 +229,16 @@ class Redactor:
                 self._key_cache[key] = hit
         return hit
 
+    def _named_secret(self, obj: dict) -> bool:
+        """A name-value record whose name is a secret key (headers, env lists, form fields)."""
+        if len(obj) > 4:
+            return False
+        for field in _PAIR_NAMES:
+            name = obj.get(field)
+            if name.__class__ is str and self.is_secret_key(name):
+                return any(str(k).lower() in _PAIR_VALUES for k in obj)
+        return False
+
     def text(self, s: str) -> str:
         """``s`` with every pattern match replaced, then cut to ``max_string``."""
         cache = self._text_cache
@@ -230,6 +275,8 @@ class Redactor:
         if depth >= self.max_depth:
             return "[cut: nested too deep]"
         if isinstance(obj, dict):
+            if self._named_secret(obj):  # {"name": "Authorization", "value": "..."}
+                return {self.text(str(k)): (REDACTED if str(k).lower() in _PAIR_VALUES else self.value(v, depth + 1)) for k, v in obj.items()}
             out = {}
             for k, v in obj.items():
                 key = k if k.__class__ is str else str(k)
@@ -238,6 +285,8 @@ class Redactor:
                 else:
                     out[self.text(key)] = self.value(v, depth + 1)
             return out
+        if isinstance(obj, (list, tuple)) and len(obj) == 2 and isinstance(obj[0], str) and self.is_secret_key(obj[0]):
+            return [self.text(obj[0]), REDACTED]  # a header as a pair: ["Authorization", "..."]
         if isinstance(obj, (list, tuple, set, frozenset)):
             return [self.value(v, depth + 1) for v in obj]
         if isinstance(obj, (bytes, bytearray, memoryview)):

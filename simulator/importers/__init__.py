@@ -6,7 +6,7 @@
 - ``agentdojo``: AgentDojo benchmark runs (one task per run, see :mod:`.agentdojo`);
 - ``whowhen``: Who&When multi-agent runs (Magentic-One and CaptainAgent, see :mod:`.whowhen`);
 - ``otel``: OpenTelemetry GenAI spans in OTLP JSON (see :mod:`.otel`);
-- ``decisions``: the runtime's decision log (``nhipl.runtime.log.log_to_trace``).
+- ``decisions``: the runtime's decision log (see :mod:`.decisions`).
 
 Bad input raises :class:`SourceError` with a ``file:line:col`` location.
 """
@@ -17,28 +17,11 @@ import json
 import os
 from typing import Callable, Iterable
 
-from nhipl import source as user_files
-
 from .agentdojo import import_agentdojo
+from .decisions import import_decisions, log_to_trace
 from .otel import import_otel
-from .sources import SourceError, read_text, source_files
+from .sources import SourceError
 from .whowhen import attribute_mistake, import_whowhen
-
-
-def import_decisions(paths: Iterable[str | os.PathLike]) -> list[dict]:
-    """Trace events from runtime decision logs (JSON lines written by ``nhipl.runtime.DecisionLog``)."""
-    from nhipl.runtime.errors import LogLineError
-    from nhipl.runtime.log import log_to_trace
-
-    events: list[dict] = []
-    for path in source_files(paths, (".jsonl", ".json", ".log")):
-        lines = user_files.lines(read_text(path))  # at \n only: U+2028 in a string is not a line end
-        try:
-            events.extend(log_to_trace(lines, source=path))
-        except LogLineError as err:
-            raise SourceError(f"{err.source}:{err.line}:1", err.message) from None
-    events.sort(key=lambda event: event["t"])
-    return events
 
 
 FORMATS: dict[str, Callable[[Iterable[str | os.PathLike]], list[dict]]] = {
@@ -65,5 +48,5 @@ def dumps_trace(events: Iterable[dict]) -> str:
 
 __all__ = [
     "FORMATS", "SourceError", "attribute_mistake", "dumps_trace", "import_agentdojo", "import_decisions",
-    "import_otel", "import_runs", "import_whowhen",
+    "import_otel", "import_runs", "import_whowhen", "log_to_trace",
 ]
