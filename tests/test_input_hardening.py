@@ -360,7 +360,7 @@ def test_a_named_pipe_is_read_up_to_the_limit(tmp_path):
             os._exit(0)
     code, out, err = run("check", fifo)
     os.waitpid(pid, 0)
-    assert code == 0 and out.startswith("ok: 1 rules"), err
+    assert code == 0 and out.startswith("ok: 1 rule,"), err
 
 
 def test_lint_is_linear_in_the_operands_of_an_and(tmp_path):
@@ -418,7 +418,7 @@ def test_imports_outside_the_folder_need_the_flag(tmp_path, monkeypatch):
     code, _, err = run("check", path)
     assert code == 2 and "outside the importing file's project" in err and "--allow-import-outside" in err
     code, out, err = run("--allow-import-outside", "check", path)
-    assert code == 0 and out.startswith("ok: 1 rules"), err
+    assert code == 0 and out.startswith("ok: 1 rule,"), err
     monkeypatch.chdir(tmp_path)  # both files under the current folder: allowed
     assert run("check", path)[0] == 0
 
@@ -430,7 +430,7 @@ def test_tests_import_the_policies_beside_their_folder(tmp_path):
     write_policy(tmp_path / "policies", '@id("e") permit any agent to call "x" grant ttl 5m;\n', "x.nhipl")
     path = write_policy(tmp_path / "tests", 'import "../policies/x.nhipl";\n', "x_test.nhipl")
     code, out, err = run("check", path)
-    assert code == 0 and out.startswith("ok: 1 rules"), err
+    assert code == 0 and out.startswith("ok: 1 rule,"), err
 
 
 def test_a_symlink_cannot_carry_an_import_out_of_the_folder(tmp_path, monkeypatch):
