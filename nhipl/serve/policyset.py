@@ -28,9 +28,12 @@ class Snapshot:
 
 
 class ReloadError(Exception):
-    def __init__(self, message: str):
+    """A policy set that did not load; ``cause`` is the load error itself when there is one."""
+
+    def __init__(self, message: str, cause: Exception | None = None):
         super().__init__(message)
         self.message = message
+        self.cause = cause
 
 
 def policy_files(paths: list[str]) -> list[str]:
@@ -82,7 +85,7 @@ def build(paths: list[str]) -> Snapshot:
         try:
             policies = load(list(paths))
         except NhiplError as err:
-            raise ReloadError(str(err)) from None
+            raise ReloadError(str(err), err) from None
         except (OSError, RecursionError, ValueError) as err:
             raise ReloadError(f"cannot load the policies: {err}") from None
         if _digest(policy_files(paths)) == before:
@@ -95,7 +98,12 @@ class PolicySet:
 
     def __init__(self, paths: list[str]):
         self.paths = list(paths)
-        self.current: Snapshot = build(self.paths)  # a load error at start is the caller's
+        try:
+            self.current: Snapshot = build(self.paths)
+        except ReloadError as err:  # a load error at start is the caller's, as it came
+            if err.cause is not None:
+                raise err.cause from None
+            raise
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.reloads_ok = 0

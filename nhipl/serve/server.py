@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from .app import App
-from .policyset import PolicySet
+from .policyset import PolicySet, ReloadError
 
 GRACE = 30  # seconds SIGTERM waits for in-flight requests
 _QUICK_FAILURES = 5
@@ -108,7 +108,10 @@ def run_worker(options: Options, sock: socket.socket, policyset: PolicySet | Non
 def serve(options: Options) -> int:
     """Bind, load and serve; returns the exit code. Raises :class:`ServeError` or
     ``nhipl.PolicyError`` before serving when it cannot start."""
-    policyset = PolicySet(options.paths)  # a bad policy set stops here, before binding
+    try:
+        policyset = PolicySet(options.paths)  # a bad policy set stops here, before binding
+    except ReloadError as err:
+        raise ServeError(options.paths[0] if options.paths else "-p", err.message) from None
     if options.log_path is not None:
         from ..runtime.log import DecisionLog
 
