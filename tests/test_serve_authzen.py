@@ -342,3 +342,34 @@ def test_health_readiness_and_metrics(server):
     assert count(text, "nhipl_decision_seconds_bucket", 'le="+Inf"') == count(text, "nhipl_decision_seconds_count", "")
     assert 'nhipl_reloads_total{result="ok"' in text and 'nhipl_reloads_total{result="failed"' in text
     assert all(line.startswith(("#", "nhipl_")) for line in text.splitlines())
+
+
+# -- the mapping in-process ------------------------------------------------------------------
+
+NAMES = st.text(min_size=0, max_size=4)
+SHAPED = st.fixed_dictionaries(
+    {
+        "subject": st.fixed_dictionaries({"type": NAMES, "id": NAMES}, optional={"properties": st.none() | st.dictionaries(NAMES, JSON, max_size=2), "extra": JSON}),
+        "action": st.fixed_dictionaries({"name": NAMES | JSON}, optional={"properties": JSON}),
+        "resource": st.fixed_dictionaries(
+            {"type": st.sampled_from(["tool", "todo", ""]) | NAMES, "id": NAMES | JSON},
+            optional={"properties": st.none() | st.dictionaries(st.sampled_from(["args", "resource", "owner"]), JSON, max_size=2)},
+        ),
+    },
+    optional={"context": st.none() | st.dictionaries(st.sampled_from(["env", "task", "now", "x"]), JSON, max_size=2), "other": JSON},
+)
+
+
+@given(SHAPED)
+def test_the_quick_mapping_agrees_with_the_careful_one(body):
+    from nhipl.serve import authzen
+
+    try:
+        careful = authzen.careful_request(body)
+    except authzen.BadBody as err:
+        careful = ("error", err.field)
+    try:
+        quick = authzen.to_request(body)
+    except authzen.BadBody as err:
+        quick = ("error", err.field)
+    assert quick == careful

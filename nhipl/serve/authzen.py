@@ -86,17 +86,65 @@ def _string(parent: dict, key: str, prefix: str) -> str:
     return value
 
 
-def to_request(body: object, prefix: str = "", known: tuple[str, ...] = _EVALUATION_KEYS) -> dict:
+_EVALUATION_SET = frozenset(_EVALUATION_KEYS)
+_LIFTED_SET = frozenset(LIFTED)
+
+
+def _plain(body: object) -> dict | None:
+    """The request for a body in the common, well-formed shape, checked without building any
+    field name; None for anything else (the careful path then decides, naming the field)."""
+    if body.__class__ is not dict or not body.keys() <= _EVALUATION_SET:
+        return None
+    subject = body.get("subject")
+    action = body.get("action")
+    resource = body.get("resource")
+    if subject.__class__ is not dict or action.__class__ is not dict or resource.__class__ is not dict:
+        return None
+    sid = subject.get("id")
+    stype = subject.get("type")
+    name = action.get("name")
+    rtype = resource.get("type")
+    rid = resource.get("id")
+    if not (sid.__class__ is str and sid and stype.__class__ is str and stype and name.__class__ is str and name):
+        return None
+    if not (rtype.__class__ is str and rtype and rid.__class__ is str and rid) or rtype == "tool":
+        return None
+    props = resource.get("properties")
+    attrs = subject.get("properties")
+    if len(subject) != 2 + ("properties" in subject) or len(action) != 1 or len(resource) != 2 + ("properties" in resource):
+        return None
+    if (props is not None and props.__class__ is not dict) or (attrs is not None and attrs.__class__ is not dict):
+        return None
+    request = {"principal": {**attrs, "id": sid} if attrs else sid, "action": name, "tool": f"{rtype}:{rid}"}
+    if props:
+        request["args"] = props
+    context = body.get("context")
+    if context is not None:
+        if context.__class__ is not dict or not context.keys().isdisjoint(_LIFTED_SET):
+            return None
+        if context:
+            request["context"] = context
+    return request
+
+
+def to_request(body: object, prefix: str = "") -> dict:
     """The nhipl request (DESIGN §1 shape) for one AuthZEN evaluation ``body``.
 
     ``subject.id`` → principal (``subject.properties`` are its attributes); ``action.name`` →
     action; a resource of type ``tool`` → tool = its id, args = ``properties.args``, resource =
     ``properties.resource``; any other type → tool ``"<type>:<id>"``, args = its properties;
     the request fields among ``context`` (task, delegation, approval, credential, provenance,
-    history, now) become those fields, the rest stays ``context``."""
+    history, now) become those fields, the rest stays ``context``. ``prefix`` goes before the
+    field named in a :class:`BadBody` (``evaluations[3]``)."""
+    plain = _plain(body)
+    return plain if plain is not None else careful_request(body, prefix)
+
+
+def careful_request(body: object, prefix: str = "") -> dict:
+    """:func:`to_request` checking every field in turn, so that an error names the first bad one."""
     if body.__class__ is not dict:
         raise BadBody(prefix, f"`{prefix}` must be an object, not {_kind(body)}" if prefix else f"the body must be a JSON object, not {_kind(body)}")
-    _no_unknown(body, known, prefix)
+    _no_unknown(body, _EVALUATION_KEYS, prefix)
 
     subject_field = _join(prefix, "subject")
     subject = _object(body, "subject", prefix, required=True)
@@ -177,16 +225,18 @@ def authzen_field(request_field: str | None, tool_typed: bool, prefix: str = "")
 
 def response(decision) -> dict:
     """The AuthZEN evaluation response for an nhipl decision."""
+    effect = decision.effect
+    errors = decision.errors
     context = {
-        "effect": decision.effect,
-        "rules": list(decision.rules),
-        "reasons": list(decision.reasons),
-        "errors": [{"rule": e.rule, "message": e.message} for e in decision.errors],
+        "effect": effect,
+        "rules": decision.rules,  # tuples encode as JSON lists
+        "reasons": decision.reasons,
+        "errors": [{"rule": e.rule, "message": e.message} for e in errors] if errors else [],
         "credential_ttl": decision.credential_ttl,
     }
-    if decision.effect == "approval_required":
-        context["access_request"] = {"reason": "; ".join(decision.reasons), "rules": list(decision.rules)}
-    return {"decision": decision.effect == "allow", "context": context}
+    if effect == "approval_required":
+        context["access_request"] = {"reason": "; ".join(context["reasons"]), "rules": decision.rules}
+    return {"decision": effect == "allow", "context": context}
 
 
 def error_item(field: str, message: str) -> dict:
