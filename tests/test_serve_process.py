@@ -260,14 +260,27 @@ def test_several_workers_serve_and_stop_cleanly(policy_file):
 def test_the_decision_log_records_every_decision(policy_file, tmp_path):
     log = tmp_path / "decisions.jsonl"
     with Server([policy_file], "--log", str(log)) as server:
-        server.post("/access/v1/evaluation", evaluation(rid="docs.read", properties={"args": {"q": "x"}}))
-        server.post("/access/v1/evaluations", {"subject": {"type": "agent", "id": "b"}, "action": {"name": "call"}, "evaluations": [
+        server.post("/access/v1/evaluation", evaluation(rid="docs.read", properties={"args": {"q": "x"}}), headers={"X-Request-ID": "one"})
+        server.post("/access/v1/evaluations", headers={"X-Request-ID": "two"}, body={"subject": {"type": "agent", "id": "b"}, "action": {"name": "call"}, "evaluations": [
             {"resource": {"type": "tool", "id": "docs.secret"}},
             {"resource": {"type": "tool", "id": "docs.delete"}},
         ]})
     records = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [(r["agent"], r["tool"], r["effect"], r["source"]) for r in records] == [
-        ("spiffe://acme.org/agents/a", "docs.read", "allow", "serve"),
-        ("b", "docs.secret", "deny", "serve"),
-        ("b", "docs.delete", "approval_required", "serve"),
+    assert [(r["id"], r["agent"], r["tool"], r["effect"], r["source"]) for r in records] == [
+        ("one", "spiffe://acme.org/agents/a", "docs.read", "allow", "serve"),
+        ("two/0", "b", "docs.secret", "deny", "serve"),
+        ("two/1", "b", "docs.delete", "approval_required", "serve"),
     ]
+    assert records[0]["args"] == {"q": "x"}
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a file every write to fails")
+def test_a_decision_that_cannot_be_logged_is_a_deny(policy_file):
+    with Server([policy_file], "--log", "/dev/full") as server:
+        status, _, out = server.post("/access/v1/evaluation", evaluation(rid="docs.read"))
+        assert status == 200
+        assert out["decision"] is False
+        assert out["context"]["effect"] == "deny"
+        assert "could not be logged" in out["context"]["reasons"][0]
+        status, _, out = server.post("/v1/decide", {"principal": "a", "tool": "docs.read"})
+        assert (status, out["effect"]) == (200, "deny")

@@ -161,6 +161,7 @@ class App:
             except TooLarge:
                 status, body, extra = 413, {"error": f"the body is larger than {MAX_BODY} bytes"}, ((b"connection", b"close"),)
             else:
+                scope["nhipl.request_id"] = request_id.decode("latin-1")
                 status, body, extra = await route[1](raw, scope)
         timed = status < 500 and endpoint in _DECISION_ENDPOINTS
         if isinstance(body, (bytes, str)):
@@ -197,13 +198,13 @@ class App:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     # -- deciding -------------------------------------------------------------------------
-    def _decide(self, policies, request: dict):
+    def _decide(self, policies, request: dict, call_id: str | None = None):
         """The decision for a mapped request (RequestError propagates), logged when a log is
-        kept; a decision that cannot be logged is enforced as a deny."""
+        kept (``call_id``: its id there); a decision that cannot be logged is enforced as a deny."""
         decision = policies.evaluate(request)
         if self.log is not None:
             try:
-                self.log.record_decision(request, decision, source="serve")
+                self.log.record_decision(request, decision, source="serve", call_id=call_id)
             except Exception as err:  # fail closed: an unlogged decision is not given
                 print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
                 self.metrics.decided("deny")
@@ -220,7 +221,7 @@ class App:
             body = parse_body(raw)
             request = authzen.to_request(body)
             try:
-                decision = self._decide(snap.policies, request)
+                decision = self._decide(snap.policies, request, scope["nhipl.request_id"])
             except RequestError as err:
                 raise authzen.BadBody(authzen.authzen_field(err.field, authzen.is_tool(body)), err.message) from None
         except authzen.BadBody as err:
@@ -236,7 +237,7 @@ class App:
                 single = {k: v for k, v in body.items() if k != "options" and k != "evaluations"}
                 request = authzen.to_request(single)
                 try:
-                    decision = self._decide(snap.policies, request)
+                    decision = self._decide(snap.policies, request, scope["nhipl.request_id"])
                 except RequestError as err:
                     raise authzen.BadBody(authzen.authzen_field(err.field, authzen.is_tool(single)), err.message) from None
                 return 200, authzen.response(decision), self._headers(snap)
@@ -245,6 +246,7 @@ class App:
         results = []
         decide = self._decide
         policies = snap.policies
+        request_id = scope["nhipl.request_id"]
         for index, (request, bad, tool_typed) in enumerate(items):
             if bad is not None:
                 self.metrics.decided("error")
@@ -252,7 +254,7 @@ class App:
                 allowed = False
             else:
                 try:
-                    decision = decide(policies, request)
+                    decision = decide(policies, request, f"{request_id}/{index}" if self.log is not None else None)
                 except RequestError as err:
                     self.metrics.decided("error")
                     field = authzen.authzen_field(err.field, tool_typed, f"evaluations[{index}]")
@@ -270,7 +272,7 @@ class App:
         snap = self.policyset.current
         try:
             request = parse_body(raw)
-            decision = self._decide(snap.policies, request)
+            decision = self._decide(snap.policies, request, scope["nhipl.request_id"])
         except authzen.BadBody as err:
             return 400, _error(err), self._headers(snap)
         except RequestError as err:
