@@ -16,7 +16,7 @@ when `../shared/data/authzen` is beside the checkout): a mismatch stops the benc
     npm install cerbos            # gives node_modules/.bin/cerbos
     .venv/bin/python benchmarks/serve.py
     .venv/bin/python benchmarks/serve.py --duration 5 --workers 1,2 --json serve.json
-    .venv/bin/python benchmarks/serve.py --stacks   # the HTTP stack choice: uvicorn vs granian
+    .venv/bin/python benchmarks/serve.py --stacks   # the HTTP stack choice (needs the bench extra)
 
 Cerbos runs with CERBOS_NO_TELEMETRY=1, audit off, on loopback only. Not run in CI (the
 smoke test runs `--smoke`: nhipl alone, one short point per kind).
@@ -174,18 +174,23 @@ class Running:
 
 def start_nhipl(workers: int, stack: str = "uvicorn") -> Running:
     port = free_port()
-    if stack == "uvicorn":
+    if stack == "uvicorn":  # nhipl serve itself: uvicorn on the standard asyncio loop
         cmd = [sys.executable, "-m", "nhipl", "serve", "-p", str(EXAMPLE), "--port", str(port), "--watch", "0", "--workers", str(workers)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         tmp = None
-    else:  # the same ASGI app under granian, for the stack comparison
+    else:  # the same ASGI app under another stack, for the comparison that chose the one above
         tmp = tempfile.mkdtemp(prefix="nhipl-serve-bench-")
-        pathlib.Path(tmp, "granian_app.py").write_text(
+        pathlib.Path(tmp, "bench_app.py").write_text(
             "from nhipl.serve.app import App\nfrom nhipl.serve.policyset import PolicySet\n"
             f"app = App(PolicySet([{str(EXAMPLE)!r}]), watch=0)\n"
         )
-        granian = shutil.which("granian", path=os.path.dirname(sys.executable)) or "granian"
-        cmd = [granian, "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--log-level", "warning", "granian_app:app"]
+        bindir = os.path.dirname(sys.executable)
+        if stack == "granian":
+            exe = shutil.which("granian", path=bindir) or "granian"
+            cmd = [exe, "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--log-level", "warning", "bench_app:app"]
+        else:  # uvicorn+uvloop
+            exe = shutil.which("uvicorn", path=bindir) or "uvicorn"
+            cmd = [exe, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log", "bench_app:app"]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp, env={**os.environ, "PYTHONPATH": tmp})
     wait_healthy(port, "/healthz", proc)
     return Running(f"nhipl serve ({stack}, {workers} worker{'s' if workers > 1 else ''})", proc, port, tmp)
@@ -339,7 +344,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", default="1,2", help="nhipl serve worker counts to measure (default 1,2)")
     ap.add_argument("--cerbos", default=None, help="the cerbos binary (default: on PATH, or node_modules/.bin/cerbos)")
     ap.add_argument("--no-cerbos", action="store_true", help="measure nhipl serve alone")
-    ap.add_argument("--stacks", action="store_true", help="compare HTTP stacks for the same app (uvicorn, granian) instead")
+    ap.add_argument("--stacks", action="store_true", help="compare HTTP stacks for the same app (uvicorn, uvicorn+uvloop, granian) instead of Cerbos")
     ap.add_argument("--smoke", action="store_true", help="tiny run: nhipl alone, one second, 1 and 8 connections")
     ap.add_argument("--json", default=None, help="also write the rows to this file")
     args = ap.parse_args(argv)
@@ -372,7 +377,7 @@ def main(argv=None) -> int:
     reference = None
     plan = [lambda w=w: start_nhipl(w) for w in workers]
     if args.stacks:
-        plan += [lambda w=w: start_nhipl(w, "granian") for w in workers]
+        plan += [lambda w=w, s=s: start_nhipl(w, s) for s in ("uvicorn+uvloop", "granian") for w in workers]
     if cerbos is not None:
         plan.append(lambda: start_cerbos(cerbos))
     try:

@@ -97,7 +97,10 @@ def run_worker(options: Options, sock: socket.socket, policyset: PolicySet | Non
         access_log=False,
         lifespan="on",
         http="httptools",
-        loop="uvloop",
+        # the standard loop: uvloop gave more requests a second under some loads, but under
+        # 64 connections of CPU-bound batches it left some connections waiting seconds (p99
+        # 3 s against 0.5 s); see benchmarks/serve.py --stacks
+        loop="asyncio",
         server_header=False,
         timeout_graceful_shutdown=GRACE,
         backlog=2048,
