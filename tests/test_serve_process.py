@@ -284,3 +284,31 @@ def test_a_decision_that_cannot_be_logged_is_a_deny(policy_file):
         assert "could not be logged" in out["context"]["reasons"][0]
         status, _, out = server.post("/v1/decide", {"principal": "a", "tool": "docs.read"})
         assert (status, out["effect"]) == (200, "deny")
+
+
+def test_accepted_connections_have_nagle_off():
+    """A response goes out in two writes (head, body): with Nagle's algorithm on, the second
+    waits for the client's delayed ACK (~40 ms a request). asyncio turns it off only on
+    sockets that say they are TCP."""
+    import asyncio
+
+    from nhipl.serve.server import bind
+
+    async def check():
+        sock = bind("127.0.0.1", 0)
+        seen = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport):
+                seen.set_result(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        _, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+        try:
+            return await asyncio.wait_for(seen, 30)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(check()) != 0
