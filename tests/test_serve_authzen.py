@@ -373,3 +373,27 @@ def test_the_quick_mapping_agrees_with_the_careful_one(body):
     except authzen.BadBody as err:
         quick = ("error", err.field)
     assert quick == careful
+
+
+@pytest.mark.parametrize(
+    "path, text",
+    [
+        ("/access/v1/evaluation", '{"subject": {"type": "a", "id": "a", "properties": {"max_credential_ttl": 1e400}}, "action": {"name": "call"}, "resource": {"type": "tool", "id": "docs.read"}}'),
+        ("/v1/decide", '{"principal": "a", "tool": "docs.read", "now": -1e999}'),
+        ("/v1/decide", '{"principal": "a", "tool": "docs.read", "args": {"n": ' + "1" * 5000 + "}}"),
+    ],
+)
+def test_numbers_json_cannot_carry_are_400(server, path, text):
+    status, _, out = server.post(path, text.encode())
+    assert status == 400, out
+    assert out["field"] == "body"
+
+
+@pytest.mark.parametrize("depth", [50, 500, 990])
+def test_deep_nesting_is_never_a_500(server, depth):
+    nested = "[" * depth + "]" * depth
+    text = '{"principal": "a", "tool": "docs.read", "context": {"x": ' + nested + '}, "task": {"intent": ' + nested + "}}"
+    status, _, out = server.post("/v1/decide", text.encode())
+    assert status in (200, 400), out
+    body = json.dumps(evaluation(context={"x": json.loads(nested) if depth < 900 else []})).encode()
+    assert server.post("/access/v1/evaluations", body)[0] in (200, 400)

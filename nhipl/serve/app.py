@@ -15,6 +15,7 @@ import hmac
 import json
 import sys
 import time
+import traceback
 import uuid
 
 from .. import RequestError
@@ -32,6 +33,13 @@ def _no_constant(name: str):
     raise ValueError(f"`{name}` is not JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # inf: a number too large for a double
+        raise ValueError(f"number `{text[:40]}` is out of range")
+    return value
+
+
 def parse_body(raw: bytes):
     """The JSON value of a request body, or :class:`authzen.BadBody` (field ``body``)."""
     try:
@@ -39,7 +47,7 @@ def parse_body(raw: bytes):
     except UnicodeDecodeError:
         raise authzen.BadBody("body", "the body is not UTF-8 text") from None
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise authzen.BadBody("body", "the body is not valid JSON: nested too deeply") from None
     except json.JSONDecodeError as err:
@@ -162,7 +170,11 @@ class App:
                 status, body, extra = 413, {"error": f"the body is larger than {MAX_BODY} bytes"}, ((b"connection", b"close"),)
             else:
                 scope["nhipl.request_id"] = request_id.decode("latin-1")
-                status, body, extra = await route[1](raw, scope)
+                try:
+                    status, body, extra = await route[1](raw, scope)
+                except Exception:  # a bug, never an answer: fail closed with a 500, say where
+                    traceback.print_exc(file=sys.stderr)
+                    status, body, extra = 500, {"error": "internal error; nothing was decided"}, ()
         timed = status < 500 and endpoint in _DECISION_ENDPOINTS
         if isinstance(body, (bytes, str)):
             payload = body.encode() if isinstance(body, str) else body
@@ -201,7 +213,10 @@ class App:
     def _decide(self, policies, request: dict, call_id: str | None = None):
         """The decision for a mapped request (RequestError propagates), logged when a log is
         kept (``call_id``: its id there); a decision that cannot be logged is enforced as a deny."""
-        decision = policies.evaluate(request)
+        try:
+            decision = policies.evaluate(request)
+        except RecursionError:
+            raise RequestError("the request is nested too deeply") from None
         if self.log is not None:
             try:
                 self.log.record_decision(request, decision, source="serve", call_id=call_id)
