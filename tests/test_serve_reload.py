@@ -4,6 +4,7 @@ included) is decided by exactly one policy version; a reload that fails keeps th
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -128,3 +129,28 @@ def test_a_failed_reload_keeps_the_old_set(tmp_path):
         assert out["context"]["rules"] == ["fixed"] and headers["x-nhipl-policy-version"] != good
         err = server.stop()
     assert "reload failed" in err and "still serving version " + good in err
+
+
+def test_a_reload_through_one_worker_reaches_every_worker(tmp_path):
+    policy = tmp_path / "p.nhipl"
+    write(policy, version_text("before"))
+    server = Server([policy], "--workers", "2", "--watch", "0")
+    try:
+        write(policy, version_text("after"))
+        status, _, out = server.post("/v1/reload", None)
+        assert status == 200 and out["reloaded"] is True
+        deadline = time.monotonic() + 30
+        while True:  # the other worker hears of it through the parent's SIGHUP
+            rules = {tuple(server.post("/access/v1/evaluation", evaluation(rid="probe.x"))[2]["context"]["rules"]) for _ in range(20)}
+            if rules == {("after",)}:
+                break
+            assert time.monotonic() < deadline, rules
+            time.sleep(0.2)
+        pids = set()
+        for _ in range(30):
+            pids.update(re.findall(r'nhipl_policy_info\{version="[0-9a-f]+",pid="(\d+)"\}', server.request("GET", "/metrics")[2]))
+        versions = {server.post("/access/v1/evaluation", evaluation(rid="probe.x"))[1]["x-nhipl-policy-version"] for _ in range(30)}
+        assert len(versions) == 1
+    finally:
+        err = server.stop()
+    assert server.proc.returncode == 0, err

@@ -65,13 +65,14 @@ class App:
     auth). ``log``: a decision log (``nhipl.runtime.log.DecisionLog``) or None. ``watch``:
     seconds between checks of the policy files for changes (0: no watching)."""
 
-    def __init__(self, policyset: PolicySet, *, token: str | None = None, log=None, watch: float = 1.0, on_reload=None):
+    def __init__(self, policyset: PolicySet, *, token: str | None = None, log=None, watch: float = 1.0, on_reload=None, early_hup=None):
         self.policyset = policyset
         self.token = ("Bearer " + token).encode() if token else None
         self.log = log
         self.watch = watch
         self.metrics = Metrics()
         self.on_reload = on_reload  # called after POST /v1/reload (workers tell their siblings)
+        self.early_hup = early_hup  # an Event set by a SIGHUP that came before start()
         self._tasks: list[asyncio.Task] = []
         self._reloading = asyncio.Lock()
         self.routes = {
@@ -114,6 +115,8 @@ class App:
             loop.add_signal_handler(signal.SIGHUP, lambda: self._tasks.append(loop.create_task(self.reload("SIGHUP"))))
         except (AttributeError, NotImplementedError, RuntimeError, ValueError):
             pass  # no SIGHUP here (or not the main thread): reload by file watch or POST /v1/reload
+        if self.early_hup is not None and self.early_hup.is_set():
+            self._tasks.append(loop.create_task(self.reload("SIGHUP during start")))
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -78,7 +79,8 @@ def run_worker(options: Options, sock: socket.socket, policyset: PolicySet | Non
     """Serve on ``sock`` in this process until SIGTERM or SIGINT (then drain and return)."""
     import uvicorn
 
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app installs its reload handler
+    early_hup = threading.Event()  # a SIGHUP before the app listens for it: reload once it does
+    signal.signal(signal.SIGHUP, lambda signum, frame: early_hup.set())
     # uvicorn drains on these, then re-raises them: make that a clean exit
     signal.signal(signal.SIGTERM, _exit_quietly)
     signal.signal(signal.SIGINT, _exit_quietly)
@@ -92,7 +94,7 @@ def run_worker(options: Options, sock: socket.socket, policyset: PolicySet | Non
         log.open()
     parent = os.getppid()
     on_reload = (lambda: os.kill(parent, signal.SIGHUP)) if supervised else None
-    app = App(policyset, token=options.token, log=log, watch=options.watch, on_reload=on_reload)
+    app = App(policyset, token=options.token, log=log, watch=options.watch, on_reload=on_reload, early_hup=early_hup)
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -151,8 +153,11 @@ def _supervise(options: Options, sock: socket.socket) -> int:
         if pid == 0:
             code = 0
             try:
-                for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-                    signal.signal(sig, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                # not the parent's forwarder; a SIGHUP before the worker loads is moot (it
+                # loads the files as they are then)
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 run_worker(options, sock, supervised=True)
             except SystemExit as err:
                 code = err.code if isinstance(err.code, int) else 1
