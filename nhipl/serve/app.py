@@ -73,7 +73,7 @@ class App:
         self.metrics = Metrics()
         self.on_reload = on_reload  # called after POST /v1/reload (workers tell their siblings)
         self.early_hup = early_hup  # an Event set by a SIGHUP that came before start()
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: set[asyncio.Task] = set()
         self._reloading = asyncio.Lock()
         self.routes = {
             "/access/v1/evaluation": ("POST", self.evaluation),
@@ -105,21 +105,26 @@ class App:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         if self.watch > 0:
-            self._tasks.append(loop.create_task(self._watch()))
+            self._spawn(self._watch())
         try:
             import signal
 
-            loop.add_signal_handler(signal.SIGHUP, lambda: self._tasks.append(loop.create_task(self.reload("SIGHUP"))))
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload("SIGHUP")))
         except (AttributeError, NotImplementedError, RuntimeError, ValueError):
             pass  # no SIGHUP here (or not the main thread): reload by file watch or POST /v1/reload
         if self.early_hup is not None and self.early_hup.is_set():
-            self._tasks.append(loop.create_task(self.reload("SIGHUP during start")))
+            self._spawn(self.reload("SIGHUP during start"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in list(self._tasks):
             task.cancel()
         self._tasks.clear()
         if self.log is not None:
