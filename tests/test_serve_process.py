@@ -312,3 +312,15 @@ def test_accepted_connections_have_nagle_off():
             server.close()
 
     assert asyncio.run(check()) != 0
+
+
+def test_without_the_serve_extra_the_command_says_what_to_install(policy_file):
+    code = (
+        "import sys; sys.modules['uvicorn'] = None\n"
+        "from nhipl.cli import main\n"
+        f"main(['serve', '-p', {str(policy_file)!r}, '--port', '0'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert "pip install 'nhipl[serve]'" in result.stderr
+    assert "Traceback" not in result.stderr

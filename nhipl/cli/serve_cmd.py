@@ -36,9 +36,11 @@ def serve_command(
     input (policies, options, a port that cannot be bound).
     """
     try:
-        from ..serve import Options, ServeError, serve
+        import httptools  # noqa: F401
+        import uvicorn  # noqa: F401
     except ImportError as err:
-        raise BadInput("serve:1:1", f"the `serve` extra is not installed ({err.name}): pip install 'nhipl[serve]'") from None
+        raise BadInput("serve:1:1", f"the `serve` extra is not installed (no `{err.name}`): pip install 'nhipl[serve]'") from None
+    from ..serve import Options, ServeError, serve
     from ..serve.server import is_loopback
 
     token = None
