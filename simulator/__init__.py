@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .latency import Distribution, Histogram, LatencyModel
-from .replay import FINDING_KINDS, Finding, Replay, replay
+from .replay import APPROVAL_SCOPES, DEFAULT_GRACE, FINDING_KINDS, Finding, Replay, replay
 from .report import Report
 from .swarm import Swarm, generate
 from .trace import TraceError, TraceReader, read_trace
@@ -35,24 +35,30 @@ def _policies(policies):
 
 
 def simulate(trace, policies, *, seed: int = 0, latency: LatencyModel | None = None, skip_bad_lines: bool = False,
-             batch_size: int = 256, revocation_grace: float = 0.0,
-             progress: Callable[[TraceReader, int], None] | None = None) -> Report:
+             batch_size: int = 256, revocation_grace: float = DEFAULT_GRACE,
+             progress: Callable[[TraceReader, int], None] | None = None, approvals: str = "call",
+             on_request: Callable[[int, dict], None] | None = None) -> Report:
     """Replay ``trace`` against ``policies`` and return a :class:`Report`.
 
     ``trace``: a path, a :class:`TraceReader`, or an iterable of event dicts or JSON
     lines. ``policies``: a loaded ``Policies``, a path or list of paths, or None (the
     run's structure, revocation and attribution findings only). ``seed`` drives the
     modelled latency; ``revocation_grace`` is the exposure in seconds tolerated after
-    a task's end before ``valid_after_task_end`` is reported.
+    a task's end before ``valid_after_task_end`` is reported (default 5). ``approvals``:
+    an ``approval`` event covers the next call of its tool in its task (``"call"``, as
+    enforcement does) or every later call of it (``"task"``). ``on_request(line, request)``
+    is called with the request built for each step, in trace order.
     """
     policies = _policies(policies)
     reader = trace if isinstance(trace, TraceReader) else read_trace(trace, skip_bad_lines=skip_bad_lines)
     state = replay(reader, policies, seed=seed, latency=latency, batch_size=batch_size,
-                   revocation_grace=revocation_grace, progress=progress)
+                   revocation_grace=revocation_grace, progress=progress, approvals=approvals, on_request=on_request)
     return Report(state, source=reader.name, bad_lines=reader.bad_lines, policies=policies)
 
 
 __all__ = [
+    "APPROVAL_SCOPES",
+    "DEFAULT_GRACE",
     "Distribution",
     "FINDING_KINDS",
     "Finding",

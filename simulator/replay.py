@@ -17,7 +17,7 @@ import json
 import random
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from nhipl.errors import RequestError
 
@@ -31,6 +31,16 @@ FINDING_KINDS = {
     REVOCATION_GAP: ("used_after_task_end", "used_after_revoke", "used_after_expiry", "foreign_holder", "valid_after_task_end"),
     ATTRIBUTION: ("no_task", "unknown_origin"),
 }
+
+# What one `approval` event covers: the next call of its tool in its task (`call`, as enforcement
+# does), or every later call of it in the task (`task`).
+APPROVAL_SCOPES = ("call", "task")
+# Seconds a credential may stay valid after its task ends before it is a finding: revocation
+# that lands within a few seconds of the task's end is how a runtime works, not a gap.
+DEFAULT_GRACE = 5.0
+
+# The report's timeline draws at most this many steps: the first ones of the run.
+TIMELINE_STEPS = 2000
 
 # Provenance keeps at most this many tool outputs (and characters) per task.
 OUTPUTS_PER_TASK = 256
@@ -53,6 +63,8 @@ class Finding:
     detail: str | None = None
     chain: tuple[str, ...] | None = None
     exposure: float | None = None
+    restricted_by: str | None = None
+    """Under attenuation: the delegator whose own decision restricted the step."""
 
     def to_dict(self) -> dict:
         out: dict = {"kind": self.kind, "subkind": self.subkind, "line": self.line}
@@ -64,6 +76,8 @@ class Finding:
             out["chain"] = list(self.chain)
         if self.exposure is not None:
             out["exposure"] = self.exposure
+        if self.restricted_by is not None:
+            out["restricted_by"] = self.restricted_by
         return out
 
     def sort_key(self):
@@ -119,12 +133,30 @@ def _text(value: object) -> str:
     return value if value.__class__ is str else json.dumps(value, sort_keys=True, separators=(",", ":"))  # type: ignore[return-value]
 
 
+class TimelineStep(NamedTuple):
+    """One step as the report's timeline draws it (the first :data:`TIMELINE_STEPS` of a run)."""
+
+    t: float | None
+    agent: str
+    action: str  # "call" or "delegate"
+    target: str  # the tool, or the delegatee
+    effect: str | None  # None when no policy decided it
+    line: int
+
+
 class Replay:
     """State of one replay; :func:`nhipl.simulator.simulate` drives it."""
 
     def __init__(self, policies, *, seed: int = 0, latency: LatencyModel | None = None, batch_size: int = 256,
-                 revocation_grace: float = 0.0, name: str = "<trace>"):
+                 revocation_grace: float = DEFAULT_GRACE, name: str = "<trace>", approvals: str = "call",
+                 on_request: Callable[[int, dict], None] | None = None):
+        if approvals not in APPROVAL_SCOPES:
+            raise ValueError(f"`approvals` must be one of {', '.join(APPROVAL_SCOPES)}, not {approvals!r}")
         self.policies = policies
+        self.approval_per_call = approvals == "call"
+        self.on_request = on_request
+        self.first_step_ns: int | None = None
+        self.timeline: list[TimelineStep] = []
         self.latency = latency or LatencyModel()
         self.rng = random.Random(seed)
         self.batch_size = batch_size
@@ -228,7 +260,7 @@ class Replay:
         request = {"principal": agent, "action": "delegate", "tool": to, "delegation": {"chain": list(chain)}, "now": ev["t"]}
         if task is not None:
             request["task"] = task.request
-            approval = task.approvals.get(to)
+            approval = task.approvals.pop(to, None) if self.approval_per_call else task.approvals.get(to)
             if approval is not None:
                 request["approval"] = approval
         self._queue(request, (line, "delegate", agent, task, to, chain))
@@ -257,7 +289,7 @@ class Replay:
             request["task"] = task.request
             approvals = task.approvals
             if approvals:
-                approval = approvals.get(tool)
+                approval = approvals.pop(tool, None) if self.approval_per_call else approvals.get(tool)
                 if approval is not None:
                     request["approval"] = approval
             if args:
@@ -429,9 +461,15 @@ class Replay:
         if not pending:
             return
         self._pending = []
+        if self.on_request is not None:
+            for request, context in pending:
+                self.on_request(context[0], request)
+        timeline = self.timeline
         if self.policies is None:
             for request, context in pending:
                 self._record(context, None)
+                if len(timeline) < TIMELINE_STEPS:
+                    timeline.append(TimelineStep(request.get("now"), context[2], context[1], context[4], None, context[0]))
             return
         times = self._times
         times.clear()
@@ -447,8 +485,14 @@ class Replay:
         if len(times) != len(pending) or not any(times):
             times[:] = [total // len(pending)] * len(pending)
         add = self.step_cost.add
-        for (_, context), decision, cost in zip(pending, decisions, times):
-            add(cost)
+        first = self.first_step_ns is None
+        for (request, context), decision, cost in zip(pending, decisions, times):
+            if len(timeline) < TIMELINE_STEPS:
+                timeline.append(TimelineStep(request.get("now"), context[2], context[1], context[4], decision.effect, context[0]))
+            if first:  # the cold first step (caches filling) is reported apart, not in the percentiles
+                self.first_step_ns, first = cost, False
+            else:
+                add(cost)
             self._record(context, decision, cost)
         if getattr(self.policies, "attenuate", False):
             self._delegator_permits(pending, decisions)
@@ -489,13 +533,15 @@ class Replay:
             stats[2] += 1
             stats[4] += 1
             self._find(Finding(OVERREACH, "denied", line, agent=agent, task=task_id, tool=target,
-                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=chain),
+                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=chain,
+                               restricted_by=decision.restricted_by),
                        agent_node, target_node)
         else:
             stats[3] += 1
             stats[4] += 1
             self._find(Finding(OVERREACH, "unapproved", line, agent=agent, task=task_id, tool=target,
-                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=chain),
+                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=chain,
+                               restricted_by=decision.restricted_by),
                        agent_node, target_node)
             if task is not None:
                 # The gate would stop the task for a human once per tool.
@@ -521,10 +567,11 @@ class Replay:
 
 
 def replay(reader: TraceReader, policies, *, seed: int = 0, latency: LatencyModel | None = None, batch_size: int = 256,
-           revocation_grace: float = 0.0, progress: Callable[[TraceReader, int], None] | None = None) -> Replay:
+           revocation_grace: float = DEFAULT_GRACE, progress: Callable[[TraceReader, int], None] | None = None,
+           approvals: str = "call", on_request: Callable[[int, dict], None] | None = None) -> Replay:
     """Feed every event of ``reader`` through a :class:`Replay` and finish it."""
     state = Replay(policies, seed=seed, latency=latency, batch_size=batch_size, revocation_grace=revocation_grace,
-                   name=reader.name)
+                   name=reader.name, approvals=approvals, on_request=on_request)
     feed = state.feed
     if progress is None:
         for line, event in reader:

@@ -88,7 +88,9 @@ def check_event(event: object) -> str | None:
     for name, expected in required.items():
         value = event.get(name)  # type: ignore[union-attr]
         if value is None:
-            return f"`{kind}` event is missing required field `{name}`"
+            unknown = [k for k in event if isinstance(k, str) and k != "kind" and k not in required and k not in optional]  # type: ignore[union-attr]
+            typo = next((k for k in unknown if did_you_mean(k, [name])), None)
+            return f"`{kind}` event is missing required field `{name}`" + (f"; did you mean `{name}` instead of `{typo}`?" if typo else "")
         if not _type_ok(value, expected):
             return f"field `{name}` must be {expected}, not {_type_name(value)}"
     for name, expected in optional.items():

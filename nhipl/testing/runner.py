@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from .. import ast as A
+from ..check import request_field_span
 from ..decision import Decision
 from ..errors import Diagnostic, PolicyError, RequestError, Span
 from ..loader import load
@@ -201,7 +202,7 @@ def run_case(policies: Policies, module: A.Module, case: A.Test) -> CaseResult:
     try:
         decision = policies.evaluate(request)
     except RequestError as err:  # `nhipl.check` already rejects these; keep the contract anyway
-        span = case.request.span or case.span
+        span = request_field_span(case, err.field)
         raise PolicyError([Diagnostic("invalid-request", f"test `{case.name}`: {err.message}", span)]) from None
     return CaseResult(module.source, case, request, decision, time.perf_counter() - start)
 
