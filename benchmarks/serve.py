@@ -10,8 +10,8 @@ The load generator is `wrk` (compiled; `apt-get install -y wrk`) with a Lua scri
 cycles through the bodies. For each server, each body kind (single evaluation, batch of
 100) and each concurrency (1, 8, 64 connections; one wrk thread), one short run gives
 throughput and the p50/p99 latency. Before measuring, every body is sent to both servers
-and the decisions are compared item by item (and with the interop file's expectations
-when `../shared/data/authzen` is beside the checkout): a mismatch stops the benchmark.
+and the decisions are compared item by item (and with the AuthZEN interop decisions file's
+expectations when that file is beside the checkout): a mismatch stops the benchmark.
 
     npm install cerbos            # gives node_modules/.bin/cerbos
     .venv/bin/python benchmarks/serve.py

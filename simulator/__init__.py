@@ -1,6 +1,6 @@
 """The nhipl simulator, installed as ``nhipl.simulator``: replay agent traces against a
 policy, find overreach, revocation gaps and attribution gaps, model latency, and
-draw the run as a graph (DESIGN §6).
+draw the run as a graph.
 
 >>> import nhipl
 >>> from nhipl.simulator import simulate
@@ -17,7 +17,10 @@ draw the run as a graph (DESIGN §6).
 
 from __future__ import annotations
 
-from typing import Callable
+if __name__ != "nhipl.simulator":  # the repository's `simulator/` folder, imported by its folder name
+    raise ImportError("the simulator is part of nhipl: import `nhipl.simulator`, not `simulator`")
+
+from typing import Callable  # noqa: E402
 
 from .latency import Distribution, Histogram, LatencyModel
 from .replay import APPROVAL_SCOPES, DEFAULT_GRACE, FINDING_KINDS, Finding, Replay, replay

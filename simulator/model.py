@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from typing import TYPE_CHECKING
 
-import networkx as nx
+if TYPE_CHECKING:  # networkx is imported by the functions that use it: `nhipl check` starts without it
+    import networkx as nx
 
 from nhipl import ast as A
 from nhipl.values import glob_match
@@ -24,6 +26,8 @@ MAX_BLAST_AGENTS = 500
 
 def build_graph(state) -> nx.MultiDiGraph:
     """The aggregate graph of a finished :class:`~nhipl.simulator.replay.Replay`."""
+    import networkx as nx
+
     graph = nx.MultiDiGraph()
     for node in sorted(state.nodes):
         kind = state.nodes[node]
@@ -43,6 +47,8 @@ def _name(node: str) -> str:
 
 def delegation_cycles(state) -> list[list[str]]:
     """Cycles among agents in the aggregate delegation graph (each starts at its smallest id)."""
+    import networkx as nx
+
     graph = nx.DiGraph()
     graph.add_edges_from((_name(s), _name(t)) for (s, t, r) in state.edges if r == "delegate")
     cycles = []

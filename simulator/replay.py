@@ -1,7 +1,7 @@
 """The replay engine: events in order → requests → decisions → findings and a run model.
 
 Each ``tool_call`` and ``delegate`` event is a step. Its request is built from the
-trace state at that point (DESIGN §6): the task's intent, the delegation chain that
+trace state at that point: the task's intent, the delegation chain that
 reached the agent in that task, the credential and its age, the approvals seen for
 that tool in that task, and the provenance of each argument. Steps are decided in
 batches through ``Policies.evaluate_many``.
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Callable, NamedTuple
 
+from nhipl.decision import ALLOW, DENY
+from nhipl.effects import RuleEffect
 from nhipl.errors import RequestError
 
 from .latency import Histogram, LatencyModel
@@ -49,7 +51,7 @@ OUTPUT_CHARS_PER_TASK = 1 << 20
 
 @dataclass(slots=True)
 class Finding:
-    """One finding (DESIGN §6). ``line`` is the trace line of the event it is about
+    """One finding. ``line`` is the trace line of the event it is about
     (None for ``unused_permit``); ``exposure`` is in seconds (``valid_after_task_end``)."""
 
     kind: str
@@ -94,7 +96,7 @@ class _Task:
         self.owner = owner
         self.prompt = prompt
         self.starter = starter
-        self.reached: dict[str, tuple[str, ...]] = {starter: ()}
+        self.reached: dict[str, Chain] = {starter: NO_CHAIN}
         self.approvals: dict[str, dict] = {}
         self.outputs: list[tuple[str, str]] = []
         self.output_chars = 0
@@ -127,6 +129,43 @@ class _Credential:
     @property
     def expiry(self) -> float:
         return self.issued_at + self.ttl
+
+
+class Chain:
+    """A delegation chain, sharing its prefix with the chain it grew from: the
+    identities that delegated, originator first. A task's chains form a tree, so
+    a run of n delegations keeps n nodes, not n chains of up to n names."""
+
+    __slots__ = ("before", "last", "depth")
+
+    def __init__(self, before: "Chain | None", last: str | None):
+        self.before = before
+        self.last = last
+        self.depth = before.depth + 1 if before is not None else 0
+
+    def then(self, identity: str) -> "Chain":
+        return Chain(self, identity)
+
+    def names(self, spelled: "tuple[Chain, list[str]] | None" = None) -> list[str]:
+        """The identities, originator first, as a new list. ``spelled`` is a chain
+        already spelled out, ``(chain, its names)``: when it is this chain's
+        ancestor only the part after it is walked (a chain that grows by one
+        delegation at a time then costs one list copy per step)."""
+        stop, known = spelled if spelled is not None else (None, None)
+        tail: list[str] = []
+        node = self
+        while node.depth and node is not stop:
+            tail.append(node.last)  # type: ignore[arg-type]
+            node = node.before  # type: ignore[assignment]
+        names = list(known) if node is stop and known is not None else []
+        names.extend(reversed(tail))
+        return names
+
+    def __len__(self) -> int:
+        return self.depth
+
+
+NO_CHAIN = Chain(None, None)
 
 
 def _text(value: object) -> str:
@@ -175,11 +214,24 @@ class Replay:
         self.intents: set[str] = set()
         self.used_permits: set[str] = set()
         self.step_cost = Histogram()  # nanoseconds
-        self.longest_chain: tuple[tuple[str, ...], str | None, int | None] = ((), None, None)
+        self._longest: tuple[Chain, str | None, int | None] = (NO_CHAIN, None, None)
         self._pending: list[tuple[dict, tuple]] = []
+        self._spelled: tuple[Chain, list[str]] = (NO_CHAIN, [])  # the chain last spelled out
         self._times: list[int] = []
         if policies is not None:
             policies.evaluate_many([])  # compile now, so that the first step's cost is its own
+
+    @property
+    def longest_chain(self) -> tuple[tuple[str, ...], str | None, int | None]:
+        """The longest delegation chain seen (its identities, the last one included),
+        its task and the trace line of the delegation that made it."""
+        chain, task, line = self._longest
+        return tuple(chain.names()), task, line
+
+    def _names(self, chain: Chain) -> list[str]:
+        names = chain.names(self._spelled)
+        self._spelled = (chain, names)
+        return names
 
     # -- model --------------------------------------------------------------------------
     def _node(self, kind: str, name: str) -> str:
@@ -240,11 +292,11 @@ class Replay:
             detail = "the step names no task" if task_id is None else f"task `{task_id}` was never started"
             self._find(Finding(ATTRIBUTION, "no_task", line, agent=agent, task=task_id, tool=ev.get("tool") or ev.get("to"),
                                detail=detail), agent_node)
-            return task, ()
+            return task, NO_CHAIN
         self._find(Finding(ATTRIBUTION, "unknown_origin", line, agent=agent, task=task_id, tool=ev.get("tool") or ev.get("to"),
                            detail=f"`{agent}` neither started task `{task_id}` nor was delegated to within it"),
                    agent_node)
-        return task, ()
+        return task, NO_CHAIN
 
     def _delegate(self, line: int, ev: dict) -> None:
         agent, to = ev["agent"], ev["to"]
@@ -253,11 +305,10 @@ class Replay:
         self._node("agent", to)
         if task is not None:
             if to not in task.reached:
-                reached = chain + (agent,)
-                task.reached[to] = reached
-                if len(reached) + 1 > len(self.longest_chain[0]):
-                    self.longest_chain = (reached + (to,), task.id, line)
-        request = {"principal": agent, "action": "delegate", "tool": to, "delegation": {"chain": list(chain)}, "now": ev["t"]}
+                reached = task.reached[to] = chain.then(agent)
+                if reached.depth + 1 > self._longest[0].depth:
+                    self._longest = (reached.then(to), task.id, line)
+        request = {"principal": agent, "action": "delegate", "tool": to, "delegation": {"chain": self._names(chain)}, "now": ev["t"]}
         if task is not None:
             request["task"] = task.request
             approval = task.approvals.pop(to, None) if self.approval_per_call else task.approvals.get(to)
@@ -271,8 +322,8 @@ class Replay:
         task, chain = self._step_context(line, ev, agent)
         t = ev["t"]
         request = {"principal": agent, "tool": tool, "now": t}
-        if chain:
-            request["delegation"] = {"chain": list(chain)}
+        if chain.depth:
+            request["delegation"] = {"chain": self._names(chain)}
         nodes = self.nodes
         tool_node = "tool:" + tool
         if tool_node not in nodes:
@@ -313,7 +364,7 @@ class Replay:
             self.flush()
 
     def _provenance(self, task: _Task, args: dict) -> dict:
-        """Where each argument's value came from (DESIGN §1): ``user`` when it appears
+        """Where each argument's value came from: ``user`` when it appears
         in the task's prompt, ``tool:<name>`` when it first appeared in that tool's
         output, else ``unknown``. A list is ``user`` when every element is; otherwise
         it takes the origin of its first element that is not from the user."""
@@ -494,24 +545,6 @@ class Replay:
             else:
                 add(cost)
             self._record(context, decision, cost)
-        if getattr(self.policies, "attenuate", False):
-            self._delegator_permits(pending, decisions)
-
-    def _delegator_permits(self, pending: list, decisions: list) -> None:
-        """Under attenuation an allowed step was also allowed for every delegator in its
-        chain, by the delegators' own permits: those permits were exercised too. The
-        decision names only the principal's, so decide the delegators' parts here
-        (untimed: this is bookkeeping, not the step's cost)."""
-        parts = []
-        for (request, _), decision in zip(pending, decisions):
-            chain = (request.get("delegation") or {}).get("chain") or []
-            if decision.effect == "allow" and chain:
-                for i, delegator in enumerate(chain):
-                    parts.append({**request, "principal": delegator, "delegation": {"chain": chain[:i]}})
-        if parts:
-            for decision in self.policies.evaluate_many(parts):
-                if decision.effect == "allow":
-                    self.used_permits.update(decision.rules)
 
     def _record(self, context: tuple, decision, cost: int = 0) -> None:
         line, step, agent, task, target, chain = context
@@ -521,26 +554,30 @@ class Replay:
         if decision is None:
             return
         effect = decision.effect
-        if effect == "allow":
+        if effect == ALLOW:
             stats[1] += 1
-            rules = decision.rules
-            if rules:
-                self.used_permits.update(rules)
+            if decision.shares:
+                # Attenuated: the step was allowed for every delegator too, by the
+                # delegators' own permits, so those permits were exercised as well.
+                for share in decision.shares:
+                    self.used_permits.update(share.rules)
+            elif decision.rules:
+                self.used_permits.update(decision.rules)
             return
         task_id = task.id if task is not None else None
         reasons = "; ".join(decision.reasons)
-        if effect == "deny":
+        if effect == DENY:
             stats[2] += 1
             stats[4] += 1
             self._find(Finding(OVERREACH, "denied", line, agent=agent, task=task_id, tool=target,
-                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=chain,
+                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=tuple(chain.names()),
                                restricted_by=decision.restricted_by),
                        agent_node, target_node)
         else:
             stats[3] += 1
             stats[4] += 1
             self._find(Finding(OVERREACH, "unapproved", line, agent=agent, task=task_id, tool=target,
-                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=chain,
+                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=tuple(chain.names()),
                                restricted_by=decision.restricted_by),
                        agent_node, target_node)
             if task is not None:
@@ -559,7 +596,7 @@ class Replay:
                 self._exposure(cred, cred.expiry, revoked=False)
         if self.policies is not None:
             for rule in self.policies.rules:
-                if rule.effect == "permit" and rule.id not in self.used_permits:
+                if rule.effect == RuleEffect.PERMIT and rule.id not in self.used_permits:
                     where = f" ({rule.span.source}:{rule.span.line})" if rule.span is not None else ""
                     self._find(Finding(UNUSED_PERMIT, None, None, rule=rule.id,
                                        detail=f"permit `{rule.id}`{where} never determined an allowed step"))

@@ -19,7 +19,7 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 class Report:
     """What :func:`nhipl.simulator.simulate` returns.
 
-    ``summary`` and ``findings`` follow DESIGN §6; ``analyses`` holds the longest
+    ``summary`` and ``findings`` are the JSON report's (``nhipl schema report``); ``analyses`` holds the longest
     delegation chain, delegation cycles and blast radius; ``graph`` is the run as a
     ``networkx.MultiDiGraph`` (built on first use).
     """
@@ -91,7 +91,7 @@ class Report:
         return to_dot(self.graph, title=self.source)
 
     def to_dict(self) -> dict:
-        """The DESIGN §6 JSON object (plus ``analyses`` and ``bad_lines``)."""
+        """The JSON report (``nhipl schema report``)."""
         return {
             "summary": self.summary,
             "findings": [f.to_dict() for f in self.findings],

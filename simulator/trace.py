@@ -1,4 +1,4 @@
-"""Reading traces (DESIGN §6): JSON lines in, validated ``(line, event)`` pairs out.
+"""Reading traces: JSON lines in, validated ``(line, event)`` pairs out.
 
 The reader streams: it holds one line at a time, so a trace of any length reads
 in flat memory. A line that is not a JSON object, has an unknown ``kind``, or

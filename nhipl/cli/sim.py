@@ -130,7 +130,7 @@ def _fails(report, wanted: frozenset) -> bool:
 @_trace_errors
 def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace, approvals,
                  requests_out, emit_tests, wide, fail_on):
-    """Replay TRACE (JSON lines, DESIGN §6) against POLICIES and report overreach,
+    """Replay TRACE (JSON lines) against POLICIES and report overreach,
     revocation gaps, attribution gaps and latency.
 
     Exit 0; with --fail-on, 1 when findings of those kinds exist; 2 on bad input."""

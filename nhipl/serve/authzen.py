@@ -128,7 +128,7 @@ def _plain(body: object) -> dict | None:
 
 
 def to_request(body: object, prefix: str = "") -> dict:
-    """The nhipl request (DESIGN §1 shape) for one AuthZEN evaluation ``body``.
+    """The nhipl request for one AuthZEN evaluation ``body``.
 
     ``subject.id`` → principal (``subject.properties`` are its attributes); ``action.name`` →
     action; a resource of type ``tool`` → tool = its id, args = ``properties.args``, resource =

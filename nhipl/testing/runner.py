@@ -1,4 +1,4 @@
-"""Finding and running policy tests (``*_test.nhipl``), DESIGN "Policy tests".
+"""Finding and running policy tests (``*_test.nhipl``).
 
 Each test file is loaded on its own with :func:`nhipl.load`: its imports bring in
 the policies under test, and its own rules and declarations join them for its
