@@ -324,3 +324,11 @@ def test_without_the_serve_extra_the_command_says_what_to_install(policy_file):
     assert result.returncode == 2
     assert "pip install 'nhipl[serve]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_huge_declared_body_is_refused_before_it_is_sent(policy_file):
+    with Server([policy_file]) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(b"POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+            reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 413"), reply

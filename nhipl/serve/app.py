@@ -24,6 +24,7 @@ from .metrics import Metrics
 from .policyset import PolicySet
 
 MAX_BODY = 1 << 20  # 1 MiB
+DRAIN = 8 << 20  # a too-large body up to this is read and dropped before the 413
 HEALTH = frozenset({"/healthz", "/readyz"})
 _JSON = (b"content-type", b"application/json")
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
@@ -196,12 +197,17 @@ class App:
         self.metrics.observe(endpoint, status, time.perf_counter() - start if timed else None)
 
     async def _body(self, receive, length: bytes | None) -> bytes:
+        """The body, or :class:`TooLarge` over :data:`MAX_BODY`. A body up to :data:`DRAIN`
+        is read to its end first (and dropped), so the client can read the 413 rather than
+        finding the connection reset under its unsent bytes; a longer one is refused at once."""
+        declared = None
         if length is not None:
             try:
-                if int(length) > MAX_BODY:
-                    raise TooLarge
+                declared = int(length)
             except ValueError:
                 pass  # the server rejects a bad Content-Length itself
+        if declared is not None and declared > DRAIN:
+            raise TooLarge
         chunks = []
         size = 0
         while True:
@@ -210,11 +216,14 @@ class App:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > MAX_BODY:
+            if size > DRAIN:
                 raise TooLarge
-            chunks.append(chunk)
+            if size <= MAX_BODY:
+                chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+        if size > MAX_BODY:
+            raise TooLarge
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     # -- deciding -------------------------------------------------------------------------
