@@ -162,7 +162,10 @@ class Running:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            try:  # the whole group: npm's `cerbos` is a wrapper that does not pass SIGTERM on
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -176,7 +179,7 @@ def start_nhipl(workers: int, stack: str = "uvicorn") -> Running:
     port = free_port()
     if stack == "uvicorn":  # nhipl serve itself: uvicorn on the standard asyncio loop
         cmd = [sys.executable, "-m", "nhipl", "serve", "-p", str(EXAMPLE), "--port", str(port), "--watch", "0", "--workers", str(workers)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
         tmp = None
     else:  # the same ASGI app under another stack, for the comparison that chose the one above
         tmp = tempfile.mkdtemp(prefix="nhipl-serve-bench-")
@@ -191,7 +194,7 @@ def start_nhipl(workers: int, stack: str = "uvicorn") -> Running:
         else:  # uvicorn+uvloop
             exe = shutil.which("uvicorn", path=bindir) or "uvicorn"
             cmd = [exe, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log", "bench_app:app"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp, env={**os.environ, "PYTHONPATH": tmp})
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp, env={**os.environ, "PYTHONPATH": tmp}, start_new_session=True)
     wait_healthy(port, "/healthz", proc)
     return Running(f"nhipl serve ({stack}, {workers} worker{'s' if workers > 1 else ''})", proc, port, tmp)
 
@@ -235,6 +238,7 @@ def start_cerbos(binary: str) -> Running:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "CERBOS_NO_TELEMETRY": "1"},
+        start_new_session=True,
     )
     wait_healthy(port, "/_cerbos/health", proc)
     return Running("Cerbos", proc, port, tmp)
