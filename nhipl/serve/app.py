@@ -1,0 +1,373 @@
+"""The decision service as a plain ASGI application (any ASGI server runs it).
+
+Routes: the AuthZEN Authorization API 1.0 (``POST /access/v1/evaluation``,
+``POST /access/v1/evaluations``, ``GET /.well-known/authzen-configuration``), nhipl's own
+``POST /v1/decide`` and ``POST /v1/reload``, and ``GET /healthz``, ``/readyz``, ``/metrics``.
+
+Every decision request reads the current policy snapshot once, so its response (a whole
+batch included) is decided by one policy version, named in ``X-Nhipl-Policy-Version``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import sys
+import time
+import traceback
+import uuid
+
+from .. import RequestError
+from . import authzen
+from .metrics import Metrics
+from .policyset import PolicySet
+
+MAX_BODY = 1 << 20  # 1 MiB
+DRAIN = 8 << 20  # a too-large body up to this is read and dropped before the 413
+HEALTH = frozenset({"/healthz", "/readyz"})
+_JSON = (b"content-type", b"application/json")
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _no_constant(name: str):
+    raise ValueError(f"`{name}` is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # inf: a number too large for a double
+        raise ValueError(f"number `{text[:40]}` is out of range")
+    return value
+
+
+def parse_body(raw: bytes):
+    """The JSON value of a request body, or :class:`authzen.BadBody` (field ``body``)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise authzen.BadBody("body", "the body is not UTF-8 text") from None
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise authzen.BadBody("body", "the body is not valid JSON: nested too deeply") from None
+    except json.JSONDecodeError as err:
+        raise authzen.BadBody("body", f"the body is not valid JSON: {err.msg.lower()} at {err.lineno}:{err.colno}") from None
+    except ValueError as err:
+        raise authzen.BadBody("body", f"the body is not valid JSON: {err}") from None
+
+
+class TooLarge(Exception):
+    pass
+
+
+class App:
+    """The ASGI app. ``token``: the bearer token every endpoint but health needs (None: no
+    auth). ``log``: a decision log (``nhipl.runtime.log.DecisionLog``) or None. ``watch``:
+    seconds between checks of the policy files for changes (0: no watching)."""
+
+    def __init__(self, policyset: PolicySet, *, token: str | None = None, log=None, watch: float = 1.0, on_reload=None, early_hup=None):
+        self.policyset = policyset
+        self.token = ("Bearer " + token).encode() if token else None
+        self.log = log
+        self.watch = watch
+        self.metrics = Metrics()
+        self.on_reload = on_reload  # called after POST /v1/reload (workers tell their siblings)
+        self.early_hup = early_hup  # an Event set by a SIGHUP that came before start()
+        self._tasks: set[asyncio.Task] = set()
+        self._reloading = asyncio.Lock()
+        self.routes = {
+            "/access/v1/evaluation": ("POST", self.evaluation),
+            "/access/v1/evaluations": ("POST", self.evaluations),
+            "/v1/decide": ("POST", self.decide),
+            "/v1/reload": ("POST", self.reload_endpoint),
+            "/.well-known/authzen-configuration": ("GET", self.configuration),
+            "/healthz": ("GET", self.healthz),
+            "/readyz": ("GET", self.readyz),
+            "/metrics": ("GET", self.metrics_endpoint),
+        }
+
+    # -- ASGI -----------------------------------------------------------------------------
+    async def __call__(self, scope, receive, send):
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.watch > 0:
+            self._spawn(self._watch())
+        try:
+            import signal
+
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload("SIGHUP")))
+        except (AttributeError, NotImplementedError, RuntimeError, ValueError):
+            pass  # no SIGHUP here (or not the main thread): reload by file watch or POST /v1/reload
+        if self.early_hup is not None and self.early_hup.is_set():
+            self._spawn(self.reload("SIGHUP during start"))
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self._tasks.clear()
+        if self.log is not None:
+            self.log.close()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.watch)
+            if self.policyset.changed():
+                await asyncio.sleep(min(0.2, self.watch))  # let the writer finish
+                await self.reload("file change")
+
+    async def reload(self, why: str) -> tuple[bool, str]:
+        async with self._reloading:
+            ok, message = await asyncio.to_thread(self.policyset.reload)
+        if ok:
+            print(f"nhipl serve: reloaded the policies ({why}): version {message}", file=sys.stderr, flush=True)
+        else:
+            print(f"nhipl serve: reload failed ({why}), still serving version {self.policyset.current.version}: {message}", file=sys.stderr, flush=True)
+        return ok, message
+
+    async def http(self, scope, receive, send):
+        start = time.perf_counter()
+        path = scope["path"]
+        request_id = None
+        authorization = None
+        length = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value
+            elif name == b"authorization":
+                authorization = value
+            elif name == b"content-length":
+                length = value
+        if request_id is None or len(request_id) > 200:
+            request_id = uuid.uuid4().hex.encode()
+        route = self.routes.get(path)
+        endpoint = path if route is not None else "other"
+        if route is None:
+            status, body, extra = 404, {"error": f"no such endpoint `{path}`"}, ()
+        elif scope["method"] != route[0] and not (route[0] == "GET" and scope["method"] == "HEAD"):
+            status, body, extra = 405, {"error": f"`{path}` takes {route[0]}"}, ((b"allow", route[0].encode()),)
+        elif self.token is not None and path not in HEALTH and not (
+            authorization is not None and hmac.compare_digest(authorization, self.token)
+        ):
+            status, body, extra = 401, {"error": "a valid `Authorization: Bearer <token>` header is needed"}, ((b"www-authenticate", b"Bearer"),)
+        else:
+            try:
+                raw = await self._body(receive, length) if route[0] == "POST" else b""
+            except TooLarge:
+                status, body, extra = 413, {"error": f"the body is larger than {MAX_BODY} bytes"}, ((b"connection", b"close"),)
+            else:
+                scope["nhipl.request_id"] = request_id.decode("latin-1")
+                try:
+                    status, body, extra = await route[1](raw, scope)
+                except Exception:  # a bug, never an answer: fail closed with a 500, say where
+                    traceback.print_exc(file=sys.stderr)
+                    status, body, extra = 500, {"error": "internal error; nothing was decided"}, ()
+        timed = status < 500 and endpoint in _DECISION_ENDPOINTS
+        if isinstance(body, (bytes, str)):
+            payload = body.encode() if isinstance(body, str) else body
+            content = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+        else:
+            payload = _ENCODE(body).encode("utf-8")
+            content = _JSON
+        headers = [content, (b"content-length", str(len(payload)).encode()), (b"x-request-id", request_id), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else payload})
+        self.metrics.observe(endpoint, status, time.perf_counter() - start if timed else None)
+
+    async def _body(self, receive, length: bytes | None) -> bytes:
+        """The body, or :class:`TooLarge` over :data:`MAX_BODY`. A body up to :data:`DRAIN`
+        is read to its end first (and dropped), so the client can read the 413 rather than
+        finding the connection reset under its unsent bytes; a longer one is refused at once."""
+        declared = None
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                pass  # the server rejects a bad Content-Length itself
+        if declared is not None and declared > DRAIN:
+            raise TooLarge
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > DRAIN:
+                raise TooLarge
+            if size <= MAX_BODY:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        if size > MAX_BODY:
+            raise TooLarge
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    # -- deciding -------------------------------------------------------------------------
+    def _decide(self, policies, request: dict, call_id: str | None = None):
+        """The decision for a mapped request (RequestError propagates), logged when a log is
+        kept (``call_id``: its id there); a decision that cannot be logged is enforced as a deny."""
+        try:
+            decision = policies.evaluate(request)
+        except RecursionError:
+            raise RequestError("the request is nested too deeply") from None
+        if self.log is not None:
+            try:
+                self.log.record_decision(request, decision, source="serve", call_id=call_id)
+            except Exception as err:  # fail closed: an unlogged decision is not given
+                print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
+                self.metrics.decided("deny")
+                return _Unlogged(str(err))
+        self.metrics.decided(decision.effect)
+        return decision
+
+    def _headers(self, snap) -> tuple:
+        return ((b"x-nhipl-policy-version", snap.version.encode()),)
+
+    async def evaluation(self, raw: bytes, scope):
+        snap = self.policyset.current
+        try:
+            body = parse_body(raw)
+            request = authzen.to_request(body)
+            try:
+                decision = self._decide(snap.policies, request, scope["nhipl.request_id"])
+            except RequestError as err:
+                raise authzen.BadBody(authzen.authzen_field(err.field, authzen.is_tool(body)), err.message) from None
+        except authzen.BadBody as err:
+            return 400, _error(err), self._headers(snap)
+        return 200, authzen.response(decision), self._headers(snap)
+
+    async def evaluations(self, raw: bytes, scope):
+        snap = self.policyset.current
+        try:
+            body = parse_body(raw)
+            items, semantic = authzen.batch(body)
+            if not items:  # no `evaluations`: one evaluation, answered as such
+                single = {k: v for k, v in body.items() if k != "options" and k != "evaluations"}
+                request = authzen.to_request(single)
+                try:
+                    decision = self._decide(snap.policies, request, scope["nhipl.request_id"])
+                except RequestError as err:
+                    raise authzen.BadBody(authzen.authzen_field(err.field, authzen.is_tool(single)), err.message) from None
+                return 200, authzen.response(decision), self._headers(snap)
+        except authzen.BadBody as err:
+            return 400, _error(err), self._headers(snap)
+        results = []
+        decide = self._decide
+        policies = snap.policies
+        request_id = scope["nhipl.request_id"]
+        for index, (request, bad, tool_typed) in enumerate(items):
+            if bad is not None:
+                self.metrics.decided("error")
+                item = authzen.error_item(bad.field, bad.message)
+                allowed = False
+            else:
+                try:
+                    decision = decide(policies, request, f"{request_id}/{index}" if self.log is not None else None)
+                except RequestError as err:
+                    self.metrics.decided("error")
+                    field = authzen.authzen_field(err.field, tool_typed, f"evaluations[{index}]")
+                    item = authzen.error_item(field, err.message)
+                    allowed = False
+                else:
+                    item = authzen.response(decision)
+                    allowed = item["decision"]
+            results.append(item)
+            if authzen.stops(semantic, allowed):
+                break
+        return 200, {"evaluations": results}, self._headers(snap)
+
+    async def decide(self, raw: bytes, scope):
+        snap = self.policyset.current
+        try:
+            request = parse_body(raw)
+            decision = self._decide(snap.policies, request, scope["nhipl.request_id"])
+        except authzen.BadBody as err:
+            return 400, _error(err), self._headers(snap)
+        except RequestError as err:
+            return 400, {"error": err.message, "field": err.field or ""}, self._headers(snap)
+        return 200, decision.to_dict(), self._headers(snap)
+
+    # -- operations -----------------------------------------------------------------------
+    async def reload_endpoint(self, raw: bytes, scope):
+        ok, message = await self.reload("POST /v1/reload")
+        if self.on_reload is not None:
+            self.on_reload()
+        snap = self.policyset.current
+        if ok:
+            return 200, {"reloaded": True, "version": snap.version}, self._headers(snap)
+        return 422, {"reloaded": False, "version": snap.version, "error": message}, self._headers(snap)
+
+    async def configuration(self, raw: bytes, scope):
+        host = scope.get("server") or ("127.0.0.1", 8181)
+        for name, value in scope["headers"]:
+            if name == b"host":
+                base = f"{scope.get('scheme', 'http')}://{value.decode('latin-1')}"
+                break
+        else:
+            base = f"{scope.get('scheme', 'http')}://{host[0]}:{host[1]}"
+        return 200, {
+            "policy_decision_point": base,
+            "access_evaluation_endpoint": base + "/access/v1/evaluation",
+            "access_evaluations_endpoint": base + "/access/v1/evaluations",
+        }, ()
+
+    async def healthz(self, raw: bytes, scope):
+        return 200, {"status": "ok"}, ()
+
+    async def readyz(self, raw: bytes, scope):
+        ps = self.policyset
+        out = {"status": "ready", "policy_version": ps.current.version, "loaded_at": ps.current.loaded_at}
+        if ps.last_error is not None:
+            out["status"] = "ready, last reload failed"
+            out["reload_error"] = ps.last_error
+            out["reload_failed_at"] = ps.last_error_at
+        return 200, out, self._headers(ps.current)
+
+    async def metrics_endpoint(self, raw: bytes, scope):
+        return 200, self.metrics.render(self.policyset), ()
+
+
+_DECISION_ENDPOINTS = frozenset({"/access/v1/evaluation", "/access/v1/evaluations", "/v1/decide"})
+
+
+def _error(err: authzen.BadBody) -> dict:
+    return {"error": err.message, "field": err.field}
+
+
+class _Unlogged:
+    """The deny given in place of a decision that could not be written to the log."""
+
+    credential_ttl = None
+    errors = ()
+    effect = "deny"
+    rules = ()
+
+    def __init__(self, why: str):
+        self.reasons = (f"denied: the decision could not be logged ({why})",)
+
+    def to_dict(self) -> dict:
+        return {"effect": "deny", "rules": [], "credential_ttl": None, "errors": [], "reasons": list(self.reasons), "restricted_by": None}
