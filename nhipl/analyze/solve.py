@@ -1,0 +1,134 @@
+"""Asking the solver, and checking every answer with the evaluator.
+
+A request the solver reports is turned into a request object and decided again by
+``Policies.evaluate``; a disagreement between the two raises
+:class:`AnalysisBug`, never a result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import z3
+
+from .. import ast as A
+from ..errors import NhiplError
+from .space import RequestSpace
+from .symbolic import globs_may_overlap, glob_constraint, string_literal
+
+DEFAULT_TIMEOUT = 60.0
+
+
+class AnalysisBug(NhiplError):
+    """The encoding and the evaluator disagree on a request: a bug in nhipl, never an answer."""
+
+    def __init__(self, message: str, request: dict | None = None):
+        self.message = message
+        self.request = request
+        super().__init__(message)
+
+
+class Undecided(NhiplError):
+    """The solver gave up (time limit) before answering."""
+
+    def __init__(self, question: str, reason: str):
+        self.question = question
+        self.reason = reason
+        super().__init__(f"{question}: the solver could not decide ({reason})")
+
+
+class Session:
+    """One solver over one request space; ``check`` prefers whole numbers."""
+
+    def __init__(self, space: RequestSpace, timeout: float = DEFAULT_TIMEOUT):
+        self.space = space
+        self.solver = z3.Solver()
+        self.solver.set("timeout", max(1, int(timeout * 1000)))
+        self._sealed = 0
+
+    def add(self, *constraints) -> None:
+        self.solver.add(*constraints)
+
+    def seal(self) -> None:
+        """Add the axioms of every request node made since the last call (call it before a
+        ``push`` whose ``pop`` must not drop them)."""
+        axioms = self.space.axioms
+        if self._sealed < len(axioms):
+            self.solver.add(*axioms[self._sealed :])
+            self._sealed = len(axioms)
+
+    def check(self, question: str, *assumptions) -> z3.ModelRef | None:
+        """A model of the constraints (and ``assumptions``), or None when there is none."""
+        self.seal()
+        flag, axiom = self.space.assume_integers()
+        self.solver.push()
+        try:
+            self.solver.add(axiom)
+            result = self.solver.check(flag, *assumptions)
+            if result == z3.sat:
+                return self.solver.model()
+            result = self.solver.check(*assumptions)
+            if result == z3.sat:
+                return self.solver.model()
+            if result == z3.unsat:
+                return None
+            raise Undecided(question, self.solver.reason_unknown())
+        finally:
+            self.solver.pop()
+
+
+def evaluate_checked(policies, request: dict, what: str):
+    """``policies.evaluate(request)``; a request the evaluator refuses is a bug in the encoding."""
+    from ..errors import RequestError
+
+    try:
+        return policies.evaluate(request)
+    except RequestError as err:
+        raise AnalysisBug(f"{what}: the solver built a request the evaluator refuses: {err}", request) from None
+
+
+# ---- slicing ------------------------------------------------------------------------------
+
+
+def _shape(rule: A.Rule) -> A.Rule:
+    """A rule without its id: two rules of this shape decide alike."""
+    return replace(rule, id="", explicit_id=False, annotations=(), because=None)
+
+
+def declarations_equal(old, new) -> bool:
+    return old.agents == new.agents and old.tools == new.tools and old.attenuate == new.attenuate
+
+
+def changed_rules(old, new) -> list[A.Rule] | None:
+    """The rules in one set and not the other (as a multiset of shapes), or None when the
+    declarations differ (then every rule may decide differently)."""
+    if not declarations_equal(old, new):
+        return None
+    from collections import Counter
+
+    a = Counter(_shape(r) for r in old.rules)
+    b = Counter(_shape(r) for r in new.rules)
+    delta = (a - b) + (b - a)
+    shapes = set(delta)
+    return [r for r in list(old.rules) + list(new.rules) if _shape(r) in shapes]
+
+
+def region(space: RequestSpace, scopes: list[tuple[str, tuple[str, ...]]]) -> z3.BoolRef:
+    """Requests whose action and tool fall under one of ``scopes`` (action, targets)."""
+    return z3.Or(
+        [z3.And(space.action == string_literal(action), z3.Or([glob_constraint(t, space.tool) for t in targets])) for action, targets in scopes]
+        or [z3.BoolVal(False)]
+    )
+
+
+def slice_rules(rules, scopes: list[tuple[str, tuple[str, ...]]]) -> list[A.Rule]:
+    """The rules that can match a request in the region of ``scopes``; the others cannot."""
+    by_action: dict[str, list[str]] = {}
+    for action, targets in scopes:
+        by_action.setdefault(action, []).extend(targets)
+    kept = []
+    for rule in rules:
+        targets = by_action.get(rule.action)
+        if targets and any(globs_may_overlap(t, u) for t in rule.targets for u in targets):
+            kept.append(rule)
+    return kept
