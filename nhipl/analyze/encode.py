@@ -57,6 +57,7 @@ class Identity:
     principal: Node
     chain_length: object  # z3 Int or Python int
     position: int | None = None  # None: the principal itself
+    request_attrs: bool = True  # attributes in the request's principal object apply
 
 
 @dataclass
@@ -98,6 +99,7 @@ class PolicyEncoding:
         self.rules = tuple(policies.rules if rules is None else rules)
         self._tool_node = self._tool()
         self._delegation_nodes: dict = {}
+        self._groups: dict = {}
 
     # -- the environment conditions see ---------------------------------------------------
     def _declared(self, identity: z3.SeqRef, name: str) -> Node:
@@ -109,13 +111,17 @@ class PolicyEncoding:
 
     def principal_node(self, identity: z3.SeqRef, with_request_attrs: bool) -> Node:
         space = self.space
+        attributes: dict[str, Node] = {}
 
         def attribute(name: str) -> Node:
-            declared = self._declared(identity, name)
-            if not with_request_attrs:
-                return declared
-            given = space.principal_attr(name)
-            return ite_node(given.sym.present, given, declared)
+            node = attributes.get(name)
+            if node is None:
+                node = self._declared(identity, name)
+                if with_request_attrs:
+                    given = space.principal_attr(name)
+                    node = ite_node(given.sym.present, given, node)
+                node = attributes[name] = _Memo(node)
+            return node
 
         return FixedNode({"id": ValueNode(Sym(TRUE, STR, s=identity))}, fallback=attribute)
 
@@ -266,11 +272,25 @@ class PolicyEncoding:
         if isinstance(subject, A.AgentIds):
             conds.append(_any(glob_constraint(i, who.id) for i in subject.ids))
         elif isinstance(subject, A.AgentGroup):
-            groups = who.principal.child("groups").value()
-            conds.append(_bool(groups.present))
-            conds.append(groups.is_kind(LIST))
-            conds.append(contains(groups, const(subject.group)))
+            conds.append(self.in_group(who, subject.group))
         return z3.And(conds)
+
+    def in_group(self, who: Identity, group: str) -> z3.BoolRef:
+        """``group`` is one of the principal's groups (the request's, else the declared ones)."""
+        key = (str(who.id), who.request_attrs, group)
+        found = self._groups.get(key)
+        if found is None:
+            declared = _any(
+                who.id == string_literal(agent_id)
+                for agent_id, attrs in self.policies.agents.items()
+                if isinstance(attrs.get("groups"), list) and group in attrs["groups"]
+            )
+            found = declared
+            if who.request_attrs:
+                given = self.space.principal_attr("groups").sym
+                found = z3.If(given.present, contains(given, const(group)), declared)
+            self._groups[key] = found
+        return found
 
     def rule(self, rule, who: Identity) -> RuleFormulas:
         scope = self.scope(rule, who)
@@ -289,7 +309,8 @@ class PolicyEncoding:
         if not self.policies.attenuate:
             return [own]
         members = [
-            Identity(space.chain[i], self.principal_node(space.chain[i], False), i, position=i) for i in range(space.bounds.chain)
+            Identity(space.chain[i], self.principal_node(space.chain[i], False), i, position=i, request_attrs=False)
+            for i in range(space.bounds.chain)
         ]
         return [own] + members
 
@@ -359,6 +380,26 @@ class PolicyEncoding:
             result.determining[rid] = z3.Or([z3.And(own_decides, det)] + [z3.And(sel, d.determining[rid]) for sel, d in selectors])
             result.matched[rid] = z3.Or([own.matched[rid]] + [z3.And(length > who.position, d.matched[rid]) for who, d in members])
         return result
+
+
+class _Memo(Node):
+    """A node whose value is built once (a declared attribute is an ite over every agent)."""
+
+    def __init__(self, node: Node):
+        self.node = node
+        self.sym: Sym | None = None
+        self.children: dict[str, Node] = {}
+
+    def value(self) -> Sym:
+        if self.sym is None:
+            self.sym = self.node.value()
+        return self.sym
+
+    def child(self, name: str) -> Node:
+        found = self.children.get(name)
+        if found is None:
+            found = self.children[name] = _Memo(self.node.child(name))
+        return found
 
 
 class _Credential(Node):

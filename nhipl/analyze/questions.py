@@ -97,8 +97,11 @@ def _sym_direction(old: SymDecision, new: SymDecision, which: str) -> z3.BoolRef
     return z3.Or(new.effect > old.effect, ttl)
 
 
-def diff(old, new, *, bounds: Bounds = Bounds(), timeout: float = DEFAULT_TIMEOUT, limit: int = 20) -> DiffResult:
-    """Every kind of request ``old`` and ``new`` decide differently (effect or ttl)."""
+def diff(old, new, *, bounds: Bounds = Bounds(), timeout: float = DEFAULT_TIMEOUT, limit: int = 20, restrict=None) -> DiffResult:
+    """Every kind of request ``old`` and ``new`` decide differently (effect or ttl).
+
+    ``restrict``, when given, is called with the request space once the formulas are
+    built and returns constraints that narrow the question to some requests."""
     space = RequestSpace(bounds)
     delta = changed_rules(old, new)
     if delta is not None and not delta:
@@ -114,6 +117,8 @@ def diff(old, new, *, bounds: Bounds = Bounds(), timeout: float = DEFAULT_TIMEOU
     session = Session(space, timeout)
     if scope is not None:
         session.add(scope)
+    if restrict is not None:
+        session.add(*restrict(space))
     result = DiffResult([], [])
     session.seal()
     for which in (WIDENING, NARROWING):
@@ -201,8 +206,11 @@ def invariant_rule(policies, invariant: A.Invariant) -> A.Rule:
     return scope_policies(policies, invariant).rules[0]
 
 
-def prove(policies, invariant: A.Invariant, *, source: str = "", bounds: Bounds = Bounds(), timeout: float = DEFAULT_TIMEOUT) -> ProofResult:
-    """Prove that no request in the invariant's scope gets its forbidden effect, or find one."""
+def prove(
+    policies, invariant: A.Invariant, *, source: str = "", bounds: Bounds = Bounds(), timeout: float = DEFAULT_TIMEOUT, restrict=None
+) -> ProofResult:
+    """Prove that no request in the invariant's scope gets its forbidden effect, or find one
+    (``restrict`` as for :func:`diff`)."""
     space = RequestSpace(bounds)
     scopes = [(invariant.action, invariant.targets)]
     enc = PolicyEncoding(policies, space, slice_rules(policies.rules, scopes))
@@ -211,6 +219,8 @@ def prove(policies, invariant: A.Invariant, *, source: str = "", bounds: Bounds 
     scope_rule = enc.rule(invariant_rule(policies, invariant), own)
     session = Session(space, timeout)
     session.add(region(space, scopes), scope_rule.matched_as_gate, decision.effect == EFFECT_CODE[invariant.effect])
+    if restrict is not None:
+        session.add(*restrict(space))
     model = session.check(f"invariant `{invariant.name}`")
     notes = assumptions(space, (policies,))
     if model is None:

@@ -45,6 +45,8 @@ class Session:
         self.solver = z3.Solver()
         self.solver.set("timeout", max(1, int(timeout * 1000)))
         self._sealed = 0
+        self._numbers = 0
+        self._integers = z3.Bool("analysis?integers")
 
     def add(self, *constraints) -> None:
         self.solver.add(*constraints)
@@ -56,25 +58,23 @@ class Session:
         if self._sealed < len(axioms):
             self.solver.add(*axioms[self._sealed :])
             self._sealed = len(axioms)
+        numbers = self.space.numbers
+        if self._numbers < len(numbers):
+            self.solver.add(*(z3.Implies(self._integers, z3.IsInt(n)) for n in numbers[self._numbers :]))
+            self._numbers = len(numbers)
 
     def check(self, question: str, *assumptions) -> z3.ModelRef | None:
-        """A model of the constraints (and ``assumptions``), or None when there is none."""
+        """A model of the constraints (and ``assumptions``), or None when there is none.
+        Whole numbers are tried first, so reported requests carry exact numbers."""
         self.seal()
-        flag, axiom = self.space.assume_integers()
-        self.solver.push()
-        try:
-            self.solver.add(axiom)
-            result = self.solver.check(flag, *assumptions)
-            if result == z3.sat:
-                return self.solver.model()
-            result = self.solver.check(*assumptions)
-            if result == z3.sat:
-                return self.solver.model()
-            if result == z3.unsat:
-                return None
-            raise Undecided(question, self.solver.reason_unknown())
-        finally:
-            self.solver.pop()
+        if self.solver.check(self._integers, *assumptions) == z3.sat:
+            return self.solver.model()
+        result = self.solver.check(*assumptions)
+        if result == z3.sat:
+            return self.solver.model()
+        if result == z3.unsat:
+            return None
+        raise Undecided(question, self.solver.reason_unknown())
 
 
 def evaluate_checked(policies, request: dict, what: str):

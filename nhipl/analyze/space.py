@@ -241,12 +241,6 @@ class RequestSpace:
         return node
 
     # -- models back to requests ----------------------------------------------------------
-    def assume_integers(self) -> z3.BoolRef:
-        """A literal under which every number is a whole number (the first thing tried,
-        so reported requests carry exact numbers)."""
-        flag = z3.Bool("analysis?integers")
-        return flag, z3.Implies(flag, z3.And([z3.IsInt(n) for n in self.numbers] or [TRUE]))
-
     def request(self, model: z3.ModelRef) -> dict:
         """The request object (DESIGN §1 fields) a model describes."""
         ev = _Reader(model)

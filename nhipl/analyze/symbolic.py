@@ -14,6 +14,7 @@ those six characters, not ``A``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import z3
 
@@ -29,6 +30,7 @@ class Unencodable(Exception):
     """A value the encoding cannot represent (for example a character beyond the solver's range)."""
 
 
+@lru_cache(maxsize=65536)
 def string_literal(text: str) -> z3.SeqRef:
     """``text`` as a z3 string, every character escaped so nothing is read as an escape."""
     out = []
