@@ -25,6 +25,7 @@ import z3
 
 from .. import ast as A
 from ..decision import ALLOW, APPROVAL_REQUIRED, DENY
+from .solve import UNENCODED
 from .space import ABSENT, ConstNode, FixedNode, IteNode, Node, RequestSpace, ValueNode, ite_node
 from .symbolic import (
     BOOL,
@@ -220,7 +221,11 @@ class PolicyEncoding:
             if e.op == "matches":
                 if isinstance(e.right, A.Literal) and isinstance(e.right.value, str):
                     return boolean(glob_constraint(e.right.value, ls)), err
-                raise _Unsupported("`matches` with a pattern that is not a string literal")
+                # a pattern read from the request: exact for patterns without `*`, which
+                # are then the only ones considered
+                notes.add("`matches` with a pattern from the request: patterns without `*`")
+                self.space.axioms.append(z3.Implies(rv.is_kind(STR), z3.Not(z3.Contains(rs, string_literal("*")))))
+                return boolean(ls == rs), err
             if e.op == "startswith":
                 return boolean(z3.PrefixOf(rs, ls)), err
             if e.op == "endswith":
@@ -251,9 +256,10 @@ class PolicyEncoding:
         try:
             v, err = self.expr(e, who)
         except (_Unsupported, Unencodable) as why:
-            self.space.notes.add(f"not encoded: {why} (treated as unknown either way)")
-            fresh = z3.FreshBool("unencoded")
-            return fresh, z3.FreshBool("unencoded_error")
+            self.space.notes.add(f"{UNENCODED}: {why}; a condition holding it is left open (true, false or an error)")
+            # the same condition for the same identity is the same unknown on both sides of a diff
+            name = f"unencoded:{e!r}@{who.id}/{who.chain_length}"
+            return self.space.var(z3.Bool, name), self.space.var(z3.Bool, name + "!error")
         return _b(v), z3.Or(err, z3.Not(v.is_kind(BOOL)))
 
     # -- rules and decisions --------------------------------------------------------------

@@ -20,6 +20,7 @@ from .solve import (
     AnalysisBug,
     Session,
     changed_rules,
+    confirming,
     evaluate_checked,
     region,
     slice_rules,
@@ -132,7 +133,8 @@ def diff(old, new, *, bounds: Bounds = Bounds(), timeout: float = DEFAULT_TIMEOU
             if count >= limit:
                 result.complete = False
                 break
-            diff_ = _confirm_difference(old, new, space, model, a, b, which)
+            with confirming(space, f"diff ({which})"):
+                diff_ = _confirm_difference(old, new, space, model, a, b, which)
             result.differences.append(diff_)
             setattr(result, which, True)
             count += 1
@@ -226,10 +228,11 @@ def prove(
     if model is None:
         return ProofResult(invariant, source, True, notes)
     request = space.request(model)
-    actual = evaluate_checked(policies, request, "prove")
-    _agree(actual, decision, model, request, f"invariant `{invariant.name}`")
-    if not _in_scope(policies, invariant, request):
-        raise AnalysisBug(f"invariant `{invariant.name}`: the reported request is not in the invariant's scope", request)
+    with confirming(space, f"invariant `{invariant.name}`"):
+        actual = evaluate_checked(policies, request, "prove")
+        _agree(actual, decision, model, request, f"invariant `{invariant.name}`")
+        if not _in_scope(policies, invariant, request):
+            raise AnalysisBug(f"invariant `{invariant.name}`: the reported request is not in the invariant's scope", request)
     return ProofResult(invariant, source, False, notes, request, actual)
 
 
@@ -376,10 +379,11 @@ def _grant(policies, agent, chain, rule, bounds, timeout, notes) -> Grant | None
     if model is None:
         return None
     request = space.request(model)
-    actual = evaluate_checked(policies, request, "reach")
-    _agree(actual, decision, model, request, f"reach `{agent}`")
-    if rule.id not in actual.rules:
-        raise AnalysisBug(f"reach: rule `{rule.id}` does not determine the evaluator's decision", request)
+    with confirming(space, f"reach `{agent}`"):
+        actual = evaluate_checked(policies, request, "reach")
+        _agree(actual, decision, model, request, f"reach `{agent}`")
+        if rule.id not in actual.rules:
+            raise AnalysisBug(f"reach: rule `{rule.id}` does not determine the evaluator's decision", request)
     return Grant(rule, request, actual)
 
 
@@ -399,8 +403,9 @@ def _may_delegate(policies, agent, chain, delegatee, bounds, timeout, notes) -> 
     if model is None:
         return False
     request = space.request(model)
-    actual = evaluate_checked(policies, request, "reach")
-    _agree(actual, decision, model, request, f"reach `{agent}` delegating to `{delegatee}`")
+    with confirming(space, f"reach `{agent}`"):
+        actual = evaluate_checked(policies, request, "reach")
+        _agree(actual, decision, model, request, f"reach `{agent}` delegating to `{delegatee}`")
     return True
 
 
