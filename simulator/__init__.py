@@ -36,20 +36,21 @@ def _policies(policies):
 
 def simulate(trace, policies, *, seed: int = 0, latency: LatencyModel | None = None, skip_bad_lines: bool = False,
              batch_size: int = 256, revocation_grace: float = 0.0,
-             progress: Callable[[TraceReader, int], None] | None = None) -> Report:
+             progress: Callable[[TraceReader, int], None] | None = None, exact: bool = False) -> Report:
     """Replay ``trace`` against ``policies`` and return a :class:`Report`.
 
     ``trace``: a path, a :class:`TraceReader`, or an iterable of event dicts or JSON
     lines. ``policies``: a loaded ``Policies``, a path or list of paths, or None (the
     run's structure, revocation and attribution findings only). ``seed`` drives the
     modelled latency; ``revocation_grace`` is the exposure in seconds tolerated after
-    a task's end before ``valid_after_task_end`` is reported.
+    a task's end before ``valid_after_task_end`` is reported. ``exact``: the blast
+    radius comes from the SMT solver over every request (``nhipl[analyze]``).
     """
     policies = _policies(policies)
     reader = trace if isinstance(trace, TraceReader) else read_trace(trace, skip_bad_lines=skip_bad_lines)
     state = replay(reader, policies, seed=seed, latency=latency, batch_size=batch_size,
                    revocation_grace=revocation_grace, progress=progress)
-    return Report(state, source=reader.name, bad_lines=reader.bad_lines, policies=policies)
+    return Report(state, source=reader.name, bad_lines=reader.bad_lines, policies=policies, exact=exact)
 
 
 __all__ = [

@@ -22,6 +22,7 @@ from .questions import (
     prove,
     reach,
     rules,
+    sensitive_reach,
 )
 from .solve import AnalysisBug, Undecided
 from .space import Bounds
@@ -42,4 +43,5 @@ __all__ = [
     "prove",
     "reach",
     "rules",
+    "sensitive_reach",
 ]

@@ -263,13 +263,16 @@ class RulesResult:
     rules: int = 0
 
 
-def rules(policies, *, bounds: Bounds = Bounds(), timeout: float = DEFAULT_TIMEOUT) -> RulesResult:
-    """Rules that can never match, never decide, or whose removal changes no decision."""
+def rules(policies, *, bounds: Bounds = Bounds(), timeout: float = DEFAULT_TIMEOUT, only=None) -> RulesResult:
+    """Rules that can never match, never decide, or whose removal changes no decision
+    (``only``: a predicate choosing the rules to examine; all by default)."""
     from ..policies import Policies
 
     findings: list[RuleFinding] = []
     notes: set[str] = set()
     for rule in policies.rules:
+        if only is not None and not only(rule):
+            continue
         scopes = [(rule.action, rule.targets)]
         space = RequestSpace(bounds)
         enc = PolicyEncoding(policies, space, slice_rules(policies.rules, scopes))
@@ -424,3 +427,85 @@ __all__ = [
     "reach",
     "rules",
 ]
+
+
+# ---- blast radius ----------------------------------------------------------------------------
+
+
+def sensitive_reach(policies, agents, *, bounds: Bounds = Bounds(), timeout: float = DEFAULT_TIMEOUT) -> tuple[list[dict], list[str]]:
+    """For each identity of ``agents``: the sensitive tools (a tool whose declared
+    ``sensitive`` is true) that it, or a declared agent it can delegate to under the
+    policies (up to the chain bound), can be allowed to call or asked approval for.
+    Entries as the simulator's blast radius (``identity``, ``tools``, ``via``, ``reach``),
+    each tool a confirmed example of its sensitive declaration. Also the assumptions."""
+    notes: set[str] = set()
+    patterns = [p for p, attrs in policies.tools if attrs.get("sensitive") is True]
+    candidates = sorted(set(agents) | set(policies.agents))
+    memo: dict[tuple, list[str]] = {}
+    out = []
+    for identity in sorted(set(agents)):
+        reach_chain: dict[str, tuple[str, ...]] = {identity: ()}
+        frontier = [identity]
+        while frontier:
+            nxt = []
+            for agent in frontier:
+                chain = reach_chain[agent]
+                if len(chain) >= bounds.chain:
+                    continue
+                for other in candidates:
+                    if other in reach_chain:
+                        continue
+                    if _may_delegate(policies, agent, chain, other, bounds, timeout, notes):
+                        reach_chain[other] = chain + (agent,)
+                        nxt.append(other)
+            frontier = nxt
+        via: dict[str, list[str]] = {}
+        for agent, chain in reach_chain.items():
+            key = (agent, chain if policies.attenuate else ())
+            if key not in memo:
+                memo[key] = _sensitive_tools(policies, agent, key[1], patterns, bounds, timeout, notes)
+            for tool in memo[key]:
+                via.setdefault(tool, []).append(agent)
+        if via:
+            out.append({"identity": identity, "tools": sorted(via), "via": {t: sorted(a) for t, a in sorted(via.items())}, "reach": sorted(reach_chain)})
+    out.sort(key=lambda e: (-len(e["tools"]), e["identity"]))
+    space = RequestSpace(bounds)
+    space.notes = notes
+    return out, assumptions(space, (policies,))
+
+
+def _sensitive_tools(policies, agent, chain, patterns, bounds, timeout, notes) -> list[str]:
+    found = []
+    for pattern in patterns:
+        space = RequestSpace(bounds)
+        scopes = [("call", (pattern,))]
+        enc = PolicyEncoding(policies, space, slice_rules(policies.rules, scopes))
+        decision = enc.decision()
+        sensitive = enc.lookup(A.Path("tool", ("sensitive",)), enc.identities()[0]).value()
+        session = Session(space, timeout)
+        session.add(
+            region(space, scopes),
+            _bool_true(sensitive),
+            decision.effect != EFFECT_CODE["deny"],
+            *_identity_constraints(space, agent, chain),
+            *_no_request_attrs(space),
+        )
+        model = session.check(f"blast radius of `{agent}`")
+        notes.update(space.notes)
+        if model is None:
+            continue
+        request = space.request(model)
+        with confirming(space, f"blast radius of `{agent}`"):
+            actual = evaluate_checked(policies, request, "blast radius")
+            _agree(actual, decision, model, request, f"blast radius of `{agent}`")
+            if policies.tool_attrs(request["tool"]).get("sensitive") is not True:
+                raise AnalysisBug("blast radius: the reported tool is not sensitive", request)
+        found.append(request["tool"])
+    return found
+
+
+def _bool_true(value) -> z3.BoolRef:
+    from .symbolic import BOOL
+
+    present = value.present if not isinstance(value.present, bool) else z3.BoolVal(value.present)
+    return z3.And(present, value.is_kind(BOOL), value.b if value.b is not None else z3.BoolVal(False))

@@ -88,9 +88,10 @@ def _write(path: str, text: str | bytes) -> None:
               help="Credential issuance delay in seconds (default lognormal:0.25,0.5).")
 @click.option("--grace", type=NumberRange(min=0.0), default=0.0, show_default=True,
               help="Seconds a credential may stay valid after its task ends before it is a finding.")
+@click.option("--exact", is_flag=True, help="Compute the blast radius over every request with the SMT solver (needs `nhipl[analyze]`).")
 @handle_errors
 @_trace_errors
-def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace):
+def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace, exact):
     """Replay TRACE (JSON lines, DESIGN §6) against POLICIES and report overreach,
     revocation gaps, attribution gaps and latency. Exit 0; 2 on bad input."""
     defaults = LatencyModel()
@@ -105,7 +106,7 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
         from ..simulator import read_trace
 
         reader = read_trace(source, skip_bad_lines=skip_bad_lines, name="<stdin>" if trace == "-" else None)
-        report = simulate(reader, policies, seed=seed, latency=latency, revocation_grace=grace, progress=progress)
+        report = simulate(reader, policies, seed=seed, latency=latency, revocation_grace=grace, progress=progress, exact=exact)
     finally:
         if progress is not None:
             progress.close()
