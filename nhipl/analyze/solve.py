@@ -18,6 +18,8 @@ from .space import RequestSpace
 from .symbolic import globs_may_overlap, glob_constraint, string_literal
 
 DEFAULT_TIMEOUT = 60.0
+# preferences given up one unsat core at a time before asking with none
+MAX_RELAXATIONS = 12
 
 
 class AnalysisBug(NhiplError):
@@ -45,9 +47,11 @@ class Session:
         self.space = space
         self.solver = z3.Solver()
         self.solver.set("timeout", max(1, int(timeout * 1000)))
+        self.solver.set("core.minimize", True)
         self._sealed = 0
         self._numbers = 0
         self._integers = z3.Bool("analysis?integers")
+        self._preferred: list = []
 
     def add(self, *constraints) -> None:
         self.solver.add(*constraints)
@@ -59,6 +63,11 @@ class Session:
         if self._sealed < len(axioms):
             self.solver.add(*axioms[self._sealed :])
             self._sealed = len(axioms)
+        preferences = self.space.preferences
+        for i in range(len(self._preferred), len(preferences)):
+            literal = z3.Bool(f"analysis?prefer{i}")
+            self.solver.add(z3.Implies(literal, preferences[i]))
+            self._preferred.append(literal)
         numbers = self.space.numbers
         if self._numbers < len(numbers):
             self.solver.add(*(z3.Implies(self._integers, z3.IsInt(n)) for n in numbers[self._numbers :]))
@@ -66,10 +75,21 @@ class Session:
 
     def check(self, question: str, *assumptions) -> z3.ModelRef | None:
         """A model of the constraints (and ``assumptions``), or None when there is none.
-        Whole numbers are tried first, so reported requests carry exact numbers."""
+        Whole numbers and tidy requests (optional fields left out, no chain) are tried
+        first, giving up the preferences the solver names as in the way."""
         self.seal()
-        if self.solver.check(self._integers, *assumptions) == z3.sat:
-            return self.solver.model()
+        preferred = [self._integers] + self._preferred
+        for _ in range(MAX_RELAXATIONS):
+            result = self.solver.check(*preferred, *assumptions)
+            if result == z3.sat:
+                return self.solver.model()
+            if result != z3.unsat:
+                break
+            core = {c.get_id() for c in self.solver.unsat_core()}
+            kept = [p for p in preferred if p.get_id() not in core]
+            if len(kept) == len(preferred):
+                return None  # the question itself is unsatisfiable
+            preferred = kept
         result = self.solver.check(*assumptions)
         if result == z3.sat:
             return self.solver.model()

@@ -167,6 +167,7 @@ class RequestNode(Node):
         if parent is not None:
             axioms.append(z3.Implies(s.present, z3.And(parent.sym.present, parent.sym.kind == OBJ)))
         space.axioms.extend(axioms)
+        space.preferences += [z3.Not(s.present), z3.Or(s.kind != LIST, s.length <= 1)]
 
     def value(self) -> Sym:
         return self.sym
@@ -189,6 +190,8 @@ class RequestSpace:
         self.notes: set[str] = set()
         self._vars: dict[str, z3.ExprRef] = {}
         self.numbers: list = []
+        # what a tidy request looks like: each given up only when the question needs it
+        self.preferences: list = []
         var = self.var
         self.principal_id = var(z3.String, "principal")
         self.action = var(z3.String, "action")
@@ -200,6 +203,7 @@ class RequestSpace:
         self.chain_length = var(z3.Int, "delegation.chain?length")
         self.chain = tuple(var(z3.String, f"delegation.chain[{i}]") for i in range(bounds.chain))
         self.axioms += [self.chain_length >= 0, self.chain_length <= bounds.chain]
+        self.preferences += [self.chain_length == 0, z3.Not(self.has_resource), z3.Not(self.has_now), self.action == z3.StringVal("call")]
         # attributes the request's principal object gives (principal.<name>)
         self.principal_attrs: dict[str, RequestNode] = {}
         self.roots: dict[str, RequestNode] = {}
