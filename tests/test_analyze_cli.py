@@ -66,8 +66,12 @@ def test_diff_text_names_the_assumptions(tmp_path):
     old, new = _pair(tmp_path, OLD.replace("< 100", "<= 100"))
     code, out, _ = run("analyze", "diff", old, new, "--chain-bound", "1")
     assert code == 1
-    assert "assuming delegation chains of at most 1 identities" in out
+    assert "delegation chains" not in out  # neither set reads the chain
+    assert "list-valued request attributes of at most 3 items" in out  # `agent in` reads groups
     assert '"amount": 100' in out
+    old, new = _pair(tmp_path, "attenuate delegation;\n" + OLD)
+    code, out, _ = run("analyze", "diff", old, new, "--chain-bound", "1")
+    assert "delegation chains of at most 1 identities" in out
 
 
 def test_prove_examples_proves_or_refutes_with_confirmed_requests():

@@ -31,21 +31,39 @@ from .symbolic import string_literal
 
 def assumptions(space: RequestSpace, policies_list) -> list[str]:
     """What an answer over ``space`` assumes about requests, in words."""
-    out = [f"delegation chains of at most {space.bounds.chain} identities"]
+    out = []
+    if any(p.attenuate or _reads_delegation(p) for p in policies_list):
+        out.append(f"delegation chains of at most {space.bounds.chain} identities")
     if any(_reads_lists(p) for p in policies_list):
         out.append(f"list-valued request attributes of at most {space.bounds.list_items} items")
     out.extend(sorted(space.notes))
     return out
 
 
-def _reads_lists(policies) -> bool:
+def _conditions(policies):
     for rule in policies.rules:
-        if isinstance(rule.subject, A.AgentGroup):
-            return True
-        for cond in (rule.when, rule.unless):
-            if cond is not None and any(isinstance(n, (A.In, A.Compare)) for n in A.iter_exprs(cond)):
-                return True
-    return False
+        yield rule.when
+        yield rule.unless
+    for _, invariant in policies.invariants:
+        yield invariant.when
+        yield invariant.unless
+
+
+def _reads_delegation(policies) -> bool:
+    return any(
+        isinstance(node, A.Path) and node.root == "delegation"
+        for cond in _conditions(policies)
+        if cond is not None
+        for node in A.iter_exprs(cond)
+    )
+
+
+def _reads_lists(policies) -> bool:
+    if any(isinstance(rule.subject, A.AgentGroup) for rule in policies.rules):
+        return True
+    return any(
+        isinstance(node, (A.In, A.Compare)) for cond in _conditions(policies) if cond is not None for node in A.iter_exprs(cond)
+    )
 
 
 # ---- diff ------------------------------------------------------------------------------------
