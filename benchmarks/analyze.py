@@ -7,7 +7,9 @@ delegation-depth conditions, a forbid on every tool for a quarantine group, an a
 gate). Two changes are diffed: a permit whose delegation-depth bound is loosened by one
 (other permits already allow those requests with a shorter ttl, so the sets are in
 fact equivalent: only an exact answer can say so), and the approval gate moved from
-one tool to another (both a widening and a narrowing); the invariant is the workload's own forbid on deep
+one tool to another (both a widening and a narrowing); a tool declaration added
+(no rule reads it: equivalent, but a declaration change leaves every rule in the
+question); the invariant is the workload's own forbid on deep
 delegation into one service (it holds), and, to time a refutation too, the claim that
 no agent is ever allowed a tool of that service (it does not).
 
@@ -80,8 +82,15 @@ def main() -> None:
     if text.count(gate) != 1:
         raise SystemExit("the workload's approval gate is not where this benchmark expects it")
 
+    # a declaration change: every rule may decide differently, so nothing is sliced away
+    declared = nhipl.loads(text + '\ntool "svc003.op001" { sensitive: true }\n', source="declared.nhipl")
+
     rows = []
-    for name, other in (("diff, depth bound loosened", new), ("diff, approval gate moved", moved)):
+    for name, other in (
+        ("diff, depth bound loosened", new),
+        ("diff, approval gate moved", moved),
+        ("diff, tool declaration added (all rules)", declared),
+    ):
         seconds, result = _best(args.passes, lambda: diff(old, other, limit=5))
         answer = "equivalent" if result.equivalent else f"{len(result.differences)} kinds listed, widening={result.widening}, narrowing={result.narrowing}"
         rows.append((name, seconds, answer))

@@ -52,6 +52,7 @@ class Session:
         self._numbers = 0
         self._integers = z3.Bool("analysis?integers")
         self._preferred: list = []
+        self._given_up: set[int] = set()
 
     def add(self, *constraints) -> None:
         self.solver.add(*constraints)
@@ -78,7 +79,9 @@ class Session:
         Whole numbers and tidy requests (optional fields left out, no chain) are tried
         first, giving up the preferences the solver names as in the way."""
         self.seal()
-        preferred = [self._integers] + self._preferred
+        # the preferences an earlier question of this session had to give up are not tried
+        # again: the next request asked for is usually of the same shape
+        preferred = [p for p in [self._integers] + self._preferred if p.get_id() not in self._given_up]
         for _ in range(MAX_RELAXATIONS):
             result = self.solver.check(*preferred, *assumptions)
             if result == z3.sat:
@@ -89,6 +92,7 @@ class Session:
             kept = [p for p in preferred if p.get_id() not in core]
             if len(kept) == len(preferred):
                 return None  # the question itself is unsatisfiable
+            self._given_up.update(p.get_id() for p in preferred if p.get_id() in core)
             preferred = kept
         result = self.solver.check(*assumptions)
         if result == z3.sat:

@@ -83,7 +83,13 @@ def _assumption_lines(assumptions: list[str]) -> list[str]:
 
 
 def _request(request: dict) -> str:
-    return json.dumps(request, sort_keys=False, ensure_ascii=False)
+    """One request on one line; characters a terminal cannot take (lone surrogates) escaped."""
+    text = json.dumps(request, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(request)
+    return text
 
 
 # ---- diff ------------------------------------------------------------------------------------
