@@ -3,7 +3,8 @@ against exhaustive evaluation.
 
 The request space: three principals (two declared), optional request-given groups,
 two actions, three tools, three task intents, `args.n` in {absent, 1, 2, "s"},
-an optional resource, an optional approval, delegation chains of length 0 to 2.
+an optional resource, an optional approval, delegation chains of length 0 to 2, and
+no credential, a stale one, or one without a clock.
 :func:`restrict` states the same space as solver constraints, so the solver
 answers exactly the question exhaustive evaluation answers.
 """
@@ -26,8 +27,10 @@ TOOLS = ("t.x", "t.y", "u.x")
 INTENTS = (None, "i1", "i2")
 ARG_N = (None, 1, 2, "s")
 RESOURCES = (None, "r:1")
-APPROVALS = (None, True, False)
+APPROVALS = (None, True)
 CHAINS = ((), ("a1",), ("a2", "a1"))
+# (credential, now): none, a stale credential (age 10 > ttl 5), a credential without a clock
+CREDENTIALS_NOW = ((None, None), ({"issued_at": 0, "ttl": 5}, 10), ({"issued_at": 0, "ttl": 5}, None))
 
 # paths the generated conditions read, with the values a request may give them
 NODE_VALUES = {
@@ -36,16 +39,19 @@ NODE_VALUES = {
     "task": None,
     "task.intent": ["i1", "i2"],
     "approval": None,
-    "approval.granted": [True, False],
+    "approval.granted": [True],
     "principal.groups": [["g1"]],
+    "credential": None,
+    "credential.issued_at": [0],
+    "credential.ttl": [5],
 }
-PARENT_OF = {"args": "args.n", "task": "task.intent", "approval": "approval.granted"}
+PARENT_OF = {"args": "args.n", "task": "task.intent", "approval": "approval.granted", "credential": "credential.issued_at"}
 
 
 def requests() -> list[dict]:
     out = []
-    for pid, groups, action, tool, intent, n, resource, approval, chain in itertools.product(
-        PRINCIPALS, GROUPS_GIVEN, ACTIONS, TOOLS, INTENTS, ARG_N, RESOURCES, APPROVALS, CHAINS
+    for pid, groups, action, tool, intent, n, resource, approval, chain, (credential, now) in itertools.product(
+        PRINCIPALS, GROUPS_GIVEN, ACTIONS, TOOLS, INTENTS, ARG_N, RESOURCES, APPROVALS, CHAINS, CREDENTIALS_NOW
     ):
         req: dict = {"principal": {"id": pid, "groups": groups} if groups else pid, "action": action, "tool": tool}
         if intent is not None:
@@ -58,6 +64,10 @@ def requests() -> list[dict]:
             req["approval"] = {"granted": approval}
         if chain:
             req["delegation"] = {"chain": list(chain)}
+        if credential is not None:
+            req["credential"] = dict(credential)
+        if now is not None:
+            req["now"] = now
         out.append(req)
     return out
 
@@ -73,11 +83,18 @@ def restrict(space) -> list:
         _one_of(space.action, ACTIONS),
         _one_of(space.tool, TOOLS),
         z3.Implies(space.has_resource, _one_of(space.resource, [r for r in RESOURCES if r])),
-        z3.Not(space.has_now),
+        z3.Implies(space.has_now, z3.And(space.now == 10, space.roots["credential"].sym.present)),
         space.chain_length <= 2,
         z3.Implies(space.chain_length == 1, space.chain[0] == string_literal("a1")),
         z3.Implies(space.chain_length == 2, z3.And(space.chain[0] == string_literal("a2"), space.chain[1] == string_literal("a1"))),
     ]
+    # every path the space gives a value is a node, read by a condition or not, so a
+    # reported request always spells out the whole of one request of the space
+    for path in NODE_VALUES:
+        root, *rest = path.split(".")
+        node = space.principal_attr(rest[0]) if root == "principal" else space.roots[root]
+        for name in rest[1 if root == "principal" else 0 :]:
+            node = node.child(name)
     nodes: list[RequestNode] = []
 
     def walk(node: RequestNode) -> None:
@@ -90,6 +107,10 @@ def restrict(space) -> list:
     for node in space.principal_attrs.values():
         walk(node)
     by_path = {node.path: node for node in nodes}
+    credential = space.roots["credential"].sym.present
+    for key in ("issued_at", "ttl"):  # a credential carries both or is absent
+        child = by_path.get(f"credential.{key}")
+        conds.append(credential == (child.sym.present if child is not None else z3.BoolVal(False)))
     for node in nodes:
         present = node.sym.present
         if node.path not in NODE_VALUES:
@@ -121,6 +142,13 @@ ATOMS = (
     'resource startswith "r:"',
     '"g1" in principal.groups',
     "credential has ttl",
+    "credential.age > credential.ttl",
+    "credential has age",
+    'resource matches "r:*"',
+    'tool.name endswith ".x"',
+    'principal.groups == ["g1"]',
+    'context.env == "prod"',
+    "now >= 10",
 )
 SUBJECTS = ('any agent', 'agent "a1"', 'agent "a*"', 'agent in "g1"', 'agent in "g2"')
 TARGETS = ('"t.x"', '"t.*"', '"*.x"', '"*"', '"u.x"', '"a1"', '"a*"')
