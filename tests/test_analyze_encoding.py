@@ -183,3 +183,15 @@ def test_rules_and_reach_over_one_policy():
     (b,) = found.root.delegations
     assert b.agent == "spiffe://x/b" and {g.rule.id for g in b.grants} == {"b-writes"}
     assert rules(policies).findings == []
+
+
+@pytest.mark.parametrize("path", ["principal.team", "task.owner", "credential.scope", "approval.by"])
+def test_a_null_field_that_validation_drops_is_absent(path):
+    """`null` in these objects means absent: the solver must not claim a request with it."""
+    text = f'permit any agent to call "t" when {path} == null;'
+    policies, result = _invariant(text, 'never allow call "t"')
+    assert result.holds  # absent is an error, so the permit never matches
+    declared = nhipl.loads('agent "a" { team: null }\n' + text + '\ninvariant "i" { never allow call "t" }')
+    (_, inv), = declared.invariants
+    if path == "principal.team":  # a declared null is a value
+        assert not prove(declared, inv).holds

@@ -36,6 +36,10 @@ _TYPED = {
 }
 
 
+# objects whose `null` members validation drops (principal attributes have no parent node)
+_NULL_MEANS_ABSENT = frozenset({"task", "credential", "approval"})
+
+
 @dataclass(frozen=True)
 class Bounds:
     """How far the encoding looks: requests beyond these bounds are not covered."""
@@ -225,6 +229,9 @@ class RequestSpace:
         kind = _TYPED.get(node.path)
         if kind is not None:
             self.axioms.append(node.sym.kind == kind)
+        if node.parent is None or node.parent.path in _NULL_MEANS_ABSENT:
+            # validation drops a `null` here: the field is simply absent
+            self.axioms.append(node.sym.kind != NULL)
         root = node.path.split(".", 1)[0]
         if root == "provenance" and node.parent is self.roots["provenance"]:
             self.axioms.append(node.sym.kind == STR)
