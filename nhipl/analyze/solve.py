@@ -7,6 +7,7 @@ A request the solver reports is turned into a request object and decided again b
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -20,6 +21,8 @@ from .symbolic import globs_may_overlap, glob_constraint, string_literal
 DEFAULT_TIMEOUT = 60.0
 # preferences given up one unsat core at a time before asking with none
 MAX_RELAXATIONS = 12
+# seconds per question spent on tidy requests before asking without preferences
+PREFERENCE_BUDGET = 3.0
 
 
 class AnalysisBug(NhiplError):
@@ -46,7 +49,7 @@ class Session:
     def __init__(self, space: RequestSpace, timeout: float = DEFAULT_TIMEOUT):
         self.space = space
         self.solver = z3.Solver()
-        self.solver.set("timeout", max(1, int(timeout * 1000)))
+        self.timeout = timeout
         self.solver.set("core.minimize", True)
         self._sealed = 0
         self._numbers = 0
@@ -82,7 +85,13 @@ class Session:
         # the preferences an earlier question of this session had to give up are not tried
         # again: the next request asked for is usually of the same shape
         preferred = [p for p in [self._integers] + self._preferred if p.get_id() not in self._given_up]
+        # tidiness is worth a little time only: past PREFERENCE_BUDGET the plain question is asked
+        deadline = time.monotonic() + min(PREFERENCE_BUDGET, self.timeout)
         for _ in range(MAX_RELAXATIONS):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.solver.set("timeout", max(1, int(left * 1000)))
             result = self.solver.check(*preferred, *assumptions)
             if result == z3.sat:
                 return self.solver.model()
@@ -94,6 +103,7 @@ class Session:
                 return None  # the question itself is unsatisfiable
             self._given_up.update(p.get_id() for p in preferred if p.get_id() in core)
             preferred = kept
+        self.solver.set("timeout", max(1, int(self.timeout * 1000)))
         result = self.solver.check(*assumptions)
         if result == z3.sat:
             return self.solver.model()
