@@ -7,6 +7,9 @@ RUNS_DIR is any model's folder of AgentDojo runs (``runs/<model>/``, holding
 (``nhipl.simulator.importers.agentdojo``), all runs are replayed in one trace against the pack
 (``nhipl.simulator.simulate``), and per suite and in total the script reports:
 
+- ``errored_runs``: runs that ended in an error (AgentDojo's ``error``: the recorded agent
+  crashed or hit a context limit), counted apart and left out of every other column (AgentDojo
+  still marks some of them as successful attacks, though the agent never acted on the attack);
 - ``successful_attacks``: attack runs with ``security: true`` (the attacker's goal was reached);
 - ``intercepted``: of those, runs where the policy denies or gates a step that the same user
   task's benign run did not make (a step is its tool and its arguments);
@@ -31,7 +34,7 @@ from nhipl.simulator.importers import SourceError
 from nhipl.simulator.importers.agentdojo import Run, read_runs
 
 DEFAULT_POLICIES = Path(__file__).resolve().parent.parent / "examples" / "agentdojo"
-KEYS = ("successful_attacks", "intercepted", "benign_utility_runs", "benign_kept", "benign_gated")
+KEYS = ("errored_runs", "successful_attacks", "intercepted", "benign_utility_runs", "benign_kept", "benign_gated")
 
 
 def step_key(event: dict) -> tuple[str, str]:
@@ -64,14 +67,16 @@ def measure(runs: list[Run], policies) -> dict[str, dict[str, int]]:
     outcome = replay_runs(runs, policies)
     benign_steps: dict[tuple[str, str], set] = {}
     for run in runs:
-        if run.benign:
+        if run.benign and run.error is None:
             benign_steps[(run.suite, run.user_task)] = {step_key({"tool": c["tool"], "args": c.get("args")})
                                                        for c in run.calls}
     table: dict[str, dict[str, int]] = {}
     for task, result in outcome.items():
         run: Run = result["run"]
         row = table.setdefault(run.suite, dict.fromkeys(KEYS, 0))
-        if run.benign:
+        if run.error is not None:
+            row["errored_runs"] += 1
+        elif run.benign:
             if run.utility:
                 row["benign_utility_runs"] += 1
                 row["benign_kept"] += not result["denied"]

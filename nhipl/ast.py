@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
+from .effects import Effect, RuleEffect
 from .errors import Span
 from .values import type_name
 
@@ -164,7 +165,7 @@ class AgentGroup:
 
 Subject = Union[AnyAgent, AgentIds, AgentGroup]
 
-PERMIT, FORBID, APPROVAL = "permit", "forbid", "require_approval"
+PERMIT, FORBID, APPROVAL = RuleEffect.PERMIT, RuleEffect.FORBID, RuleEffect.APPROVAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +178,7 @@ class Annotation:
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: str
-    effect: str  # PERMIT | FORBID | APPROVAL
+    effect: RuleEffect
     subject: Subject
     action: str
     targets: tuple[str, ...]
@@ -246,7 +247,7 @@ class TaskBlock:
     span: Span | None = _span()
 
 
-EFFECTS = ("allow", "deny", "approval_required")
+EFFECTS = tuple(Effect)  # what a test may expect
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,7 +139,7 @@ class Checker:
         try:
             parse_request(A.value_to_python(test.request))
         except RequestError as err:
-            self.error("invalid-request", f"test `{test.name}`: {err.message}", test.request.span or test.span)
+            self.error("invalid-request", f"test `{test.name}`: {err.message}", request_field_span(test, err.field))
         if test.expect.by:
             for rid, span in zip(test.expect.by, test.expect.by_spans or (test.expect.span,) * len(test.expect.by)):
                 if rid not in rule_ids:
@@ -185,3 +185,19 @@ def check(modules: list[A.Module], lines: dict[str, list[str]]) -> list[Diagnost
             if isinstance(item, A.Test):
                 checker.test(item, rule_ids)
     return checker.diagnostics
+
+
+def request_field_span(test: A.Test, field: str | None) -> Span | None:
+    """Where a test's request writes ``field`` (dotted: `task.intent`): the value of the deepest
+    entry found on that path, else the request itself."""
+    span = test.request.span or test.span
+    node: A.Value = test.request
+    for key in (field or "").split(".") if field else ():
+        if not isinstance(node, A.ObjectValue):
+            break
+        found = next((value for name, value in node.entries if name == key), None)
+        if found is None:
+            break
+        node = found
+        span = getattr(found, "span", None) or span
+    return span

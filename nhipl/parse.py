@@ -223,7 +223,7 @@ def _error_from_lark(err: UnexpectedInput, text: str, source: str, parser: Lark)
         message = f"unexpected {_describe_token(token)}, expected {shown}"
         if len(expected) == 1:
             message = f"unexpected {_describe_token(token)}, expected {expected[0]}"
-        hint = _hint_for(token, err.expected)
+        hint = _hint_for(token, err.expected) or _hint_for_actions(token, err.expected, text)
         end_col = column + max(1, len(str(token))) if token.type != "$END" else column + 1
         return Diagnostic("syntax-error", message, Span(source, line, column, line, end_col), hint, _line(text, line))
     if isinstance(err, UnexpectedEOF):
@@ -248,6 +248,23 @@ def _hint_for(token: Token, expected: set[str]) -> str | None:
     if token.type == "STRING" and "NAME" in expected and "_TO" not in expected:
         return "attribute names are bare words: `args.to`, not `args.\"to\"`"
     return None
+
+
+_ACTION_WORDS = frozenset({"call", "delegate", "issue_credential"})
+_AFTER_ACTION = re.compile(r"\bto\s+[A-Za-z_][A-Za-z0-9_]*\s*(\"(?:[^\"\\]|\\.)*\"\s*,\s*)*$")
+
+
+def _hint_for_actions(token: Token, expected: set[str], text: str) -> str | None:
+    """`to call "*", delegate "*"` or `to call, delegate "*"`: one action per rule."""
+    word = str(token)
+    if expected != {"STRING"} or not (word in _ACTION_WORDS or word == ","):
+        return None
+    start = token.start_pos or 0
+    statement = text[text.rfind(";", 0, start) + 1 : start]
+    if not _AFTER_ACTION.search(statement):
+        return None
+    return "a rule names one action: write one rule per action, e.g. `permit ... to call \"x\";` and " \
+           "`permit ... to delegate \"y\";`"
 
 
 def _check_nesting(tree: Tree, text: str, source: str) -> None:

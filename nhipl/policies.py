@@ -112,7 +112,7 @@ class Policies:
         return self._compiled
 
     def evaluate(self, request) -> Decision:
-        """Decide one request (a dict, DESIGN §1). Raises RequestError on bad input."""
+        """Decide one request (a dict). Raises RequestError on bad input."""
         compiled = self._compiled
         return (compiled if compiled is not None else self.compiled).evaluate(request)
 

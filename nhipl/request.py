@@ -1,4 +1,4 @@
-"""Request validation (DESIGN §1): a JSON object in, a normalised :class:`Request` out.
+"""Request validation: a JSON object in, a normalised :class:`Request` out.
 
 Every problem raises :class:`~nhipl.errors.RequestError` naming the field.
 A field that is ``null`` counts as absent; an unknown top-level field is an
@@ -34,7 +34,7 @@ _NO_APPROVAL = {"granted": False}
 
 
 class Request:
-    """A validated request. Attributes mirror DESIGN §1; ``principal_attrs`` holds
+    """A validated request. Attributes mirror the request's fields; ``principal_attrs`` holds
     the attributes given in the request's principal object (without ``id``)."""
 
     __slots__ = (

@@ -74,6 +74,65 @@ def bar_chart(title: str, bars: list[tuple[str, float]], *, unit: str, width: in
     return "".join(out)
 
 
+_EFFECT_COLOUR = {"allow": "#2e7d32", "deny": "#c62828", "approval_required": "#ef6c00", None: "#78909c"}
+MAX_LANES = 40
+
+
+def timeline_svg(steps, finding_lines: set[int], *, width: int = 1100) -> str:
+    """Swim lanes per agent: each step a dot at its time, coloured by its decision, ringed in red
+    when a finding is on its line; delegations drawn as squares. An inline SVG element."""
+    lanes: list[str] = []
+    for step in steps:
+        if step.agent not in lanes:
+            lanes.append(step.agent)
+    shown = set(lanes[:MAX_LANES])
+    drawn = [s for s in steps if s.agent in shown and s.t is not None]
+    left, right, top, lane_h = 230, 16, 28, 22
+    height = top + lane_h * max(len(shown), 1) + 34
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="timeline of the run\'s steps per agent">']
+    if not drawn:
+        out.append(_svg_text(width / 2, height / 2, "no steps", anchor="middle"))
+        out.append("</svg>")
+        return "".join(out)
+    t0 = min(s.t for s in drawn)
+    t1 = max(s.t for s in drawn)
+    span = (t1 - t0) or 1.0
+    plot_w = width - left - right
+
+    def x(t: float) -> float:
+        return left + plot_w * (t - t0) / span
+
+    for i, agent in enumerate(lanes[:MAX_LANES]):
+        y = top + lane_h * i + lane_h / 2
+        out.append(f'<g class="lane" data-agent="{_e(agent)}">')
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e0e0e0"/>')
+        label = agent if len(agent) <= 34 else "…" + agent[-33:]
+        out.append(_svg_text(left - 8, y + 4, label, anchor="end", size=10))
+        out.append("</g>")
+    row = {agent: top + lane_h * i + lane_h / 2 for i, agent in enumerate(lanes[:MAX_LANES])}
+    for step in drawn:
+        cx, cy = x(step.t), row[step.agent]
+        colour = _EFFECT_COLOUR.get(step.effect, "#78909c")
+        found = step.line in finding_lines
+        ring = ' stroke="#b71c1c" stroke-width="2.5"' if found else ""
+        title = f"line {step.line}: {step.action} {step.target} → {step.effect or 'not decided'}" + (" (finding)" if found else "")
+        cls = "step finding" if found else "step"
+        if step.action == "delegate":
+            out.append(f'<rect class="{cls}" data-line="{step.line}" x="{cx - 4:.1f}" y="{cy - 4:.1f}" width="8" height="8" '
+                       f'fill="{colour}"{ring}><title>{_e(title)}</title></rect>')
+        else:
+            out.append(f'<circle class="{cls}" data-line="{step.line}" cx="{cx:.1f}" cy="{cy:.1f}" r="4" '
+                       f'fill="{colour}"{ring}><title>{_e(title)}</title></circle>')
+    axis_y = top + lane_h * len(row) + 6
+    out.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="#888"/>')
+    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
+        out.append(_svg_text(left + plot_w * frac, axis_y + 14, f"{t0 + span * frac:.1f}", anchor="middle", size=10))
+    out.append(_svg_text(left + plot_w / 2, axis_y + 27, "t (seconds, from the trace)", anchor="middle", size=10))
+    out.append("</svg>")
+    return "".join(out)
+
+
 def graph_svg(dot_text: str) -> str | None:
     """Graphviz's SVG for ``dot_text`` without the XML prolog, or None without `dot`."""
     dot = shutil.which("dot")
@@ -121,6 +180,17 @@ def render_html(report) -> str:
         rows += [[kind, sub, s["subkinds"][kind][sub]] for sub in subs] if subs else [[kind, "", s[kind]]]
     parts.append(_table(["kind", "subkind", "count"], rows, numeric={2}, hot=lambda i: rows[i][2]))
 
+    # Timeline
+    steps = report.timeline
+    lanes = len({step.agent for step in steps})
+    parts.append("<h2>Timeline</h2><p class=\"sub\">Each agent's steps over time, one lane per agent: dots are calls, "
+                 "squares delegations; green allowed, red denied, orange stopped at an approval gate, grey not decided; "
+                 "a red ring marks a step with a finding. Hover for the trace line."
+                 + (f" The first {len(steps)} steps of the run." if steps and len(steps) < report.summary["steps"] else "")
+                 + (f" The first {MAX_LANES} of {lanes} agents." if lanes > MAX_LANES else "") + "</p>")
+    finding_lines = {f.line for f in report.findings if f.line is not None}
+    parts.append(f'<div class="graph">{timeline_svg(steps, finding_lines)}</div>')
+
     # Graph
     parts.append("<h2>Graph</h2><p class=\"sub\">Agents (ellipses), tools (boxes), tasks, resources and credentials; "
                  "edges are delegations, calls, issues and uses, weighted by count. Red: steps or identities with findings.</p>")
@@ -136,7 +206,8 @@ def render_html(report) -> str:
     parts.append("<h2>Latency</h2>")
     parts.append(_table(["measure", "p50", "p99", "other"], [
         ["policy cost per step (µs)", lat["policy_us"]["p50"], lat["policy_us"]["p99"],
-         f"mean {lat['policy_us']['mean']}, {lat['policy_us']['measured_steps']} steps"],
+         f"mean {lat['policy_us']['mean']}, {lat['policy_us']['measured_steps']} steps; "
+         f"the cold first step ({lat['policy_us']['first_step']} µs) is left out"],
         ["modelled delay per task (s)", lat["task_delay_s"]["p50"], lat["task_delay_s"]["p99"],
          f"max {lat['task_delay_s']['max']}, {lat['task_delay_s']['tasks']} tasks"],
     ], numeric={1, 2}))

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from typing import TYPE_CHECKING
 
-import networkx as nx
+if TYPE_CHECKING:  # networkx is imported by the functions that use it: `nhipl check` starts without it
+    import networkx as nx
+
+from nhipl import ast as A
+from nhipl.values import glob_match
 
 RELATIONS = ("start", "delegate", "call", "on", "issue", "use")
 MAX_CYCLES = 50
@@ -21,6 +26,8 @@ MAX_BLAST_AGENTS = 500
 
 def build_graph(state) -> nx.MultiDiGraph:
     """The aggregate graph of a finished :class:`~nhipl.simulator.replay.Replay`."""
+    import networkx as nx
+
     graph = nx.MultiDiGraph()
     for node in sorted(state.nodes):
         kind = state.nodes[node]
@@ -40,6 +47,8 @@ def _name(node: str) -> str:
 
 def delegation_cycles(state) -> list[list[str]]:
     """Cycles among agents in the aggregate delegation graph (each starts at its smallest id)."""
+    import networkx as nx
+
     graph = nx.DiGraph()
     graph.add_edges_from((_name(s), _name(t)) for (s, t, r) in state.edges if r == "delegate")
     cycles = []
@@ -58,10 +67,61 @@ def sensitive_tools(state, policies) -> list[str]:
     return sorted(n for n in names if policies.tool_attrs(n).get("sensitive") is True)
 
 
+def _resource_for(rule) -> str | None:
+    """A resource a rule's `on` globs match (each `*` read as `x`), or None without `on`."""
+    return rule.resources[0].replace("*", "x") if rule.resources else None
+
+
+def _could_permit(policies, agent: str, tool: str) -> bool:
+    """Whether some `call` permit's subject and targets match ``agent`` and ``tool`` (its task
+    scope, resources and conditions aside)."""
+    groups = policies.principal(agent, None).get("groups") or ()
+    for rule in policies.rules:
+        if rule.effect != "permit" or rule.action != "call" or not any(glob_match(t, tool) for t in rule.targets):
+            continue
+        subject = rule.subject
+        if isinstance(subject, A.AgentIds):
+            if any(glob_match(i, agent) for i in subject.ids):
+                return True
+        elif isinstance(subject, A.AgentGroup):
+            if subject.group in groups:
+                return True
+        else:
+            return True
+    return False
+
+
+def _reach_verdict(policies, decisions, agent: str, tool: str) -> tuple[bool, list[str]]:
+    """Whether any of ``decisions`` (one tool for one identity, under each intent) may let the call
+    through, and the rules whose conditions that assumes. An allowed or gated decision is certain.
+    A deny is *undecided* when no rule decided it (default deny) while a permit erred on what the
+    analysis does not know (the call's arguments, context, ...), or when every forbid behind it
+    erred: the real call may then be allowed, so it counts, naming the rules assumed."""
+    assumed: set[str] = set()
+    for decision in decisions:
+        if decision.effect != "deny":
+            return True, []
+        erred = {e.rule for e in decision.errors}
+        if not erred:
+            continue
+        permits = [r for r in erred if policies.rule(r).effect == "permit"]
+        if not decision.rules:
+            assumed.update(f"`{r}`: its condition holds" for r in permits)
+        elif set(decision.rules) <= erred and (permits or _could_permit(policies, agent, tool)):
+            assumed.update(f"`{r}`: its condition holds" for r in permits)
+            assumed.update(f"`{r}`: its condition does not hold" for r in decision.rules)
+    return bool(assumed), sorted(assumed)
+
+
 def blast_radius(state, policies) -> list[dict]:
     """For each identity: the sensitive tools it, or any agent it can reach through
     delegations the policy allowed in the trace, may call under the policy (allow or
-    approval_required) for some task intent seen in the trace."""
+    approval_required) for some task intent seen in the trace.
+
+    The requests asked carry no arguments: a call whose outcome hangs on conditions over what
+    the analysis cannot know counts as *may be allowed* (never as "never"), and the entry says
+    which conditions were assumed (``assumed``); a permit limited to resources is asked again with
+    a resource its globs match."""
     if policies is None:
         return []
     tools = sensitive_tools(state, policies)
@@ -73,21 +133,24 @@ def blast_radius(state, policies) -> list[dict]:
         if relation == "delegate" and stats[1] > 0:
             delegates.setdefault(_name(source), []).append(_name(target))
     intents = [None] + sorted(state.intents)
+    resources = [None] + sorted({r for rule in policies.rules if rule.effect == "permit" and (r := _resource_for(rule))})
     attenuate = policies.attenuate
-    cache: dict[tuple, bool] = {}
+    cache: dict[tuple, tuple[bool, list[str]]] = {}
 
-    def may_call(agent: str, chain: tuple[str, ...], tool: str) -> bool:
+    def may_call(agent: str, chain: tuple[str, ...], tool: str) -> tuple[bool, list[str]]:
         key = (agent, chain if attenuate else (), tool)
         found = cache.get(key)
         if found is None:
             requests = []
             for intent in intents:
-                request = {"principal": agent, "tool": tool, "delegation": {"chain": list(chain)}}
-                if intent is not None:
-                    request["task"] = {"intent": intent}
-                requests.append(request)
-            found = any(d.effect != "deny" for d in policies.evaluate_many(requests))
-            cache[key] = found
+                for resource in resources:
+                    request = {"principal": agent, "tool": tool, "delegation": {"chain": list(chain)}}
+                    if intent is not None:
+                        request["task"] = {"intent": intent}
+                    if resource is not None:
+                        request["resource"] = resource
+                    requests.append(request)
+            found = cache[key] = _reach_verdict(policies, policies.evaluate_many(requests), agent, tool)
         return found
 
     out = []
@@ -101,13 +164,20 @@ def blast_radius(state, policies) -> list[dict]:
                     reach[nxt] = reach[agent] + (agent,)
                     queue.append(nxt)
         via: dict[str, list[str]] = {}
+        assumed: dict[str, set[str]] = {}
         for agent, chain in reach.items():
             for tool in tools:
-                if may_call(agent, chain, tool):
+                allowed, assumptions = may_call(agent, chain, tool)
+                if allowed:
                     via.setdefault(tool, []).append(agent)
+                    if assumptions:
+                        assumed.setdefault(tool, set()).update(assumptions)
         if via:
-            out.append({"identity": identity, "tools": sorted(via), "via": {t: sorted(a) for t, a in sorted(via.items())},
-                        "reach": sorted(reach)})
+            entry = {"identity": identity, "tools": sorted(via), "via": {t: sorted(a) for t, a in sorted(via.items())},
+                     "reach": sorted(reach)}
+            if assumed:
+                entry["assumed"] = {t: sorted(a) for t, a in sorted(assumed.items())}
+            out.append(entry)
     out.sort(key=lambda e: (-len(e["tools"]), e["identity"]))
     return out
 
@@ -116,7 +186,7 @@ def exact_blast_radius(state, policies) -> tuple[list[dict], list[str]]:
     """The blast radius over every request, not the trace's intents: for each identity of
     the trace, the sensitive tools it or an agent it may delegate to (under the policies)
     can be allowed or asked approval for; and the assumptions of that answer."""
-    from ..analyze import sensitive_reach
+    from nhipl.analyze import sensitive_reach
 
     agents = sorted(_name(n) for n, kind in state.nodes.items() if kind == "agent")
     if len(agents) > MAX_BLAST_AGENTS:

@@ -1,7 +1,7 @@
 """The replay engine: events in order → requests → decisions → findings and a run model.
 
 Each ``tool_call`` and ``delegate`` event is a step. Its request is built from the
-trace state at that point (DESIGN §6): the task's intent, the delegation chain that
+trace state at that point: the task's intent, the delegation chain that
 reached the agent in that task, the credential and its age, the approvals seen for
 that tool in that task, and the provenance of each argument. Steps are decided in
 batches through ``Policies.evaluate_many``.
@@ -17,8 +17,10 @@ import json
 import random
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Callable
+from typing import Callable, NamedTuple
 
+from nhipl.decision import ALLOW, DENY
+from nhipl.effects import RuleEffect
 from nhipl.errors import RequestError
 
 from .latency import Histogram, LatencyModel
@@ -32,6 +34,16 @@ FINDING_KINDS = {
     ATTRIBUTION: ("no_task", "unknown_origin"),
 }
 
+# What one `approval` event covers: the next call of its tool in its task (`call`, as enforcement
+# does), or every later call of it in the task (`task`).
+APPROVAL_SCOPES = ("call", "task")
+# Seconds a credential may stay valid after its task ends before it is a finding: revocation
+# that lands within a few seconds of the task's end is how a runtime works, not a gap.
+DEFAULT_GRACE = 5.0
+
+# The report's timeline draws at most this many steps: the first ones of the run.
+TIMELINE_STEPS = 2000
+
 # Provenance keeps at most this many tool outputs (and characters) per task.
 OUTPUTS_PER_TASK = 256
 OUTPUT_CHARS_PER_TASK = 1 << 20
@@ -39,7 +51,7 @@ OUTPUT_CHARS_PER_TASK = 1 << 20
 
 @dataclass(slots=True)
 class Finding:
-    """One finding (DESIGN §6). ``line`` is the trace line of the event it is about
+    """One finding. ``line`` is the trace line of the event it is about
     (None for ``unused_permit``); ``exposure`` is in seconds (``valid_after_task_end``)."""
 
     kind: str
@@ -53,6 +65,8 @@ class Finding:
     detail: str | None = None
     chain: tuple[str, ...] | None = None
     exposure: float | None = None
+    restricted_by: str | None = None
+    """Under attenuation: the delegator whose own decision restricted the step."""
 
     def to_dict(self) -> dict:
         out: dict = {"kind": self.kind, "subkind": self.subkind, "line": self.line}
@@ -64,6 +78,8 @@ class Finding:
             out["chain"] = list(self.chain)
         if self.exposure is not None:
             out["exposure"] = self.exposure
+        if self.restricted_by is not None:
+            out["restricted_by"] = self.restricted_by
         return out
 
     def sort_key(self):
@@ -80,7 +96,7 @@ class _Task:
         self.owner = owner
         self.prompt = prompt
         self.starter = starter
-        self.reached: dict[str, tuple[str, ...]] = {starter: ()}
+        self.reached: dict[str, Chain] = {starter: NO_CHAIN}
         self.approvals: dict[str, dict] = {}
         self.outputs: list[tuple[str, str]] = []
         self.output_chars = 0
@@ -115,16 +131,71 @@ class _Credential:
         return self.issued_at + self.ttl
 
 
+class Chain:
+    """A delegation chain, sharing its prefix with the chain it grew from: the
+    identities that delegated, originator first. A task's chains form a tree, so
+    a run of n delegations keeps n nodes, not n chains of up to n names."""
+
+    __slots__ = ("before", "last", "depth")
+
+    def __init__(self, before: "Chain | None", last: str | None):
+        self.before = before
+        self.last = last
+        self.depth = before.depth + 1 if before is not None else 0
+
+    def then(self, identity: str) -> "Chain":
+        return Chain(self, identity)
+
+    def names(self, spelled: "tuple[Chain, list[str]] | None" = None) -> list[str]:
+        """The identities, originator first, as a new list. ``spelled`` is a chain
+        already spelled out, ``(chain, its names)``: when it is this chain's
+        ancestor only the part after it is walked (a chain that grows by one
+        delegation at a time then costs one list copy per step)."""
+        stop, known = spelled if spelled is not None else (None, None)
+        tail: list[str] = []
+        node = self
+        while node.depth and node is not stop:
+            tail.append(node.last)  # type: ignore[arg-type]
+            node = node.before  # type: ignore[assignment]
+        names = list(known) if node is stop and known is not None else []
+        names.extend(reversed(tail))
+        return names
+
+    def __len__(self) -> int:
+        return self.depth
+
+
+NO_CHAIN = Chain(None, None)
+
+
 def _text(value: object) -> str:
     return value if value.__class__ is str else json.dumps(value, sort_keys=True, separators=(",", ":"))  # type: ignore[return-value]
+
+
+class TimelineStep(NamedTuple):
+    """One step as the report's timeline draws it (the first :data:`TIMELINE_STEPS` of a run)."""
+
+    t: float | None
+    agent: str
+    action: str  # "call" or "delegate"
+    target: str  # the tool, or the delegatee
+    effect: str | None  # None when no policy decided it
+    line: int
 
 
 class Replay:
     """State of one replay; :func:`nhipl.simulator.simulate` drives it."""
 
     def __init__(self, policies, *, seed: int = 0, latency: LatencyModel | None = None, batch_size: int = 256,
-                 revocation_grace: float = 0.0, name: str = "<trace>"):
+                 revocation_grace: float = DEFAULT_GRACE, name: str = "<trace>", approvals: str = "call",
+                 on_request: Callable[[int, dict], None] | None = None):
+        if approvals not in APPROVAL_SCOPES:
+            raise ValueError(f"`approvals` must be one of {', '.join(APPROVAL_SCOPES)}, not {approvals!r}")
         self.policies = policies
+        self.approval_per_call = approvals == "call"
+        self.on_request = on_request
+        self.first_step_ns: int | None = None
+        self.timeline: list[TimelineStep] = []
         self.latency = latency or LatencyModel()
         self.rng = random.Random(seed)
         self.batch_size = batch_size
@@ -143,11 +214,24 @@ class Replay:
         self.intents: set[str] = set()
         self.used_permits: set[str] = set()
         self.step_cost = Histogram()  # nanoseconds
-        self.longest_chain: tuple[tuple[str, ...], str | None, int | None] = ((), None, None)
+        self._longest: tuple[Chain, str | None, int | None] = (NO_CHAIN, None, None)
         self._pending: list[tuple[dict, tuple]] = []
+        self._spelled: tuple[Chain, list[str]] = (NO_CHAIN, [])  # the chain last spelled out
         self._times: list[int] = []
         if policies is not None:
             policies.evaluate_many([])  # compile now, so that the first step's cost is its own
+
+    @property
+    def longest_chain(self) -> tuple[tuple[str, ...], str | None, int | None]:
+        """The longest delegation chain seen (its identities, the last one included),
+        its task and the trace line of the delegation that made it."""
+        chain, task, line = self._longest
+        return tuple(chain.names()), task, line
+
+    def _names(self, chain: Chain) -> list[str]:
+        names = chain.names(self._spelled)
+        self._spelled = (chain, names)
+        return names
 
     # -- model --------------------------------------------------------------------------
     def _node(self, kind: str, name: str) -> str:
@@ -208,11 +292,11 @@ class Replay:
             detail = "the step names no task" if task_id is None else f"task `{task_id}` was never started"
             self._find(Finding(ATTRIBUTION, "no_task", line, agent=agent, task=task_id, tool=ev.get("tool") or ev.get("to"),
                                detail=detail), agent_node)
-            return task, ()
+            return task, NO_CHAIN
         self._find(Finding(ATTRIBUTION, "unknown_origin", line, agent=agent, task=task_id, tool=ev.get("tool") or ev.get("to"),
                            detail=f"`{agent}` neither started task `{task_id}` nor was delegated to within it"),
                    agent_node)
-        return task, ()
+        return task, NO_CHAIN
 
     def _delegate(self, line: int, ev: dict) -> None:
         agent, to = ev["agent"], ev["to"]
@@ -221,14 +305,13 @@ class Replay:
         self._node("agent", to)
         if task is not None:
             if to not in task.reached:
-                reached = chain + (agent,)
-                task.reached[to] = reached
-                if len(reached) + 1 > len(self.longest_chain[0]):
-                    self.longest_chain = (reached + (to,), task.id, line)
-        request = {"principal": agent, "action": "delegate", "tool": to, "delegation": {"chain": list(chain)}, "now": ev["t"]}
+                reached = task.reached[to] = chain.then(agent)
+                if reached.depth + 1 > self._longest[0].depth:
+                    self._longest = (reached.then(to), task.id, line)
+        request = {"principal": agent, "action": "delegate", "tool": to, "delegation": {"chain": self._names(chain)}, "now": ev["t"]}
         if task is not None:
             request["task"] = task.request
-            approval = task.approvals.get(to)
+            approval = task.approvals.pop(to, None) if self.approval_per_call else task.approvals.get(to)
             if approval is not None:
                 request["approval"] = approval
         self._queue(request, (line, "delegate", agent, task, to, chain))
@@ -239,8 +322,8 @@ class Replay:
         task, chain = self._step_context(line, ev, agent)
         t = ev["t"]
         request = {"principal": agent, "tool": tool, "now": t}
-        if chain:
-            request["delegation"] = {"chain": list(chain)}
+        if chain.depth:
+            request["delegation"] = {"chain": self._names(chain)}
         nodes = self.nodes
         tool_node = "tool:" + tool
         if tool_node not in nodes:
@@ -257,7 +340,7 @@ class Replay:
             request["task"] = task.request
             approvals = task.approvals
             if approvals:
-                approval = approvals.get(tool)
+                approval = approvals.pop(tool, None) if self.approval_per_call else approvals.get(tool)
                 if approval is not None:
                     request["approval"] = approval
             if args:
@@ -281,7 +364,7 @@ class Replay:
             self.flush()
 
     def _provenance(self, task: _Task, args: dict) -> dict:
-        """Where each argument's value came from (DESIGN §1): ``user`` when it appears
+        """Where each argument's value came from: ``user`` when it appears
         in the task's prompt, ``tool:<name>`` when it first appeared in that tool's
         output, else ``unknown``. A list is ``user`` when every element is; otherwise
         it takes the origin of its first element that is not from the user."""
@@ -429,9 +512,15 @@ class Replay:
         if not pending:
             return
         self._pending = []
+        if self.on_request is not None:
+            for request, context in pending:
+                self.on_request(context[0], request)
+        timeline = self.timeline
         if self.policies is None:
             for request, context in pending:
                 self._record(context, None)
+                if len(timeline) < TIMELINE_STEPS:
+                    timeline.append(TimelineStep(request.get("now"), context[2], context[1], context[4], None, context[0]))
             return
         times = self._times
         times.clear()
@@ -447,27 +536,15 @@ class Replay:
         if len(times) != len(pending) or not any(times):
             times[:] = [total // len(pending)] * len(pending)
         add = self.step_cost.add
-        for (_, context), decision, cost in zip(pending, decisions, times):
-            add(cost)
+        first = self.first_step_ns is None
+        for (request, context), decision, cost in zip(pending, decisions, times):
+            if len(timeline) < TIMELINE_STEPS:
+                timeline.append(TimelineStep(request.get("now"), context[2], context[1], context[4], decision.effect, context[0]))
+            if first:  # the cold first step (caches filling) is reported apart, not in the percentiles
+                self.first_step_ns, first = cost, False
+            else:
+                add(cost)
             self._record(context, decision, cost)
-        if getattr(self.policies, "attenuate", False):
-            self._delegator_permits(pending, decisions)
-
-    def _delegator_permits(self, pending: list, decisions: list) -> None:
-        """Under attenuation an allowed step was also allowed for every delegator in its
-        chain, by the delegators' own permits: those permits were exercised too. The
-        decision names only the principal's, so decide the delegators' parts here
-        (untimed: this is bookkeeping, not the step's cost)."""
-        parts = []
-        for (request, _), decision in zip(pending, decisions):
-            chain = (request.get("delegation") or {}).get("chain") or []
-            if decision.effect == "allow" and chain:
-                for i, delegator in enumerate(chain):
-                    parts.append({**request, "principal": delegator, "delegation": {"chain": chain[:i]}})
-        if parts:
-            for decision in self.policies.evaluate_many(parts):
-                if decision.effect == "allow":
-                    self.used_permits.update(decision.rules)
 
     def _record(self, context: tuple, decision, cost: int = 0) -> None:
         line, step, agent, task, target, chain = context
@@ -477,25 +554,31 @@ class Replay:
         if decision is None:
             return
         effect = decision.effect
-        if effect == "allow":
+        if effect == ALLOW:
             stats[1] += 1
-            rules = decision.rules
-            if rules:
-                self.used_permits.update(rules)
+            if decision.shares:
+                # Attenuated: the step was allowed for every delegator too, by the
+                # delegators' own permits, so those permits were exercised as well.
+                for share in decision.shares:
+                    self.used_permits.update(share.rules)
+            elif decision.rules:
+                self.used_permits.update(decision.rules)
             return
         task_id = task.id if task is not None else None
         reasons = "; ".join(decision.reasons)
-        if effect == "deny":
+        if effect == DENY:
             stats[2] += 1
             stats[4] += 1
             self._find(Finding(OVERREACH, "denied", line, agent=agent, task=task_id, tool=target,
-                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=chain),
+                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=tuple(chain.names()),
+                               restricted_by=decision.restricted_by),
                        agent_node, target_node)
         else:
             stats[3] += 1
             stats[4] += 1
             self._find(Finding(OVERREACH, "unapproved", line, agent=agent, task=task_id, tool=target,
-                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=chain),
+                               rule=decision.rules[0] if decision.rules else None, detail=reasons, chain=tuple(chain.names()),
+                               restricted_by=decision.restricted_by),
                        agent_node, target_node)
             if task is not None:
                 # The gate would stop the task for a human once per tool.
@@ -513,7 +596,7 @@ class Replay:
                 self._exposure(cred, cred.expiry, revoked=False)
         if self.policies is not None:
             for rule in self.policies.rules:
-                if rule.effect == "permit" and rule.id not in self.used_permits:
+                if rule.effect == RuleEffect.PERMIT and rule.id not in self.used_permits:
                     where = f" ({rule.span.source}:{rule.span.line})" if rule.span is not None else ""
                     self._find(Finding(UNUSED_PERMIT, None, None, rule=rule.id,
                                        detail=f"permit `{rule.id}`{where} never determined an allowed step"))
@@ -521,10 +604,11 @@ class Replay:
 
 
 def replay(reader: TraceReader, policies, *, seed: int = 0, latency: LatencyModel | None = None, batch_size: int = 256,
-           revocation_grace: float = 0.0, progress: Callable[[TraceReader, int], None] | None = None) -> Replay:
+           revocation_grace: float = DEFAULT_GRACE, progress: Callable[[TraceReader, int], None] | None = None,
+           approvals: str = "call", on_request: Callable[[int, dict], None] | None = None) -> Replay:
     """Feed every event of ``reader`` through a :class:`Replay` and finish it."""
     state = Replay(policies, seed=seed, latency=latency, batch_size=batch_size, revocation_grace=revocation_grace,
-                   name=reader.name)
+                   name=reader.name, approvals=approvals, on_request=on_request)
     feed = state.feed
     if progress is None:
         for line, event in reader:

@@ -19,7 +19,7 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 class Report:
     """What :func:`nhipl.simulator.simulate` returns.
 
-    ``summary`` and ``findings`` follow DESIGN §6; ``analyses`` holds the longest
+    ``summary`` and ``findings`` are the JSON report's (``nhipl schema report``); ``analyses`` holds the longest
     delegation chain, delegation cycles and blast radius; ``graph`` is the run as a
     ``networkx.MultiDiGraph`` (built on first use).
     """
@@ -31,6 +31,7 @@ class Report:
         self.findings: list[Finding] = state.findings
         self.bad_lines = list(bad_lines)
         self.step_cost: Histogram = state.step_cost
+        self.timeline = state.timeline  # the first steps of the run, for the HTML report's timeline
         delays = {tid: task.delay for tid, task in state.tasks.items()}
         self.task_delay = Histogram()
         for delay in delays.values():
@@ -72,6 +73,7 @@ class Report:
                     "p99": _round(cost.percentile(99) / 1000 if cost.n else None),
                     "mean": _round(cost.total / cost.n / 1000 if cost.n else None),
                     "measured_steps": cost.n,
+                    "first_step": _round(state.first_step_ns / 1000 if state.first_step_ns is not None else None),
                 },
                 "task_delay_s": {
                     "p50": _round(self.task_delay.percentile(50)),
@@ -93,7 +95,7 @@ class Report:
         return to_dot(self.graph, title=self.source)
 
     def to_dict(self) -> dict:
-        """The DESIGN §6 JSON object (plus ``analyses`` and ``bad_lines``)."""
+        """The JSON report (``nhipl schema report``)."""
         return {
             "summary": self.summary,
             "findings": [f.to_dict() for f in self.findings],
@@ -102,8 +104,8 @@ class Report:
             "bad_lines": [{"line": line, "message": message} for line, message in self.bad_lines],
         }
 
-    def to_text(self, *, max_findings: int = 40) -> str:
-        return render_text(self, max_findings=max_findings)
+    def to_text(self, *, max_findings: int = 40, wide: bool = False) -> str:
+        return render_text(self, max_findings=max_findings, wide=wide)
 
 
 # ---- terminal text ------------------------------------------------------------------------
@@ -124,7 +126,10 @@ def _clip(text: str | None, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render_text(report: Report, *, max_findings: int = 40) -> str:
+def render_text(report: Report, *, max_findings: int = 40, wide: bool = False) -> str:
+    """The terminal report; ``wide`` prints every finding's text whole instead of clipping it
+    to a terminal's width."""
+    clip = (lambda text, width: text or "") if wide else _clip
     s = report.summary
     out = [f"nhipl simulate: {report.source}", ""]
     out += table(["events", "steps", "bad lines", "agents", "tasks", "tools", "credentials"],
@@ -140,8 +145,12 @@ def render_text(report: Report, *, max_findings: int = 40) -> str:
     out += table(["kind", "subkind", "count"], rows)
     lat = s["latency"]
     out += ["", "Latency"]
+    undecided = report.policies is None
+    policy_row = (["policy cost per step (µs)", "-", "-", "no policy: steps not decided"] if undecided else
+                  ["policy cost per step (µs)", lat["policy_us"]["p50"], lat["policy_us"]["p99"],
+                   f"mean {lat['policy_us']['mean']}; cold first step {lat['policy_us']['first_step']}, apart"])
     out += table(["measure", "p50", "p99", "other"], [
-        ["policy cost per step (µs)", lat["policy_us"]["p50"], lat["policy_us"]["p99"], f"mean {lat['policy_us']['mean']}"],
+        policy_row,
         ["modelled delay per task (s)", lat["task_delay_s"]["p50"], lat["task_delay_s"]["p99"], f"max {lat['task_delay_s']['max']}"],
     ])
     out.append(f"  model: approval wait {lat['model']['approval_wait']}, credential issue {lat['model']['credential_issue']}")
@@ -158,17 +167,24 @@ def render_text(report: Report, *, max_findings: int = 40) -> str:
     for cycle in cycles[:5]:
         out.append("    " + " -> ".join(cycle + cycle[:1]))
     blast = a["blast_radius"]
-    out.append(f"  blast radius: {len(blast)} identit{'y' if len(blast) == 1 else 'ies'} can reach sensitive tools")
+    if undecided:
+        out.append("  blast radius: not analysed (no policy)")
+    elif not blast:
+        out.append("  blast radius: none (no identity can reach a sensitive tool)")
+    else:
+        out.append(f"  blast radius: {len(blast)} identit{'y' if len(blast) == 1 else 'ies'} can reach sensitive tools")
     if "blast_radius_exact" in a:
         out.append("    (exact: every request considered by the SMT solver, assuming " + "; ".join(a["blast_radius_exact"]) + ")")
     for entry in blast[:10]:
         out.append(f"    {entry['identity']}: {', '.join(entry['tools'])}")
+        for tool, assumptions in entry.get("assumed", {}).items():
+            out.append(f"      {tool} may be allowed, assuming " + "; ".join(assumptions))
     findings = report.findings
     out += ["", f"Findings ({len(findings)})" + (f", first {max_findings}" if len(findings) > max_findings else "")]
     if findings:
         out += table(["line", "kind", "subkind", "agent", "tool", "credential", "detail"], [
-            [f.line if f.line is not None else "-", f.kind, f.subkind or "", _clip(f.agent, 40), _clip(f.tool or f.rule, 30),
-             f.credential or "", _clip(f.detail, 70)]
+            [f.line if f.line is not None else "-", f.kind, f.subkind or "", clip(f.agent, 40), clip(f.tool or f.rule, 30),
+             f.credential or "", clip(f.detail, 70)]
             for f in findings[:max_findings]
         ])
         if len(findings) > max_findings:

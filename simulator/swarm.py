@@ -24,7 +24,10 @@ import heapq
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from .cast import Cast
 
 TOPOLOGIES = ("hierarchy", "mesh", "pipeline")
 
@@ -54,7 +57,9 @@ LABELS: dict[str, tuple[frozenset, frozenset]] = {
     "drift": (frozenset({("overreach", "denied")}), frozenset()),
     "unapproved": (frozenset({("overreach", "unapproved")}), frozenset()),
     "sharing": (frozenset({("revocation_gap", "foreign_holder")}), frozenset()),
-    "late_use": (frozenset({("revocation_gap", "used_after_task_end")}), frozenset({("revocation_gap", "used_after_revoke")})),
+    # a late call of a gated tool also finds no approval left: each approval covered one call
+    "late_use": (frozenset({("revocation_gap", "used_after_task_end")}),
+                 frozenset({("revocation_gap", "used_after_revoke"), ("overreach", "unapproved")})),
     "expired_use": (frozenset({("revocation_gap", "used_after_expiry")}), frozenset()),
     "missed_revocation": (frozenset({("revocation_gap", "valid_after_task_end")}), frozenset()),
     "long_ttl": (frozenset({("revocation_gap", "valid_after_task_end")}), frozenset()),
@@ -110,6 +115,8 @@ class SwarmConfig:
     steps: int = 3
     domain: str = "swarm.example"
     rates: tuple[tuple[str, float], ...] = ()
+    cast: "Cast | None" = field(default=None, compare=False)
+    """Identities, tools and intents from a policy (``--from-policy``) instead of generated ones."""
 
     def __post_init__(self):
         if self.agents < 1:
@@ -139,11 +146,16 @@ class SwarmStream:
     def __init__(self, config: SwarmConfig):
         self.config = config
         rng = random.Random(f"{config.seed}/swarm")
-        self.agents = [f"spiffe://{config.domain}/agents/a{i:02d}" for i in range(config.agents)]
-        tools = sorted(CATALOGUE)
-        self.toolsets = [sorted(rng.sample(tools, rng.randint(2, 4))) for _ in self.agents]
+        cast = config.cast
+        if cast is not None:
+            self.agents = list(cast.agents)
+            self.tools = list(cast.tools)
+        else:
+            self.agents = [f"spiffe://{config.domain}/agents/a{i:02d}" for i in range(config.agents)]
+            self.tools = sorted(CATALOGUE)
+        self.toolsets = [sorted(rng.sample(self.tools, rng.randint(2, 4))) for _ in self.agents] if cast is None else []
         # Topology: who may hand work to whom.
-        n = config.agents
+        n = len(self.agents)
         self.children: list[list[int]] = [[] for _ in range(n)]
         if config.topology == "hierarchy":
             depth = [0] * n
@@ -172,10 +184,14 @@ class SwarmStream:
         rng = random.Random(f"{cfg.seed}/task/{index}")
         rate = {name: cfg.rate(name) for name in LABELS}
         task_id = f"task-{index:05d}"
-        intent = rng.choice(INTENTS)
+        cast = cfg.cast
+        intent = rng.choice(cast.intents if cast is not None else INTENTS)
         token = f"T{rng.randrange(10**6):06d}"
-        n = cfg.agents
-        if cfg.topology == "hierarchy":
+        n = len(self.agents)
+        if cast is not None:  # someone who can do something for this intent starts it
+            able = [i for i, a in enumerate(self.agents) if cast.toolsets[(intent, a)]] or list(range(n))
+            starter = rng.choice(able)
+        elif cfg.topology == "hierarchy":
             starter = 0
         elif cfg.topology == "pipeline":
             starter = 0
@@ -236,24 +252,32 @@ class SwarmStream:
             self.intended_calls.setdefault((intent, self.agents[agent]), set()).add(tool)
             used_tools.setdefault(agent, []).append(tool)
 
+        def toolset(agent: int) -> list[str] | tuple[str, ...]:
+            return cast.toolsets[(intent, self.agents[agent])] if cast is not None else self.toolsets[agent]
+
+        def is_gated(agent: int, tool: str) -> bool:
+            return (intent, self.agents[agent], tool) in cast.gated if cast is not None else CATALOGUE[tool][1]
+
         def work(agent: int, depth: int) -> None:
             me = self.agents[agent]
             own = creds[agent]["credential"]
-            for _ in range(max(1, cfg.steps + rng.randint(-1, 1))):
-                tool = rng.choice(self.toolsets[agent])
+            mine = toolset(agent)
+            for _ in range(max(1, cfg.steps + rng.randint(-1, 1)) if mine else 0):
+                tool = rng.choice(mine)
                 # Faults that come as an extra event before this call slot.
                 if rng.random() < rate["drift"]:
-                    others = [t for t in sorted(CATALOGUE) if t not in self.toolsets[agent]]
-                    call(agent, rng.choice(others), own, "drift")
+                    others = [t for t in self.tools if t not in mine]
+                    if others:
+                        call(agent, rng.choice(others), own, "drift")
                 if rng.random() < rate["orphan"]:
                     outsiders = [a for a in range(n) if a not in reached]
                     if outsiders:
                         call(rng.choice(outsiders), tool, None, "orphan")
                 if rng.random() < rate["no_task"]:
                     call(agent, tool, None, "no_task", task=False)
-                gated = CATALOGUE[tool][1]
-                if gated and tool not in approved:
-                    if rng.random() < rate["unapproved"]:
+                gated = is_gated(agent, tool)
+                if gated:  # an approval covers one call
+                    if tool not in approved and rng.random() < rate["unapproved"]:
                         call(agent, tool, own, "unapproved")
                     emit({"kind": "approval", "t": tick(), "task": task_id, "tool": tool, "granted": True,
                           "by": "human:reviewer@example.com"})
@@ -270,7 +294,12 @@ class SwarmStream:
                 intend(agent, tool)
             if depth >= cfg.max_depth:
                 return
-            options = [c for c in self.children[agent] if c not in reached]
+            if cast is not None:
+                index_of = {a: i for i, a in enumerate(self.agents)}
+                children = [index_of[d] for d in cast.delegatees[(intent, me)]]
+            else:
+                children = self.children[agent]
+            options = [c for c in children if c not in reached]
             if not options:
                 return
             if cfg.topology == "pipeline":
@@ -301,7 +330,7 @@ class SwarmStream:
             if not cred.pop("_keep", False):
                 emit({"kind": "credential_revoke", "t": end, "credential": cred["credential"]})
         emit({"kind": "task_end", "t": end, "task": task_id})
-        if rng.random() < rate["late_use"]:
+        if used_tools and rng.random() < rate["late_use"]:
             agent = rng.choice(sorted(used_tools))
             clock[0] = end
             call(agent, rng.choice(used_tools[agent]), creds[agent]["credential"], "late_use")
@@ -341,17 +370,22 @@ class SwarmStream:
             raise RuntimeError("iterate the swarm first")
         cfg = self.config
         rates = ", ".join(f"{k}={v:g}" for k, v in cfg.rates if v)
+        shape = "from a policy" if cfg.cast is not None else cfg.topology
         out = [
-            f"# Generated by `nhipl generate` (seed {cfg.seed}, {cfg.agents} agents, {cfg.tasks} tasks, {cfg.topology}, "
+            f"# Generated by `nhipl generate` (seed {cfg.seed}, {len(self.agents)} agents, {cfg.tasks} tasks, {shape}, "
             f"max depth {cfg.max_depth}{', ' + rates if rates else ''}).",
             "# It grants exactly the swarm's intended behaviour; planted faults fall outside it.",
             "",
         ]
-        for tool, (sensitive, gated) in sorted(CATALOGUE.items()):
+        if cfg.cast is not None:
+            catalogue = {t: (t in cfg.cast.sensitive, any(g[2] == t for g in cfg.cast.gated)) for t in cfg.cast.tools}
+        else:
+            catalogue = CATALOGUE
+        for tool, (sensitive, gated) in sorted(catalogue.items()):
             if sensitive:
                 out.append(f'tool "{tool}" {{ sensitive: true }}')
         out.append("")
-        for tool, (sensitive, gated) in sorted(CATALOGUE.items()):
+        for tool, (sensitive, gated) in sorted(catalogue.items()):
             if gated:
                 out.append(f'@id("approve-{tool}")')
                 out.append(f'require approval for any agent to call "{tool}" because "a human approves {tool}";')
@@ -373,12 +407,12 @@ class SwarmStream:
 
 
 def swarm_config(agents: int = 10, tasks: int = 20, topology: str = "hierarchy", max_depth: int = 3, seed: int = 0,
-                 steps: int = 3, domain: str = "swarm.example", **rates: float) -> SwarmConfig:
+                 steps: int = 3, domain: str = "swarm.example", cast: "Cast | None" = None, **rates: float) -> SwarmConfig:
     for name in rates:
         if name not in LABELS:
             raise ValueError(f"unknown fault `{name}`; expected one of {', '.join(LABELS)}")
     return SwarmConfig(agents, tasks, topology, max_depth, seed, steps, domain,
-                       tuple((name, float(rates.get(name, 0.0))) for name in LABELS))
+                       tuple((name, float(rates.get(name, 0.0))) for name in LABELS), cast)
 
 
 def generate(agents: int = 10, tasks: int = 20, topology: str = "hierarchy", max_depth: int = 3, seed: int = 0,

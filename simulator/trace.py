@@ -1,4 +1,4 @@
-"""Reading traces (DESIGN §6): JSON lines in, validated ``(line, event)`` pairs out.
+"""Reading traces: JSON lines in, validated ``(line, event)`` pairs out.
 
 The reader streams: it holds one line at a time, so a trace of any length reads
 in flat memory. A line that is not a JSON object, has an unknown ``kind``, or
@@ -88,7 +88,9 @@ def check_event(event: object) -> str | None:
     for name, expected in required.items():
         value = event.get(name)  # type: ignore[union-attr]
         if value is None:
-            return f"`{kind}` event is missing required field `{name}`"
+            unknown = [k for k in event if isinstance(k, str) and k != "kind" and k not in required and k not in optional]  # type: ignore[union-attr]
+            typo = next((k for k in unknown if did_you_mean(k, [name])), None)
+            return f"`{kind}` event is missing required field `{name}`" + (f"; did you mean `{name}` instead of `{typo}`?" if typo else "")
         if not _type_ok(value, expected):
             return f"field `{name}` must be {expected}, not {_type_name(value)}"
     for name, expected in optional.items():

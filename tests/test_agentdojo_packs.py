@@ -140,5 +140,29 @@ def test_benchmark_json_output(capsys):
 
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"banking", "total"}
-    assert out["banking"] == {"successful_attacks": 15, "intercepted": 15, "benign_utility_runs": 2,
+    assert out["banking"] == {"errored_runs": 0, "successful_attacks": 15, "intercepted": 15, "benign_utility_runs": 2,
                               "benign_kept": 2, "benign_gated": 1}
+
+
+def test_errored_runs_are_counted_apart(tmp_path, policies):
+    """A run that ended in an error (the agent crashed or hit a context limit) is no successful
+    attack and no benign run, whatever AgentDojo's labels say."""
+    import json
+    import shutil
+
+    source = AGENTDOJO_SUBSET / "banking"
+    copy = tmp_path / "banking"
+    shutil.copytree(source, copy)
+    benchmark = _benchmark()
+    before = benchmark.measure(benchmark.read_runs([copy]), policies)["total"]
+    attack = next(p for p in sorted(copy.rglob("*.json"))
+                  if p.parent.name != "none" and json.loads(p.read_text())["security"])
+    benign = next(p for p in sorted(copy.rglob("none.json")) if json.loads(p.read_text())["utility"])
+    for path in (attack, benign):
+        run = json.loads(path.read_text())
+        run["error"] = "the model's context length was exceeded"
+        path.write_text(json.dumps(run))
+    after = benchmark.measure(benchmark.read_runs([copy]), policies)["total"]
+    assert before["errored_runs"] == 0 and after["errored_runs"] == 2
+    assert after["successful_attacks"] == before["successful_attacks"] - 1
+    assert after["benign_utility_runs"] == before["benign_utility_runs"] - 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 import nhipl
-from nhipl import compile as compiled_module
+from nhipl import index as rule_index
 from nhipl import interpret
 
 POLICY = """
@@ -69,17 +69,17 @@ def test_an_action_no_rule_names_is_not_remembered():
     for i in range(50):
         request = {**_request(f"spiffe://x/n{i}"), "action": "issue_credential"}
         assert _same(policies, request).effect == "deny"
-    assert policies.compiled._fits == {}
+    assert policies.compiled.cache_sizes()["fits"] == 0
 
 
 def test_the_memo_is_bounded(monkeypatch):
-    monkeypatch.setattr(compiled_module, "_CACHE_LIMIT", 8)
+    monkeypatch.setattr(rule_index, "CACHE_LIMIT", 8)
     policies = nhipl.loads(POLICY, source="p.nhipl")
     for i in range(40):
         principal = "spiffe://x/a" if i % 3 == 0 else f"spiffe://x/n{i}"
         decision = _same(policies, _request(principal, tool="read" if i % 2 else "deploy"))
         assert decision.effect in ("allow", "deny")
-        assert len(policies.compiled._fits) <= 8
+        assert policies.compiled.cache_sizes()["fits"] <= 8
 
 
 @pytest.mark.parametrize("principal", ["spiffe://x/a", "spiffe://x/b", "spiffe://x/zz"])
@@ -92,16 +92,17 @@ def test_glob_subjects_are_matched_per_principal(principal):
 def test_what_can_be_known_before_the_first_request_is_built_at_compile_time():
     compiled = nhipl.loads(POLICY, source="p.nhipl").compiled
     # buckets of the tools rules name exactly (not the glob-only ones), declared identities
-    assert set(compiled._buckets["call"]) == {"deploy", "read"}
-    assert set(compiled._principals) == {"spiffe://x/a", "spiffe://x/b"}
-    assert compiled._fits == {}  # fits wait for a request
+    sizes = compiled.cache_sizes()
+    assert (sizes["buckets"], sizes["identities"]) == (2, 2)
+    assert sizes["fits"] == 0  # fits wait for a request
 
 
 def test_compile_time_building_stays_within_the_cache_bounds(monkeypatch):
-    monkeypatch.setattr(compiled_module, "_CACHE_LIMIT", 3)
+    monkeypatch.setattr(rule_index, "CACHE_LIMIT", 3)
     agents = "".join(f'agent "spiffe://x/n{i}" {{ groups: ["ops"] }}\n' for i in range(10))
     tools = "".join(f'permit agent in "ops" to call "t{i}";\n' for i in range(10))
     policies = nhipl.loads(agents + tools, source="p.nhipl")
     compiled = policies.compiled
-    assert len(compiled._principals) <= 3 and len(compiled._buckets["call"]) <= 3
+    sizes = compiled.cache_sizes()
+    assert sizes["identities"] <= 3 and sizes["buckets"] <= 3
     assert _same(policies, _request("spiffe://x/n9", tool="t9")).effect == "allow"

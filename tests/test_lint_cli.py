@@ -46,7 +46,7 @@ def test_findings_exit_1_with_text(workdir):
     assert "p.nhipl:2:12: error: permit `pay` reaches the sensitive tool" in out
     assert "[NHI002 standing-privilege]" in out
     assert "help: did you mean `intent`?" in out
-    assert out.rstrip().endswith("4 findings: 3 errors, 1 warnings, 0 notes")
+    assert out.rstrip().endswith("4 findings: 3 errors, 1 warning, 0 notes")
 
 
 def test_json_output(workdir):

@@ -200,7 +200,21 @@ def test_revoked_at_task_end_or_expired_is_fine(policies):
 def test_grace_tolerates_a_late_revoke(policies):
     trace = [start(), issue(1, "c1", A, 600), end(10), revoke(12, "c1")]
     assert kinds(simulate(trace, policies, revocation_grace=5)) == []
-    assert kinds(simulate(trace, policies)) == [("revocation_gap", "valid_after_task_end", 2)]
+    assert kinds(simulate(trace, policies, revocation_grace=0)) == [("revocation_gap", "valid_after_task_end", 2)]
+
+
+def test_the_default_grace_is_five_seconds(policies):
+    within = [start(), issue(1, "c1", A, 600), end(10), revoke(15, "c1")]
+    beyond = [start(), issue(1, "c1", A, 600), end(10), revoke(15.5, "c1")]
+    assert kinds(simulate(within, policies)) == []
+    assert kinds(simulate(beyond, policies)) == [("revocation_gap", "valid_after_task_end", 2)]
+
+
+def test_an_approval_covers_one_call_by_default(policies):
+    trace = [start(), delegate(1, A, B), approval(2, "payments.transfer"), call(3, B, "payments.transfer"),
+             call(4, B, "payments.transfer"), approval(5, "payments.transfer"), call(6, B, "payments.transfer")]
+    assert kinds(simulate(trace, policies)) == [("overreach", "unapproved", 5)]
+    assert kinds(simulate(trace, policies, approvals="task")) == []
 
 
 def test_credential_without_task_serves_its_first_use(policies):
@@ -303,7 +317,8 @@ def test_summary_counts_every_kind(policies):
     assert s["unused_permit"] == 5
     assert s["subkinds"]["overreach"] == {"denied": 2, "unapproved": 0}
     assert s["latency"]["policy_us"]["p50"] > 0
-    assert s["latency"]["policy_us"]["measured_steps"] == 2
+    assert s["latency"]["policy_us"]["measured_steps"] == 1  # the cold first step is apart
+    assert s["latency"]["policy_us"]["first_step"] > 0
 
 
 def test_list_argument_provenance():

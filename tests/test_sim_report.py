@@ -211,3 +211,54 @@ def test_generate_command(tmp_path):
     nhipl.load(str(policy))
     bad = CliRunner().invoke(main, ["generate", "--drift", "2"])
     assert bad.exit_code == 2
+
+
+def test_blast_radius_counts_calls_that_hang_on_arguments_or_resources_as_may_be_allowed():
+    """A permit whose condition reads the call's arguments, or that is limited to resources, is
+    not "never": the deployer seen at the vault reaches it, and the report says what it assumed."""
+    policies = nhipl.loads(
+        'tool "vault.*" { sensitive: true }\n'
+        '@id("coder-delegates") permit agent "coder" to delegate "deployer";\n'
+        '@id("deployer-reads") permit agent "deployer" to call "vault.read_secret" when args.path startswith "deploy/";\n'
+        '@id("deployer-lists") permit agent "deployer" to call "vault.list" on "secret:deploy/*";\n'
+        '@id("no-prod") forbid any agent to call "vault.read_secret" when args.path startswith "prod/";\n'
+    )
+    trace = [
+        {"kind": "task_start", "t": 0, "task": "t1", "agent": "coder", "intent": "release"},
+        {"kind": "delegate", "t": 1, "task": "t1", "agent": "coder", "to": "deployer"},
+        {"kind": "tool_call", "t": 2, "task": "t1", "agent": "deployer", "tool": "vault.read_secret", "args": {"path": "deploy/key"}},
+        {"kind": "tool_call", "t": 3, "task": "t1", "agent": "deployer", "tool": "vault.list", "resource": "secret:deploy/a"},
+        {"kind": "task_end", "t": 4, "task": "t1"},
+    ]
+    report = simulate(trace, policies)
+    blast = {b["identity"]: b for b in report.analyses["blast_radius"]}
+    assert set(blast) == {"coder", "deployer"}
+    assert blast["coder"]["tools"] == ["vault.list", "vault.read_secret"]
+    assert blast["coder"]["via"]["vault.read_secret"] == ["deployer"]
+    assert blast["deployer"]["assumed"] == {
+        "vault.read_secret": ["`deployer-reads`: its condition holds", "`no-prod`: its condition does not hold"]}
+    assert "vault.list" not in blast["deployer"].get("assumed", {})  # found with a matching resource: certain
+    text = report.to_text()
+    assert "2 identities can reach sensitive tools" in text
+    assert ("vault.read_secret may be allowed, assuming `deployer-reads`: its condition holds; "
+            "`no-prod`: its condition does not hold") in text
+
+
+def test_html_timeline_draws_a_lane_per_agent_and_marks_findings():
+    swarm = generate(agents=4, tasks=3, seed=2, drift=0.3, sharing=0.2)
+    policies = nhipl.loads(swarm.policy_text)
+    report = simulate(swarm.events, policies)
+    root = ET.fromstring(render_html(report))
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    svg = next(e for e in root.iter("{http://www.w3.org/2000/svg}svg") if e.get("id") == "timeline")
+    lanes = svg.findall("svg:g[@class='lane']", ns)
+    steps = [e for e in svg if (e.get("class") or "").startswith("step")]
+    agents = {e["agent"] for e in swarm.events if e["kind"] in ("tool_call", "delegate")}
+    assert {lane.get("data-agent") for lane in lanes} == agents
+    assert len(steps) == report.summary["steps"]
+    step_lines = {int(e.get("data-line")) for e in steps}
+    finding_lines = {f.line for f in report.findings if f.line in step_lines}
+    assert finding_lines, "the swarm plants findings on steps"
+    assert {int(e.get("data-line")) for e in steps if "finding" in e.get("class")} == finding_lines
+    denied = {f.line for f in report.findings if (f.kind, f.subkind) == ("overreach", "denied")}
+    assert all(e.get("fill") == "#c62828" for e in steps if int(e.get("data-line")) in denied)

@@ -215,7 +215,7 @@ def test_columns_are_stable_and_documented_as_measured_or_not():
     header = columns(config)
     assert header == columns(parse_config(TINY))
     measured = [c for c in header if is_measured(c)]
-    assert measured == ["latency.policy_us.p50", "latency.policy_us.p99", "latency.policy_us.mean"]
+    assert measured == ["latency.policy_us.p50", "latency.policy_us.p99", "latency.policy_us.mean", "latency.policy_us.first_step"]
     assert "latency.task_delay_s.p99" in header  # modelled and seeded: deterministic
 
 

@@ -169,7 +169,7 @@ BAD_FILES = {
     ),
     "bad request field": (
         'test "x" { request { principal: "p", tool: "a.b", taks: {} } expect deny }\n',
-        "bad_test.nhipl:1:20: test `x`: unknown request field `taks`; did you mean `task`?",
+        "bad_test.nhipl:1:57: test `x`: unknown request field `taks`; did you mean `task`?",
     ),
     "unknown effect": (
         'test "x" { request { principal: "p", tool: "a.b" } expect denied }\n',
@@ -268,6 +268,24 @@ def test_fail_under(project):
     assert result.code == 1
     assert "coverage 75.0% is below --fail-under 80%" in result.out
     assert run("tests", "--fail-under", "101").code == 2
+
+
+def test_standard_library_imports_are_reported_apart(project):
+    """With `import "baseline"`, --fail-under measures your rules; --include-imports counts all."""
+    (project / "tests" / "payments_test.nhipl").write_text('import "baseline";\n' + PAYMENTS_TEST)
+    measured = coverage(run_files(discover(["tests"])), ["tests"])
+    assert {f.source for f in measured.files if f.imported} == {"baseline.nhipl"}
+    assert [f.source for f in measured.files if not f.imported] == ["policies/payments.nhipl"]
+    assert (measured.covered, measured.rules) == (3, 4)
+
+    everything = coverage(run_files(discover(["tests"])), ["tests"], include_imports=True)
+    assert everything.rules > 4 and everything.percent < measured.percent
+
+    result = run("tests", "--coverage", "--fail-under", "75")
+    assert result.code == 0, result.out
+    assert re.search(r"^  total\s+3/4\s+75\.0%", result.out, re.M)
+    assert re.search(r"^  imported \(not counted\)\s+\d+/\d+", result.out, re.M)
+    assert run("tests", "--fail-under", "75", "--include-imports").code == 1
 
 
 def test_the_example_policy_sets_pass_with_full_coverage(monkeypatch):

@@ -253,7 +253,7 @@ class RequestSpace:
 
     # -- models back to requests ----------------------------------------------------------
     def request(self, model: z3.ModelRef) -> dict:
-        """The request object (DESIGN §1 fields) a model describes."""
+        """The request object (the fields an enforcement point sends) a model describes."""
         ev = _Reader(model)
         req: dict = {}
         pid = ev.string(self.principal_id)

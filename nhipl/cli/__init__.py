@@ -16,6 +16,7 @@ from . import import_cmd  # noqa: E402,F401
 from . import test_cmd  # noqa: E402,F401
 from . import sweep_cmd  # noqa: E402,F401
 from . import runtime_cmd  # noqa: E402,F401
+from . import schema_cmd  # noqa: E402,F401
 from . import analyze_cmd  # noqa: E402,F401
 
 __all__ = ["main"]

@@ -10,7 +10,7 @@ import click
 from ..errors import RequestError
 from ..jsontext import JSONTextError, parse_json_documents
 from ..loader import decode, load
-from ._base import EXIT_OK, BadInput, handle_errors, main
+from ._base import EXIT_FINDINGS, EXIT_OK, BadInput, handle_errors, main
 
 
 @main.command()
@@ -73,9 +73,13 @@ def _text(decision) -> str:
 @click.option("-p", "--policies", "policy_paths", multiple=True, required=True, type=click.Path(), help="Policy file or folder (repeatable).")
 @click.option("-r", "--request", "request_path", required=True, help="Request JSON file, JSON-lines file of many, or - for stdin.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--fail-on", "fail_on", type=click.Choice(["deny", "approval"]), default=None,
+              help="Exit 1 when a decision is deny (`deny`), or deny or approval_required (`approval`).")
 @handle_errors
-def eval_(policy_paths: tuple[str, ...], request_path: str, fmt: str) -> None:
-    """Decide one request, or each request of a JSON-lines file. Exit 0."""
+def eval_(policy_paths: tuple[str, ...], request_path: str, fmt: str, fail_on: str | None) -> None:
+    """Decide one request, or each request of a JSON-lines file.
+
+    Exit 0; with --fail-on, 1 when any decision is at least that restrictive; 2 on bad input."""
     policies = load(list(policy_paths))
     requests = read_requests(request_path)
     name = "<stdin>" if request_path == "-" else request_path
@@ -93,4 +97,9 @@ def eval_(policy_paths: tuple[str, ...], request_path: str, fmt: str) -> None:
             if many:
                 click.echo(f"{name}:{lineno}: ", nl=False)
             click.echo(_text(decision))
-    sys.exit(EXIT_OK)
+    failing = _FAILING.get(fail_on, ())
+    sys.exit(EXIT_FINDINGS if any(d.effect in failing for d in decisions) else EXIT_OK)
+
+
+# `--fail-on`: the effects that make `nhipl eval` exit 1.
+_FAILING = {"deny": ("deny",), "approval": ("deny", "approval_required")}

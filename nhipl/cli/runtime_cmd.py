@@ -1,4 +1,4 @@
-"""``nhipl mcp-proxy``: the stdio MCP proxy that gates ``tools/call`` (DESIGN §5)."""
+"""``nhipl mcp-proxy``: the stdio MCP proxy that gates ``tools/call``."""
 
 from __future__ import annotations
 

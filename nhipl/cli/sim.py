@@ -11,10 +11,10 @@ import sys
 import click
 
 from ..loader import load
-from ..simulator import Distribution, LatencyModel, TraceError, simulate
+from ..simulator import APPROVAL_SCOPES, DEFAULT_GRACE, Distribution, LatencyModel, TraceError, simulate
 from ..simulator.html import render_html
 from ..simulator.swarm import LABELS, TOPOLOGIES, SwarmStream, swarm_config
-from ._base import EXIT_BAD_INPUT, EXIT_OK, BadInput, NumberRange, handle_errors, main
+from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, BadInput, NumberRange, handle_errors, main
 
 
 def _trace_errors(func):
@@ -73,10 +73,38 @@ def _write(path: str, text: str | bytes) -> None:
         raise BadInput(f"{path}:1:1", f"cannot write file: {(err.strerror or str(err)).lower()}") from None
 
 
+class FindingKinds(click.ParamType):
+    """`KIND[/SUBKIND],...` of the simulator's finding kinds: `overreach`, `revocation_gap/foreign_holder`."""
+
+    name = "KIND[/SUBKIND],..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, frozenset):
+            return value
+        from ..simulator import FINDING_KINDS
+
+        known = [*FINDING_KINDS, *(f"{k}/{s}" for k, subs in FINDING_KINDS.items() for s in subs)]
+        wanted = set()
+        for item in (part.strip() for part in value.split(",")):
+            if item not in known:
+                from ..errors import did_you_mean
+
+                hint = did_you_mean(item, known)
+                self.fail(f"unknown finding kind `{item}`" + (f"; {hint}" if hint else f"; expected one of {', '.join(known)}"),
+                          param, ctx)
+            wanted.add(item)
+        return frozenset(wanted)
+
+
+def _fails(report, wanted: frozenset) -> bool:
+    return any(f.kind in wanted or f"{f.kind}/{f.subkind}" in wanted for f in report.findings)
+
+
 @main.command("simulate")
 @click.argument("trace", type=click.Path())
-@click.option("-p", "--policies", "policy_paths", multiple=True, required=True, type=click.Path(),
-              help="Policy file or folder (repeatable).")
+@click.option("-p", "--policies", "policy_paths", multiple=True, type=click.Path(),
+              help="Policy file or folder (repeatable). Without it, the trace is replayed undecided: "
+                   "revocation, attribution and latency findings only.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write report.txt|json|html (and graph.dot) into this folder instead of stdout.")
@@ -86,18 +114,31 @@ def _write(path: str, text: str | bytes) -> None:
               help="Human approval wait in seconds (default lognormal:120,0.8).")
 @click.option("--issue-delay", default=None, metavar="DIST",
               help="Credential issuance delay in seconds (default lognormal:0.25,0.5).")
-@click.option("--grace", type=NumberRange(min=0.0), default=0.0, show_default=True,
+@click.option("--grace", type=NumberRange(min=0.0), default=DEFAULT_GRACE, show_default=True,
               help="Seconds a credential may stay valid after its task ends before it is a finding.")
+@click.option("--approvals", type=click.Choice(APPROVAL_SCOPES), default="call", show_default=True,
+              help="What an `approval` event covers: the next call of its tool (`call`, as enforcement does) "
+                   "or every later call of it in the task (`task`).")
+@click.option("--requests-out", type=click.Path(dir_okay=False), default=None,
+              help="Write the request built for each step to FILE, JSON lines in trace order (for `nhipl eval -r FILE`).")
+@click.option("--emit-tests", type=click.Path(dir_okay=False), default=None,
+              help="Write a `test` block per step finding to FILE (a `*_test.nhipl` file pinning today's decisions).")
+@click.option("--wide", is_flag=True, help="Text format: print identities and details whole, not clipped to a terminal's width.")
+@click.option("--fail-on", "fail_on", type=FindingKinds(), default=None,
+              help="Exit 1 when the report has findings of these kinds, e.g. `overreach,revocation_gap/foreign_holder`.")
 @click.option("--exact", is_flag=True, help="Compute the blast radius over every request with the SMT solver (needs `nhipl[analyze]`).")
 @handle_errors
 @_trace_errors
-def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace, exact):
-    """Replay TRACE (JSON lines, DESIGN §6) against POLICIES and report overreach,
-    revocation gaps, attribution gaps and latency. Exit 0; 2 on bad input."""
+def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace, approvals,
+                 requests_out, emit_tests, wide, fail_on, exact):
+    """Replay TRACE (JSON lines) against POLICIES and report overreach,
+    revocation gaps, attribution gaps and latency.
+
+    Exit 0; with --fail-on, 1 when findings of those kinds exist; 2 on bad input."""
     defaults = LatencyModel()
     latency = LatencyModel(_distribution("--approval-wait", approval_wait, defaults.approval_wait),
                            _distribution("--issue-delay", issue_delay, defaults.credential_issue))
-    policies = load(list(policy_paths))
+    policies = load(list(policy_paths)) if policy_paths else None
     if os.path.isdir(trace):
         raise BadInput(f"{trace}:1:1", "is a folder, not a trace file")
     progress = _Progress() if sys.stderr.isatty() and trace != "-" else None
@@ -106,16 +147,26 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
         from ..simulator import read_trace
 
         reader = read_trace(source, skip_bad_lines=skip_bad_lines, name="<stdin>" if trace == "-" else None)
-        report = simulate(reader, policies, seed=seed, latency=latency, revocation_grace=grace, progress=progress, exact=exact)
+        steps: list[tuple[int, dict]] = []
+        keep = steps.append if (requests_out or emit_tests) else None
+        report = simulate(reader, policies, seed=seed, latency=latency, revocation_grace=grace, progress=progress,
+                          approvals=approvals, exact=exact, on_request=(lambda line, request: keep((line, request))) if keep else None)
     finally:
         if progress is not None:
             progress.close()
+    if requests_out:
+        _write(requests_out, "".join(json.dumps(request, ensure_ascii=False) + "\n" for _, request in steps))
+    if emit_tests:
+        from ..simulator.emit import emit_tests as render_tests
+
+        _write(emit_tests, render_tests(report, dict(steps), policies, source=reader.name,
+                                        imports=_imports_from(emit_tests, policy_paths)))
     if fmt == "json":
         text = json.dumps(report.to_dict(), indent=2) + "\n"
     elif fmt == "html":
         text = render_html(report)
     else:
-        text = report.to_text()
+        text = report.to_text(wide=wide)
     if out_dir is None:
         click.echo(text, nl=False)
     else:
@@ -127,7 +178,23 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
         _write(path, text)
         _write(os.path.join(out_dir, "graph.dot"), report.to_dot())
         click.echo(f"wrote {path}", err=True)
-    sys.exit(EXIT_OK)
+    sys.exit(EXIT_FINDINGS if fail_on and _fails(report, fail_on) else EXIT_OK)
+
+
+def _imports_from(test_file: str, policy_paths) -> tuple[str, ...]:
+    """`import` paths, relative to ``test_file``'s folder, of the policy files given with -p."""
+    folder = os.path.dirname(os.path.abspath(test_file))
+    files = []
+    for path in policy_paths:
+        if os.path.isdir(path):
+            files += sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(".nhipl") and not n.endswith("_test.nhipl"))
+        else:
+            files.append(path)
+    out = []
+    for path in files:
+        rel = os.path.relpath(os.path.abspath(path), folder)
+        out.append(rel if rel.startswith("..") else "./" + rel)
+    return tuple(out)
 
 
 def _rate_option(name: str):
@@ -154,15 +221,26 @@ def _rate_options(func):
               help="Write the policy granting exactly the intended behaviour to this file.")
 @click.option("--labels-out", type=click.Path(dir_okay=False), default=None,
               help="Write the planted faults (JSON lines: line, label, expect) to this file.")
+@click.option("--from-policy", "from_policy", multiple=True, type=click.Path(),
+              help="Cast the swarm from this policy (repeatable): its identities, tools and intents, each identity "
+                   "calling what the policy lets it do. --agents and --topology are then unused.")
 @handle_errors
-def generate_cmd(agents, tasks, steps, seed, topology, max_depth, policy_out, labels_out, **rates):
+def generate_cmd(agents, tasks, steps, seed, topology, max_depth, policy_out, labels_out, from_policy, **rates):
     """A seeded synthetic swarm trace as JSON lines on stdout. Exit 0."""
     if policy_out and labels_out and os.path.abspath(policy_out) == os.path.abspath(labels_out):
         raise BadInput(f"{labels_out}:1:1", "`--labels-out` names the same file as `--policy-out`")
     for path in (policy_out, labels_out):  # fail before the trace is written, not after
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise BadInput(f"{path}:1:1", "cannot write file: no such folder")
-    config = swarm_config(agents, tasks, topology, max_depth, seed, steps, **rates)
+    cast = None
+    if from_policy:
+        from ..simulator.cast import cast_from_policy
+
+        try:
+            cast = cast_from_policy(load(list(from_policy)))
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--from-policy") from None
+    config = swarm_config(agents, tasks, topology, max_depth, seed, steps, cast=cast, **rates)
     stream = SwarmStream(config)
     out = sys.stdout
     dumps = json.dumps

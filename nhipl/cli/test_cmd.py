@@ -27,6 +27,8 @@ def _plural(n: int, word: str) -> str:
 @click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), help="Write a JUnit XML report to FILE.")
 @click.option("--coverage", "show_coverage", is_flag=True, help="Report the rules no test made determining, per file and in total.")
 @click.option("--fail-under", type=NumberRange(0, 100), metavar="PCT", help="Exit 1 when total rule coverage is below PCT.")
+@click.option("--include-imports", is_flag=True,
+              help="Count the rules of imported files (the standard library, files outside PATHS and the current folder) in the total.")
 @click.option("--max-examples", type=click.IntRange(1), default=DEFAULT_MAX_EXAMPLES, show_default=True, help="Requests tried per invariant.")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the invariant search (runs are reproducible).")
 @click.option("--no-invariants", is_flag=True, help="Skip the invariant search.")
@@ -38,6 +40,7 @@ def test_(
     junit_path: str | None,
     show_coverage: bool,
     fail_under: float | None,
+    include_imports: bool,
     max_examples: int,
     seed: int,
     no_invariants: bool,
@@ -86,7 +89,7 @@ def test_(
 
     status = EXIT_OK if run.ok else EXIT_FINDINGS
     if show_coverage or fail_under is not None:
-        measured = measure_coverage(run)
+        measured = measure_coverage(run, paths, include_imports=include_imports)
         if show_coverage:
             click.echo(measured.report())
         if fail_under is not None and measured.percent < fail_under:

@@ -8,7 +8,7 @@
     severity = { NHI002 = "error", NHI010 = "off" }
     max-ttl = "1h"                          # standing-privilege ceiling (or seconds)
     sensitive-tags = ["financial", "external-transfer", "privilege-change", "code-execution", "secrets"]
-    fail-on = "note"                        # lowest severity that makes `nhipl lint` exit 1
+    fail-on = "warning"                     # lowest severity that makes `nhipl lint` exit 1
 
 Every mistake is reported as ``pyproject.toml:line:col: message``.
 """
@@ -36,7 +36,7 @@ class LintConfig:
     severity: dict[str, str] = field(default_factory=dict)  # overrides, code -> severity
     max_ttl: int = DEFAULT_MAX_TTL
     sensitive_tags: frozenset[str] = frozenset(DEFAULT_SENSITIVE_TAGS)
-    fail_on: str = "note"
+    fail_on: str = "warning"
     source: str | None = None  # the pyproject.toml it came from
 
     def severity_of(self, code: str) -> str:
@@ -159,10 +159,10 @@ def parse_config(text: str, path: str) -> LintConfig:
             errors.add("sensitive-tags", "`sensitive-tags` must be a list of strings")
         else:
             tags = frozenset(value)
-    fail_on = section.get("fail-on", "note")
+    fail_on = section.get("fail-on", "warning")
     if fail_on not in SEVERITIES:
         errors.add("fail-on", "`fail-on` must be `error`, `warning` or `note`")
-        fail_on = "note"
+        fail_on = "warning"
     if errors.diagnostics:
         raise PolicyError(errors.diagnostics)
     return LintConfig(frozenset(enabled), severity, max_ttl, tags, fail_on, path)

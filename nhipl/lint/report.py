@@ -31,9 +31,13 @@ def format_text(findings: list[Finding]) -> str:
         return "no findings"
     parts = [f.render() for f in findings]
     s = summary(findings)
-    noun = "finding" if s["findings"] == 1 else "findings"
-    parts.append(f"{s['findings']} {noun}: {s['error']} errors, {s['warning']} warnings, {s['note']} notes")
+    parts.append(f"{_count(s['findings'], 'finding')}: {_count(s['error'], 'error')}, "
+                 f"{_count(s['warning'], 'warning')}, {_count(s['note'], 'note')}")
     return "\n".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def format_json(findings: list[Finding]) -> str:

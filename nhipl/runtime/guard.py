@@ -64,8 +64,8 @@ class Guard:
     ``approver(request, decision)`` when a call needs approval; it returns (or, when
     async, resolves to) ``True``/``False`` or ``{"granted": bool, "by": "who"}``. Without an
     approver, a call needing approval raises :class:`Denied`. ``principal_attrs`` are
-    sent as attributes of the guard's own identity (the enforcement point is trusted,
-    DESIGN §3); ``context`` is sent as the request's ``context``.
+    sent as attributes of the guard's own identity (the enforcement point that builds
+    requests is trusted); ``context`` is sent as the request's ``context``.
     """
 
     def __init__(
@@ -108,7 +108,7 @@ class Guard:
         resource: str | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> dict:
-        """The request (DESIGN §1) for ``tool`` in the current task and delegation chain."""
+        """The request for ``tool`` in the current task and delegation chain."""
         acting = _acting.get() or self.identity
         principal: Any = acting
         if self.principal_attrs and acting == self.identity:

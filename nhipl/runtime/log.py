@@ -1,5 +1,5 @@
 """Decision logs: one JSON line per decision, safe to append from many threads and processes,
-and their conversion to trace events (DESIGN §6) for ``nhipl import decisions``.
+and their conversion to trace events for ``nhipl import decisions``.
 
 Every record has ``v`` (format version, 1), ``event``, ``t`` (seconds since the epoch),
 ``time`` (the same instant, ISO 8601 UTC), ``source`` (``guard`` or ``mcp-proxy``) and
@@ -138,7 +138,7 @@ class DecisionLog:
         approval_rules: Iterable[str] = (),
         call_id: str | None = None,
     ) -> None:
-        """Append one ``decision`` record for ``request`` (a request dict, DESIGN §1)."""
+        """Append one ``decision`` record for ``request`` (a request dict)."""
         text = self.redactor.text
         principal = request.get("principal")
         agent = principal.get("id") if isinstance(principal, dict) else principal
@@ -294,7 +294,7 @@ def log_to_trace(
     on_bad_line: Callable[[LogLineError], None] | None = None,
     sort: bool = True,
 ) -> Iterator[dict]:
-    """Trace events (DESIGN §6) from the lines of a decision log.
+    """Trace events from the lines of a decision log.
 
     The mapping, record by record:
 

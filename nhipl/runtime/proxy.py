@@ -71,7 +71,7 @@ def _encode(message: dict) -> bytes:
 
 class McpProxy:
     """The proxy for one session. ``run()`` returns the exit code, 0 whether the client or
-    the server ended the session (DESIGN §5); a server that failed is reported on stderr
+    the server ended the session; a server that failed is reported on stderr
     and to every request it left unanswered."""
 
     def __init__(
@@ -248,7 +248,7 @@ class McpProxy:
         self._own.clear()
         if code != 0:
             self._note(why)
-        return 0  # DESIGN §5: the session ended; the client got errors, stderr says why
+        return 0  # the session ended; the client got errors, stderr says why
 
     async def _stop_server(self, server_task: asyncio.Task) -> int:
         server = self._server

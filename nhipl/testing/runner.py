@@ -1,4 +1,4 @@
-"""Finding and running policy tests (``*_test.nhipl``), DESIGN "Policy tests".
+"""Finding and running policy tests (``*_test.nhipl``).
 
 Each test file is loaded on its own with :func:`nhipl.load`: its imports bring in
 the policies under test, and its own rules and declarations join them for its
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from .. import ast as A
+from ..check import request_field_span
 from ..decision import Decision
 from ..errors import Diagnostic, PolicyError, RequestError, Span
 from ..loader import load
@@ -201,7 +202,7 @@ def run_case(policies: Policies, module: A.Module, case: A.Test) -> CaseResult:
     try:
         decision = policies.evaluate(request)
     except RequestError as err:  # `nhipl.check` already rejects these; keep the contract anyway
-        span = case.request.span or case.span
+        span = request_field_span(case, err.field)
         raise PolicyError([Diagnostic("invalid-request", f"test `{case.name}`: {err.message}", span)]) from None
     return CaseResult(module.source, case, request, decision, time.perf_counter() - start)
 

@@ -137,7 +137,7 @@ def requests(
     focus: bool = True,
     vocabulary: Vocabulary | None = None,
 ) -> st.SearchStrategy[dict]:
-    """Requests (plain dicts, DESIGN §1) drawn from the vocabulary of ``policies``.
+    """Requests (plain dicts) drawn from the vocabulary of ``policies``.
 
     ``actions``, ``tools``, ``principals`` and ``resources`` narrow the draw: each
     is a list of names or globs; a glob stands for an instance of itself and every

@@ -22,7 +22,7 @@ from ..values import glob_match
 STRANGER = "spiffe://example.org/agents/stranger"
 OTHER_TOOL = "other.tool"
 
-# Request fields whose values the request parser types strictly (DESIGN §1).
+# Request fields whose values the request parser types strictly.
 _STRING_FIELDS = {
     ("task", "id"),
     ("task", "intent"),

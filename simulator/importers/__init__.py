@@ -1,4 +1,4 @@
-"""Importers: recorded agent runs from other formats as nhipl trace events (DESIGN §6).
+"""Importers: recorded agent runs from other formats as nhipl trace events.
 
 ``import_runs(format, paths)`` returns the events of a trace, in time order, ready for
 :func:`nhipl.simulator.simulate` or to be written as JSON lines. Formats:

@@ -10,6 +10,8 @@ AgentDojo records no timestamps: events are one second apart, runs follow one an
 
 from __future__ import annotations
 
+import json
+
 import os
 from collections import deque
 from dataclasses import dataclass
@@ -37,6 +39,9 @@ class Run:
     prompt: str
     calls: tuple[dict, ...]
     """``{tool, args, output?}`` in the order the assistant asked for them."""
+    error: str | None = None
+    """AgentDojo's own ``error``: the run ended in an error (the agent crashed, or hit a
+    context limit) instead of an answer."""
 
     @property
     def benign(self) -> bool:
@@ -70,6 +75,9 @@ def parse_run(document: Document) -> Run:
     messages = field(document, run, "messages", list, "run")
     utility = bool(run.get("utility"))
     security = bool(run.get("security"))
+    error = run.get("error")
+    if error is not None and not isinstance(error, str):
+        error = json.dumps(error)
 
     prompt = None
     calls: list[dict] = []
@@ -105,7 +113,7 @@ def parse_run(document: Document) -> Run:
         raise SourceError(document.location, "the run has no user message: no instruction to start the task with")
     return Run(
         path=document.path, task=f"{suite}/{user_task}/{attack or 'none'}/{injection_task or 'none'}", suite=suite, user_task=user_task, injection_task=injection_task,
-        attack=attack, utility=utility, security=security, prompt=prompt, calls=tuple(calls),
+        attack=attack, utility=utility, security=security, prompt=prompt, calls=tuple(calls), error=error or None,
     )
 
 

@@ -1,4 +1,4 @@
-"""OpenTelemetry GenAI spans (OTLP JSON) as nhipl trace events (DESIGN §6).
+"""OpenTelemetry GenAI spans (OTLP JSON) as nhipl trace events.
 
 Input: OTLP JSON, a file holding one ``ExportTraceServiceRequest`` (``{"resourceSpans": [...]}``)
 or JSON lines of them (what the OTLP file exporter writes), or a bare list of spans.

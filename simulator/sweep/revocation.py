@@ -2,7 +2,7 @@
 
 The simulator's generator plants revocation gaps as rare faults; this study
 needs three knobs it does not have (agent speed, credential TTL and a cap on
-operations per credential), so it builds its own trace in the DESIGN §6 event
+operations per credential), so it builds its own trace in the trace event
 format and hands it to :func:`nhipl.simulator.simulate` like any other trace.
 
 The model, one task per agent:

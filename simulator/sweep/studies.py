@@ -130,7 +130,7 @@ def flatten(summary: dict, prefix: str = "") -> dict[str, object]:
 # the per-task delay, which the simulator models as seeded approval and issuance
 # waits *plus* the measured evaluation time of the task's steps (so its last
 # digits move from run to run).
-_MEASURED = re.compile(r"(^|\.)policy_us\.(p\d+|mean|min|max)$|_(us|ns)$")
+_MEASURED = re.compile(r"(^|\.)policy_us\.(p\d+|mean|min|max|first_step)$|_(us|ns)$")
 
 
 def is_measured(column: str) -> bool:
