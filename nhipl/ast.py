@@ -297,6 +297,7 @@ class Module:
     items: tuple[Item, ...]
     comments: tuple[Comment, ...] = field(default=(), compare=False)
     path: str | None = field(default=None, compare=False)
+    text: str | None = field(default=None, compare=False, repr=False)  # the source text, read once
 
     def rules(self) -> list[Rule]:
         out: list[Rule] = []

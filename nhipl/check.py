@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from . import ast as A
 from .errors import Diagnostic, RequestError, Span, did_you_mean
-from .request import ROOTS, parse_request
+from .request import ROOTS, SCHEMA, parse_request
 
 ANNOTATIONS = {"id": (1, 1), "maps": (1, None), "description": (1, 1)}
-_SCALAR_ROOTS = {"resource": "a string", "now": "a number", "action": "a string"}
+_SCALAR_ROOTS = {f.name: f"a {f.kind}" for f in SCHEMA if f.kind in ("string", "number")}
 _AGENT_KEYS = {"groups": "list of strings", "max_credential_ttl": "duration", "owner": "string"}
 _TOOL_KEYS = {"sensitive": "boolean", "tags": "list of strings"}
 

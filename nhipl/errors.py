@@ -68,6 +68,35 @@ class NhiplError(Exception):
     """Base class of every error nhipl raises on purpose."""
 
 
+class LocatedError(NhiplError):
+    """Bad user input at one place: renders as ``file:line:col: message`` (``column`` None:
+    ``file:line: message``) and, when
+    there is a fix to suggest, a ``help`` line. Every reader, importer and config
+    loader raises it (or a subclass), and the command line turns it into exit 2."""
+
+    def __init__(self, source: str, line: int, column: int | None, message: str, help: str | None = None,
+                 code: str = "bad-input"):
+        self.source = source
+        self.code = code
+        self.line = line
+        self.column = column
+        self.message = message
+        self.help = help
+        super().__init__(self.render())
+
+    @property
+    def location(self) -> str:
+        """``file:line:col``, or ``file:line`` for input read a line at a time (a trace)."""
+        return f"{self.source}:{self.line}" + (f":{self.column}" if self.column is not None else "")
+
+    def render(self) -> str:
+        text = f"{self.location}: {self.message}"
+        return text + (f"\n  help: {self.help}" if self.help else "")
+
+    def diagnostic(self) -> "Diagnostic":
+        return Diagnostic(self.code, self.message, Span(self.source, self.line, self.column or 1), self.help)
+
+
 class PolicyError(NhiplError):
     """Policies could not be loaded. Holds every diagnostic, sorted by position."""
 

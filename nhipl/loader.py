@@ -10,16 +10,40 @@ from __future__ import annotations
 
 import os
 from importlib import resources
-from pathlib import Path
 
 from . import ast as A
 from .check import check
-from .errors import Diagnostic, PolicyError, Span, did_you_mean
+from . import source as user_files
+from .errors import Diagnostic, LocatedError, PolicyError, Span, did_you_mean
 from .lower import lower
 from .parse import parse_chunks
 from .policies import Policies, collector_paused
 
 STDLIB_PACKAGE = "nhipl.stdlib_policies"
+
+
+def _inside(path: str, folder: str) -> bool:
+    folder = os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _refuse_import(target: str, path: str, base_dir: str) -> tuple[str, str] | None:
+    """Why the file import of ``target`` (at ``path``) is refused, with help, or None.
+
+    An import names a ``.nhipl`` file, so the content of any other file (an environment, a
+    password file) never reaches an error message; and the file must lie, symlinks
+    resolved, under the importing file's folder or the current folder, unless imports
+    outside them are allowed."""
+    if not target.endswith(".nhipl"):
+        return (f"cannot import `{target}`: an import names a `.nhipl` file or a standard-library policy",
+                "name the policy file with its `.nhipl` suffix")
+    if user_files.imports_outside.get():
+        return None
+    real = os.path.realpath(path)
+    if _inside(real, base_dir) or _inside(real, os.getcwd()):
+        return None
+    return (f"cannot import `{target}`: it lies outside the importing file's folder and the current folder",
+            "run nhipl from a folder that holds both files, or pass `--allow-import-outside`")
 
 
 def stdlib_names() -> list[str]:
@@ -36,32 +60,17 @@ def is_stdlib_name(target: str) -> bool:
 
 def read_text(path: str) -> str:
     """A policy file's text, or PolicyError naming the file."""
-    if not path:
-        raise PolicyError([Diagnostic("file-not-found", "no such file: the path is empty", Span("<empty path>", 1, 1))])
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise PolicyError([Diagnostic("file-not-found", "no such file", Span(path, 1, 1))]) from None
-    except IsADirectoryError:
-        raise PolicyError([Diagnostic("file-error", "is a folder, not a file", Span(path, 1, 1))]) from None
-    except OSError as err:
-        raise PolicyError([Diagnostic("file-error", f"cannot read file: {err.strerror or err}".lower(), Span(path, 1, 1))]) from None
-    return decode(data, path)
+        return user_files.read_text(path)
+    except LocatedError as err:
+        raise PolicyError([err.diagnostic()]) from None
 
 
-def decode(data: bytes, source: str) -> str:
+def decode(data: bytes, name: str) -> str:
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        before = data[: err.start]
-        line = before.count(b"\n") + 1
-        col = err.start - (before.rfind(b"\n") + 1) + 1
-        raise PolicyError(
-            [Diagnostic("not-text", "not a UTF-8 text file; is it a binary file?", Span(source, line, col))]
-        ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return text
+        return user_files.decode(data, name)
+    except LocatedError as err:
+        raise PolicyError([err.diagnostic()]) from None
 
 
 def _parse_and_lower(text: str, source: str, path: str | None) -> A.Module:
@@ -80,7 +89,7 @@ def _parse_and_lower(text: str, source: str, path: str | None) -> A.Module:
         comments.extend(part.comments)
     if diagnostics:
         raise PolicyError(diagnostics)
-    return A.Module(source, tuple(items), tuple(comments), path)
+    return A.Module(source, tuple(items), tuple(comments), path, text)
 
 
 class _Loader:
@@ -91,7 +100,7 @@ class _Loader:
         self.diagnostics: list[Diagnostic] = []
 
     def load_text(self, text: str, source: str, path: str | None, base_dir: str) -> None:
-        self.lines[source] = text.splitlines()
+        self.lines[source] = user_files.lines(text)
         try:
             module = _parse_and_lower(text, source, path)
         except PolicyError as err:
@@ -140,6 +149,11 @@ class _Loader:
             self.load_stdlib(target, item.span)
             return
         path = os.path.normpath(os.path.join(base_dir, target))
+        refused = _refuse_import(target, path, base_dir)
+        if refused is not None:
+            message, help = refused
+            self.diagnostics.append(Diagnostic("import-refused", message, item.span, help, self._line(item.span)))
+            return
         if not os.path.isfile(path):
             near = None
             folder = os.path.dirname(path) or "."

@@ -19,10 +19,12 @@ from lark.visitors import Transformer_NonRecursive, v_args
 
 from . import ast as A
 from .errors import Diagnostic, PolicyError, Span, did_you_mean
+from .jsontext import MAX_INTEGER_DIGITS
 from .parse import ParseResult, source_line
 
 
 _PLAIN_STRING = re.compile(r'"[^"\\\x00-\x1f]*"')
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Lower(Transformer_NonRecursive):
@@ -77,10 +79,22 @@ class _Lower(Transformer_NonRecursive):
                 'allowed escapes: \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX',
             )
             return raw[1:-1]
+        if _SURROGATE.search(value):
+            self.error(
+                "invalid-string",
+                f"string {raw} holds a lone surrogate, which is not valid Unicode",
+                self.tspan(tok),
+                "write the character itself, or both halves of its `\\uXXXX` surrogate pair",
+            )
+            return raw[1:-1]
         return value
 
     def duration_token(self, tok: Token) -> A.Duration:
         raw = str(tok)
+        if tok.type == "DURATION" and len(raw) - 1 > MAX_INTEGER_DIGITS:
+            self.error("invalid-number", f"a duration of {len(raw) - 1} digits is too large (at most {MAX_INTEGER_DIGITS} digits)",
+                       self.tspan(tok))
+            return A.Duration(0, "s", self.tspan(tok))
         if tok.type == "DURATION":
             return A.Duration(int(raw[:-1]), raw[-1], self.tspan(tok))
         self.error(
@@ -328,6 +342,11 @@ class _Lower(Transformer_NonRecursive):
     @v_args(meta=True)
     def number(self, meta, children):
         raw = str(children[0])
+        whole = raw.lstrip("-").split(".")[0]
+        if len(whole) > MAX_INTEGER_DIGITS:
+            self.error("invalid-number", f"a number of {len(whole)} digits is too large (at most {MAX_INTEGER_DIGITS} digits)",
+                       self.span(meta))
+            return A.Literal(0, self.span(meta))
         value: int | float = float(raw) if "." in raw else int(raw)
         return A.Literal(value, self.span(meta))
 

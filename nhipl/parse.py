@@ -22,6 +22,7 @@ from lark.lexer import PatternStr
 
 from .ast import Comment
 from .errors import Diagnostic, PolicyError, Span
+from .source import lines as text_lines
 
 # Nesting deeper than this (parentheses, `not`, lists, objects) is refused: later
 # stages walk expressions recursively and must never hit Python's recursion limit.
@@ -154,7 +155,7 @@ def _display(name: str, parser: Lark) -> str:
 
 
 def _line(text: str, lineno: int) -> str:
-    lines = text.splitlines()
+    lines = text_lines(text)  # numbered as the parser numbers them: at \n only
     return lines[lineno - 1] if 0 < lineno <= len(lines) else ""
 
 

@@ -7,28 +7,63 @@ error (with "did you mean"), so a typo never silently drops a field.
 
 from __future__ import annotations
 
+import unicodedata
+from typing import NamedTuple
+
 from .errors import RequestError, did_you_mean
 from .values import is_number, type_name
 
-FIELDS = (
-    "principal",
-    "action",
-    "tool",
-    "resource",
-    "args",
-    "task",
-    "delegation",
-    "credential",
-    "approval",
-    "context",
-    "provenance",
-    "now",
+
+class Field(NamedTuple):
+    """One top-level request field: its name, the kind of value it holds and, for an
+    object, the attributes the parser knows and the kind of each (``derived``: computed
+    from other fields, never given). ``open`` objects take any keys the caller chooses."""
+
+    name: str
+    kind: str
+    attrs: dict[str, str] = {}
+    open: bool = False
+
+
+# The request schema, the one table every module reads: the parser below,
+# the checker's path roots, the linter's known attributes and the policy-test generators.
+# Kinds: identity (a string, NFKC-normalised), name (a string, NFKC-normalised), string,
+# strings (a list of strings), identities (a list of identities), number, boolean, object,
+# any.
+SCHEMA: tuple[Field, ...] = (
+    Field("principal", "identity", {"id": "identity", "groups": "strings", "owner": "any", "max_credential_ttl": "number"}),
+    Field("action", "string"),
+    Field("tool", "name"),
+    Field("resource", "string"),
+    Field("args", "object", open=True),
+    Field("task", "object", {"id": "string", "intent": "string", "owner": "string"}),
+    Field("delegation", "object", {"chain": "identities", "depth": "derived"}),
+    Field("credential", "object", {"id": "string", "issued_at": "number", "ttl": "number", "scope": "any", "age": "derived"}),
+    Field("approval", "object", {"granted": "boolean", "by": "string"}),
+    Field("context", "object", open=True),
+    Field("provenance", "object", open=True),
+    Field("now", "number"),
 )
+SCHEMA_BY_NAME = {f.name: f for f in SCHEMA}
+
+
+def attribute_paths(*kinds: str) -> frozenset[tuple[str, str]]:
+    """The ``(field, attribute)`` pairs of the schema whose kind is one of ``kinds``."""
+    return frozenset((f.name, attr) for f in SCHEMA for attr, kind in f.attrs.items() if kind in kinds)
+
+
+FIELDS = tuple(f.name for f in SCHEMA)
 _FIELD_SET = frozenset(FIELDS)
-_OBJECT_FIELDS = ("args", "context", "provenance")
 
 # Paths a condition may start with: every request field plus nothing else.
 ROOTS = frozenset(FIELDS)
+
+MAX_CHAIN_LENGTH = 256
+"""The longest delegation chain a request may carry; real chains are a handful of hops."""
+
+MAX_NUMBER = 1e300
+"""The largest magnitude of a request's time fields (``now``, ``credential.issued_at`` and
+``ttl``, ``principal.max_credential_ttl``), so that ``age`` never overflows."""
 
 _NO_APPROVAL = {"granted": False}
 
@@ -90,7 +125,43 @@ def _fail(field: str, expected: str, value: object) -> RequestError:
     return RequestError(f"field `{field}` must be {expected}, not {type_name(value)}", field)
 
 
-_TASK_STRINGS = ("id", "intent", "owner")
+_TASK_STRINGS = tuple(attr for attr, kind in SCHEMA_BY_NAME["task"].attrs.items() if kind == "string")
+_CREDENTIAL_NUMBERS = tuple(attr for attr, kind in SCHEMA_BY_NAME["credential"].attrs.items() if kind == "number")
+
+
+def normalise_name(name: str) -> str:
+    """A tool name or identity as requests are compared: NFKC-normalised, so fullwidth
+    letters and other compatibility forms match their plain spelling; case is kept."""
+    return name if name.isascii() else unicodedata.normalize("NFKC", name)
+
+
+def _seconds(field: str, value: object) -> RequestError | None:
+    """The error for a time value that is not a finite number of bounded magnitude."""
+    if not is_number(value):
+        return _fail(field, "a number of seconds", value)
+    if not -MAX_NUMBER < value < MAX_NUMBER:  # type: ignore[operator]
+        return RequestError(f"field `{field}` must be a finite number of at most 1e300 seconds", field)
+    return None
+
+
+def _non_finite(value: object) -> bool:
+    """Whether a NaN or an infinity hides anywhere in ``value`` (a JSON value). ``x - x`` is
+    0 for every finite float and NaN for NaN and the infinities."""
+    cls = value.__class__
+    if cls is dict:
+        items = value.values()  # type: ignore[union-attr]
+    elif cls is list or cls is tuple:
+        items = value  # type: ignore[assignment]
+    else:
+        return cls is float and value - value != 0  # type: ignore[operator]
+    for item in items:
+        cls = item.__class__
+        if cls is float:
+            if item - item != 0:
+                return True
+        elif (cls is dict or cls is list or cls is tuple) and _non_finite(item):
+            return True
+    return False
 
 
 def _all_strings(items) -> bool:
@@ -140,7 +211,7 @@ def _parse(raw: object) -> Request:
     if principal is None:
         raise _unknown_field(raw) or RequestError("missing required field `principal`", "principal")  # type: ignore[arg-type]
     if principal.__class__ is str:
-        req.principal_id = principal
+        req.principal_id = principal if principal.isascii() else normalise_name(principal)
         req.principal_attrs = None
     elif principal.__class__ is dict:
         pid = principal.get("id")
@@ -154,9 +225,11 @@ def _parse(raw: object) -> Request:
         if groups is not None and (groups.__class__ is not list or not _all_strings(groups)):
             raise RequestError("field `principal.groups` must be a list of strings", "principal.groups")
         ttl = attrs.get("max_credential_ttl")
-        if ttl is not None and not is_number(ttl):
-            raise _fail("principal.max_credential_ttl", "a number of seconds", ttl)
-        req.principal_id = pid
+        if ttl is not None and (problem := _seconds("principal.max_credential_ttl", ttl)) is not None:
+            raise problem
+        if _non_finite(attrs):
+            raise RequestError("field `principal` holds a number that is not finite (NaN or an infinity)", "principal")
+        req.principal_id = pid if pid.isascii() else normalise_name(pid)
         req.principal_attrs = attrs
     else:
         raise _fail("principal", "a string or an object with `id`", principal)
@@ -175,7 +248,7 @@ def _parse(raw: object) -> Request:
         raise _unknown_field(raw) or RequestError("missing required field `tool`", "tool")  # type: ignore[arg-type]
     if tool.__class__ is not str:
         raise _fail("tool", "a string", tool)
-    req.tool = tool
+    req.tool = tool if tool.isascii() else normalise_name(tool)  # inline: the hot path
 
     task = get("task")
     if task is not None:
@@ -188,6 +261,8 @@ def _parse(raw: object) -> Request:
                 value = task.get(key)
                 if value is not None and value.__class__ is not str:
                     raise _fail(f"task.{key}", "a string", value)
+            if _non_finite(task):
+                raise RequestError("field `task` holds a number that is not finite (NaN or an infinity)", "task")
     req.task = task
 
     delegation = get("delegation")
@@ -200,6 +275,13 @@ def _parse(raw: object) -> Request:
             chain = []
         elif chain.__class__ is not list or (chain and not _all_strings(chain)):
             raise RequestError("field `delegation.chain` must be a list of identity strings", "delegation.chain")
+        elif len(chain) > MAX_CHAIN_LENGTH:
+            raise RequestError(
+                f"field `delegation.chain` has {len(chain)} identities; at most {MAX_CHAIN_LENGTH} are allowed",
+                "delegation.chain",
+            )
+        elif chain and not "".join(chain).isascii():
+            chain = [normalise_name(identity) for identity in chain]
         depth = delegation.get("depth")
         if depth is not None and (not is_number(depth) or depth != len(chain)):
             raise RequestError(
@@ -226,6 +308,9 @@ def _parse(raw: object) -> Request:
         raise _fail("context", "an object", context)
     if provenance is not None and provenance.__class__ is not dict:
         raise _fail("provenance", "an object", provenance)
+    for name, value in (("args", args), ("context", context)):
+        if value is not None and _non_finite(value):
+            raise RequestError(f"field `{name}` holds a number that is not finite (NaN or an infinity)", name)
     req.args = args
     req.context = context
     if provenance is not None:
@@ -235,8 +320,8 @@ def _parse(raw: object) -> Request:
     req.provenance = provenance
 
     now = get("now")
-    if now is not None and not is_number(now):
-        raise _fail("now", "a number of seconds", now)
+    if now is not None and (problem := _seconds("now", now)) is not None:
+        raise problem
     req.now = now
 
     credential = get("credential")
@@ -247,10 +332,12 @@ def _parse(raw: object) -> Request:
         cid = credential.get("id")
         if cid is not None and cid.__class__ is not str:
             raise _fail("credential.id", "a string", cid)
-        for key in ("issued_at", "ttl"):
+        for key in _CREDENTIAL_NUMBERS:
             value = credential.get(key)
-            if value is not None and not is_number(value):
-                raise _fail(f"credential.{key}", "a number of seconds", value)
+            if value is not None and (problem := _seconds(f"credential.{key}", value)) is not None:
+                raise problem
+        if _non_finite(credential):
+            raise RequestError("field `credential` holds a number that is not finite (NaN or an infinity)", "credential")
         if "age" in credential:
             raise RequestError("field `credential.age` is derived from `now - credential.issued_at`; leave it out", "credential.age")
         issued = credential.get("issued_at")
@@ -270,5 +357,7 @@ def _parse(raw: object) -> Request:
         by = approval.get("by")
         if by is not None and by.__class__ is not str:
             raise _fail("approval.by", "a string", by)
+        if _non_finite(approval):
+            raise RequestError("field `approval` holds a number that is not finite (NaN or an infinity)", "approval")
     req.approval = approval
     return req

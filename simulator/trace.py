@@ -13,7 +13,14 @@ import json
 import os
 from typing import Iterable, Iterator
 
-from nhipl.errors import NhiplError, did_you_mean
+from nhipl.errors import LocatedError, did_you_mean
+from nhipl.jsontext import loads as strict_loads
+from nhipl import source as user_files
+from nhipl.source import open_input
+
+# Times, ttls and other numbers of an event: finite, and small enough that differences of
+# them never overflow.
+_NUMBER_LIMIT = 1e300
 
 # Per kind: (required fields, optional fields), each field with its type check.
 _STR, _NUM, _BOOL, _OBJ, _ANY, _SCOPE = "a string", "a number", "a boolean", "an object", "any", "a string or a list of strings"
@@ -34,14 +41,11 @@ KINDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
 KIND_NAMES = tuple(KINDS)
 
 
-class TraceError(NhiplError):
+class TraceError(LocatedError):
     """A bad trace line: renders as ``source:line: message``."""
 
     def __init__(self, source: str, line: int, message: str):
-        self.source = source
-        self.line = line
-        self.message = message
-        super().__init__(f"{source}:{line}: {message}")
+        super().__init__(source, line, None, message, code="bad-trace")
 
 
 def _type_ok(value: object, expected: str) -> bool:
@@ -49,7 +53,7 @@ def _type_ok(value: object, expected: str) -> bool:
     if expected is _STR:
         return cls is str
     if expected is _NUM:
-        return (cls is int or cls is float) and value == value and value not in (float("inf"), float("-inf"))
+        return (cls is int or cls is float) and -_NUMBER_LIMIT < value < _NUMBER_LIMIT  # type: ignore[operator]
     if expected is _BOOL:
         return cls is bool
     if expected is _OBJ:
@@ -120,17 +124,16 @@ class TraceReader:
     def __iter__(self) -> Iterator[tuple[int, dict]]:
         if self._path is not None:
             return self._read_file(self._path)
+        if hasattr(self._lines, "readline"):  # a binary stream (stdin): bounded lines too
+            return self._read(bounded_lines(self._lines, self.name))
         return self._read(self._lines)  # type: ignore[arg-type]
 
     def _open(self, path: str):
         try:
-            fh = open(path, "rb")
-        except FileNotFoundError:
-            raise TraceError(path, 1, "no such file") from None
-        except IsADirectoryError:
-            raise TraceError(path, 1, "is a folder, not a trace file") from None
-        except OSError as err:
-            raise TraceError(path, 1, f"cannot read file: {(err.strerror or str(err)).lower()}") from None
+            fh = open_input(path)
+        except LocatedError as err:
+            message = "is a folder, not a trace file" if err.message == "is a folder, not a file" else err.message
+            raise TraceError(path, 1, message) from None
         try:
             self.total_bytes = os.fstat(fh.fileno()).st_size
         except OSError:
@@ -139,7 +142,7 @@ class TraceReader:
 
     def _read_file(self, path: str) -> Iterator[tuple[int, dict]]:
         with self._open(path) as fh:
-            yield from self._read(fh)
+            yield from self._read(bounded_lines(fh, self.name))
 
     def _bad(self, line: int, message: str) -> None:
         if not self.skip_bad_lines:
@@ -147,8 +150,7 @@ class TraceReader:
         self.bad_lines.append((line, message))
 
     def _read(self, lines: Iterable) -> Iterator[tuple[int, dict]]:
-        loads = json.loads
-        kinds = KINDS
+        loads = strict_loads
         line_no = 0
         for raw in lines:
             line_no += 1
@@ -168,12 +170,15 @@ class TraceReader:
                 if not raw or raw.isspace():
                     continue
                 try:
-                    event = loads(raw)
+                    event = loads(raw, False)
                 except json.JSONDecodeError as err:
                     self._bad(line_no, f"invalid JSON at column {err.colno}: {err.msg.lower()}")
                     continue
                 except RecursionError:
                     self._bad(line_no, "invalid JSON: nested too deeply")
+                    continue
+                except ValueError as err:  # a number or string the strict decoder refuses
+                    self._bad(line_no, f"invalid JSON: {err}")
                     continue
             # Fast path: the common, valid event passes one lookup per field.
             if event.__class__ is dict:
@@ -189,6 +194,22 @@ class TraceReader:
                 self._bad(line_no, problem)
 
 
+def bounded_lines(fh, name: str, limit: int | None = None) -> Iterator[bytes]:
+    """The lines of a binary file, each at most ``limit`` bytes (default
+    :data:`nhipl.source.MAX_LINE_BYTES`): a longer line (a file with no line ends, say) is an
+    error at its line, not an attempt to hold it in memory."""
+    limit = user_files.MAX_LINE_BYTES if limit is None else limit
+    line_no = 0
+    while True:
+        line = fh.readline(limit + 1)
+        if not line:
+            return
+        line_no += 1
+        if len(line) > limit and not line.endswith(b"\n"):
+            raise TraceError(name, line_no, f"line longer than the {limit} byte limit")
+        yield line
+
+
 _CLASSES = {_STR: (str,), _NUM: (int, float), _BOOL: (bool,), _OBJ: (dict,)}
 
 
@@ -198,6 +219,7 @@ def _fast_check(kind: str):
     req = tuple((name, _CLASSES[expected]) for name, expected in required.items())
     opt = tuple((name, _CLASSES[expected]) for name, expected in optional.items() if expected in _CLASSES)
     slow = tuple(name for name, expected in optional.items() if expected not in _CLASSES and expected is not _ANY)
+    numbers = tuple(name for name, expected in {**required, **optional}.items() if expected is _NUM)
 
     def check(event: dict) -> bool:
         get = event.get
@@ -211,8 +233,11 @@ def _fast_check(kind: str):
         for name in slow:
             if get(name) is not None:
                 return False
-        t = event["t"]
-        return t - t == 0  # finite
+        for name in numbers:
+            value = get(name)
+            if value is not None and not -_NUMBER_LIMIT < value < _NUMBER_LIMIT:
+                return False
+        return True
 
     return check
 

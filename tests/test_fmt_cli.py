@@ -133,8 +133,6 @@ def test_a_result_that_drops_a_comment_is_never_written(messy, monkeypatch):
         ("permit any agent to call \"x\" when args.n == 100000000000000000000000.5;", "100000000000000010000000.0"),
         ('agent "a" { "odd key": 1, tool: 2 }', 'agent "a" { "odd key": 1, tool: 2 }\n'),
         ('permit any agent to call "\\u00e9";', 'permit any agent to call "é";\n'),
-        # a lone surrogate only survives as an escape (it cannot be written as UTF-8)
-        ('permit any agent to call "\\u00e9\\t\\ud800";', 'permit any agent to call "\\u00e9\\t\\ud800";\n'),
         ("permit any agent to call \"x\" when (args.a or args.b) and (args.c or (args.d and args.e));",
          'permit any agent to call "x" when (args.a or args.b) and (args.c or args.d and args.e);\n'),
         ("task \"t\" {\n}\n", 'task "t" {\n}\n'),
@@ -147,6 +145,14 @@ def test_edge_cases(text, expected):
     assert format_text(once) == once
     if expected is not None:
         assert expected in once if expected.endswith("0") else once == expected
+
+
+def test_a_lone_surrogate_is_a_load_error_not_formatted(tmp_path):
+    # it cannot be written as UTF-8, so no policy string may hold one (nor any JSON input)
+    path = tmp_path / "s.nhipl"
+    path.write_text('permit any agent to call "\\u00e9\\t\\ud800";\n')
+    code, _, err = run("fmt", "--check", str(path))
+    assert code == 2 and "lone surrogate" in err and "[invalid-string]" in err
 
 
 def test_crlf_and_bom_become_plain_lf(tmp_path):

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import tracemalloc
 
+import pytest
+
 import nhipl
-from nhipl.simulator import simulate
+from nhipl.request import MAX_CHAIN_LENGTH as MAX_CHAIN
+from nhipl.simulator import TraceError, simulate
 
 PERMITS = 'permit any agent to delegate "*";\npermit any agent to call "repo.read";\n'
 
@@ -20,20 +23,30 @@ def _chain_trace(n: int):
         yield {"kind": "tool_call", "t": i + 1.5, "task": "t1", "agent": f"a{i + 1}", "tool": "repo.read"}
 
 
-def test_a_4000_delegation_chain_replays_in_linear_memory():
+def test_a_4000_delegation_chain_stops_at_the_chain_bound_in_linear_memory():
+    """A request carries at most MAX_CHAIN_LENGTH delegators, so the replay stops with a located
+    error at the first step past it; up to there chains share their prefixes."""
     n = 4000
     events = list(_chain_trace(n))
     policies = nhipl.loads(PERMITS, source="p.nhipl")
     policies.evaluate_many([])  # compiled before measuring
     tracemalloc.start()
     try:
-        report = simulate(events, policies)
+        with pytest.raises(TraceError) as err:
+            simulate(events, policies)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    # n chains of up to n names each would be n²/2 = 8 million references (64 MB
-    # and more); one node per delegation and a batch of requests stay far below.
+    assert f"at most {MAX_CHAIN}" in err.value.message
+    # The first step whose chain is past the bound: the call by a{MAX_CHAIN + 1}, whose chain
+    # is a0 ... a{MAX_CHAIN}.
+    assert err.value.line == 3 + 2 * MAX_CHAIN
     assert peak < 40_000_000, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_a_chain_at_the_bound_replays_with_every_step_allowed():
+    n = MAX_CHAIN
+    report = simulate(list(_chain_trace(n)), nhipl.loads(PERMITS, source="p.nhipl"))
     longest = report.analyses["longest_delegation_chain"]
     assert (longest["length"], longest["chain"][0], longest["chain"][-1], longest["task"]) == (n, "a0", f"a{n}", "t1")
     assert not [f for f in report.findings if f.kind == "overreach"]

@@ -37,7 +37,8 @@ def test_requests_out_writes_each_step_s_request_for_nhipl_eval(tmp_path):
     assert effects.count("approval_required") == report["summary"]["subkinds"]["overreach"]["unapproved"]
 
 
-def test_emit_tests_writes_a_passing_test_per_step_finding(tmp_path):
+def test_emit_tests_writes_a_passing_test_per_step_finding(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # imports resolve inside the folder nhipl runs from
     trace, policy = _swarm(tmp_path)
     tests = tmp_path / "tests" / "findings_test.nhipl"
     tests.parent.mkdir()

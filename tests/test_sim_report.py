@@ -149,7 +149,9 @@ def test_simulate_out_dir(files, tmp_path):
     trace, policy = files
     out = tmp_path / "out"
     for fmt, name in (("json", "report.json"), ("html", "report.html"), ("text", "report.txt")):
-        result = CliRunner().invoke(main, ["simulate", trace, "-p", policy, "--format", fmt, "--out", str(out)])
+        # graph.dot is there after the first run: replacing it takes --force
+        force = ["--force"] if (out / "graph.dot").exists() else []
+        result = CliRunner().invoke(main, ["simulate", trace, "-p", policy, "--format", fmt, "--out", str(out), *force])
         assert result.exit_code == 0, result.output
         assert (out / name).exists() and (out / "graph.dot").exists()
     assert json.loads((out / "report.json").read_text())["summary"]["events"] > 0

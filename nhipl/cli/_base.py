@@ -7,18 +7,18 @@ import sys
 
 import click
 
-from ..errors import NhiplError, PolicyError, RequestError
+from ..errors import LocatedError, PolicyError, RequestError
+from ..source import imports_outside_allowed
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
 
 
-class BadInput(NhiplError):
-    """Bad user input found by the CLI itself; ``location`` is ``file:line:col``."""
+class BadInput(LocatedError):
+    """Bad user input found by the CLI itself, at ``location`` (``file:line:col``)."""
 
     def __init__(self, location: str, message: str):
-        self.location = location
-        self.message = message
-        super().__init__(f"{location}: {message}")
+        source, line, column = location.rsplit(":", 2)
+        super().__init__(source, int(line), int(column), message)
 
 
 class NumberRange(click.FloatRange):
@@ -33,8 +33,13 @@ class NumberRange(click.FloatRange):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nhipl", prog_name="nhipl")
-def main() -> None:
+@click.option("--allow-import-outside", is_flag=True,
+              help="Let a policy's `import` name a .nhipl file outside its own folder and the current folder.")
+@click.pass_context
+def main(ctx: click.Context, allow_import_outside: bool) -> None:
     """nhipl: policies for AI agents and other workload identities."""
+    if allow_import_outside:
+        ctx.with_resource(imports_outside_allowed())
 
 
 def handle_errors(func):
@@ -47,8 +52,8 @@ def handle_errors(func):
         except PolicyError as err:
             click.echo(err.render(), err=True)
             sys.exit(EXIT_BAD_INPUT)
-        except BadInput as err:
-            click.echo(f"{err.location}: {err.message}", err=True)
+        except LocatedError as err:
+            click.echo(err.render(), err=True)
             sys.exit(EXIT_BAD_INPUT)
         except RequestError as err:
             click.echo(f"<request>:1:1: {err}", err=True)

@@ -9,7 +9,8 @@ import click
 
 from ..errors import RequestError
 from ..jsontext import JSONTextError, parse_json_documents
-from ..loader import decode, load
+from .. import source as user_files
+from ..loader import load
 from ._base import EXIT_FINDINGS, EXIT_OK, BadInput, handle_errors, main
 
 
@@ -27,20 +28,8 @@ def check(files: tuple[str, ...]) -> None:
 
 def _read_input(path: str) -> tuple[str, str]:
     if path == "-":
-        data = sys.stdin.buffer.read()
-        name = "<stdin>"
-    else:
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except FileNotFoundError:
-            raise BadInput(f"{path}:1:1", "no such file") from None
-        except IsADirectoryError:
-            raise BadInput(f"{path}:1:1", "is a folder, not a file") from None
-        except OSError as err:
-            raise BadInput(f"{path}:1:1", f"cannot read file: {err.strerror}") from None
-        name = path
-    return name, decode(data, name)
+        return "<stdin>", user_files.decode(user_files.read_stream(sys.stdin.buffer, "<stdin>"), "<stdin>")
+    return path, user_files.read_text(path)
 
 
 def read_requests(path: str) -> list[tuple[int, object]]:

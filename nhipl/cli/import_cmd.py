@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 
 import click
 
-from ._base import BadInput, handle_errors, main
+from ..source import refuse_existing, write_atomically
+from ._base import handle_errors, main
 
 
 @main.command("import")
@@ -25,34 +24,13 @@ def import_(format: str, files: tuple[str, ...], output: str | None, force: bool
     otel       OpenTelemetry GenAI spans (OTLP JSON)
     decisions  the runtime's decision log
     """
-    from nhipl.simulator.importers import SourceError, dumps_trace, import_runs
+    from nhipl.simulator.importers import dumps_trace, import_runs
 
-    if output is not None and os.path.exists(output) and not force:
-        raise BadInput(f"{output}:1:1", "the output file exists; not overwriting it\n  help: pass `--force` to replace it")
-    try:
-        events = import_runs(format, files)
-    except SourceError as err:
-        message = err.message + (f"\n  help: {err.help}" if err.help else "")
-        raise BadInput(err.location, message) from None
+    refuse_existing(output, force=force)
+    events = import_runs(format, files)
     text = dumps_trace(events)
     if output is None:
         click.echo(text, nl=False)
         return
-    _write(output, text)
+    write_atomically(output, text, force=force)
     click.echo(f"wrote {len(events)} events to {output}", err=True)
-
-
-def _write(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, so a failure leaves no half trace."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".nhipl-import-", suffix=".tmp")
-    except OSError as err:
-        raise BadInput(f"{path}:1:1", f"cannot write file: {(err.strerror or str(err)).lower()}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as err:
-        os.unlink(tmp)
-        raise BadInput(f"{path}:1:1", f"cannot write file: {(err.strerror or str(err)).lower()}") from None

@@ -8,8 +8,9 @@ import sys
 
 import click
 
-from ..errors import PolicyError
-from ..fmt import FormatError, format_text, write_atomically
+from .. import source as user_files
+from ..errors import LocatedError, PolicyError
+from ..fmt import FormatError, format_text
 from ..lint import fails, format_json, format_sarif, lint_paths, load_config
 from ..lint import format_text as findings_text
 from ..loader import decode, read_text
@@ -75,7 +76,7 @@ def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
     for path in policy_sources(files):
         try:
             if path == "-":
-                original = decode(sys.stdin.buffer.read(), "<stdin>")
+                original = decode(user_files.read_stream(sys.stdin.buffer, "<stdin>"), "<stdin>")
                 formatted = format_text(original, "<stdin>")
             else:
                 original = read_text(path)
@@ -86,6 +87,10 @@ def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
             continue
         except FormatError as err:
             click.echo(f"{err.source}:1:1: {err.message}", err=True)
+            bad += 1
+            continue
+        except LocatedError as err:
+            click.echo(err.render(), err=True)
             bad += 1
             continue
         if path == "-":
@@ -102,10 +107,15 @@ def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
         if check or show_diff:
             click.echo(f"would reformat {path}", err=True)
             continue
-        try:
-            write_atomically(path, formatted)
+        try:  # in place: through a symlink to the file it names, keeping the file's mode
+            target = os.path.realpath(path)
+            user_files.write_atomically(target, formatted, force=True, mode=os.stat(target).st_mode & 0o7777)
         except OSError as err:
             click.echo(f"{path}:1:1: cannot write file: {(err.strerror or str(err)).lower()}", err=True)
+            bad += 1
+            continue
+        except LocatedError as err:
+            click.echo(err.render(), err=True)
             bad += 1
             continue
         click.echo(f"reformatted {path}", err=True)

@@ -53,7 +53,7 @@ def mcp_proxy(
 
     policies = load(list(policy_paths))
     if not identity.strip():
-        raise BadInput("--identity:1:1", "the identity must not be empty")
+        raise click.BadParameter("the identity must not be empty", param_hint="'--identity'")
     try:
         code = run_proxy(
             policies,

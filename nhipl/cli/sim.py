@@ -11,25 +11,11 @@ import sys
 import click
 
 from ..loader import load
-from ..simulator import APPROVAL_SCOPES, DEFAULT_GRACE, Distribution, LatencyModel, TraceError, simulate
+from ..simulator import APPROVAL_SCOPES, DEFAULT_GRACE, Distribution, LatencyModel, simulate
 from ..simulator.html import render_html
 from ..simulator.swarm import LABELS, TOPOLOGIES, SwarmStream, swarm_config
-from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, BadInput, NumberRange, handle_errors, main
-
-
-def _trace_errors(func):
-    """`file:line: message` and exit 2 for bad trace lines."""
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except TraceError as err:
-            click.echo(f"{err.source}:{err.line}: {err.message}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-
-    return wrapper
+from ..source import check_inside, refuse_existing, write_atomically
+from ._base import EXIT_FINDINGS, EXIT_OK, BadInput, NumberRange, handle_errors, main
 
 
 def _distribution(option: str, text: str | None, default: Distribution) -> Distribution:
@@ -38,8 +24,8 @@ def _distribution(option: str, text: str | None, default: Distribution) -> Distr
     try:
         return Distribution.parse(text)
     except ValueError as err:
-        raise BadInput(f"<{option}>:1:1", f"{err}\n  help: write a distribution like `lognormal:120,0.8`, `exp:60`, "
-                                         "`uniform:10,300` or `const:30`") from None
+        raise click.BadParameter(f"{err}\n  help: write a distribution like `lognormal:120,0.8`, `exp:60`, "
+                                 "`uniform:10,300` or `const:30`", param_hint=f"'{option}'") from None
 
 
 class _Progress:
@@ -64,13 +50,7 @@ class _Progress:
             self.bar.__exit__(None, None, None)
 
 
-def _write(path: str, text: str | bytes) -> None:
-    try:
-        mode = "wb" if isinstance(text, bytes) else "w"
-        with open(path, mode, **({} if isinstance(text, bytes) else {"encoding": "utf-8"})) as fh:
-            fh.write(text)
-    except OSError as err:
-        raise BadInput(f"{path}:1:1", f"cannot write file: {(err.strerror or str(err)).lower()}") from None
+_FORCE = click.option("--force", is_flag=True, help="Replace output files that already exist.")
 
 
 class FindingKinds(click.ParamType):
@@ -127,10 +107,10 @@ def _fails(report, wanted: frozenset) -> bool:
 @click.option("--fail-on", "fail_on", type=FindingKinds(), default=None,
               help="Exit 1 when the report has findings of these kinds, e.g. `overreach,revocation_gap/foreign_holder`.")
 @click.option("--exact", is_flag=True, help="Compute the blast radius over every request with the SMT solver (needs `nhipl[analyze]`).")
+@_FORCE
 @handle_errors
-@_trace_errors
 def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace, approvals,
-                 requests_out, emit_tests, wide, fail_on, exact):
+                 requests_out, emit_tests, wide, fail_on, force, exact):
     """Replay TRACE (JSON lines) against POLICIES and report overreach,
     revocation gaps, attribution gaps and latency.
 
@@ -141,6 +121,13 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
     policies = load(list(policy_paths)) if policy_paths else None
     if os.path.isdir(trace):
         raise BadInput(f"{trace}:1:1", "is a folder, not a trace file")
+    outputs: list[str] = []
+    if out_dir is not None:
+        outputs = [os.path.join(out_dir, f"report.{'txt' if fmt == 'text' else fmt}"), os.path.join(out_dir, "graph.dot")]
+        if os.path.isdir(out_dir):
+            for path in outputs:
+                check_inside(out_dir, path)
+    refuse_existing(*outputs, requests_out, emit_tests, force=force)
     progress = _Progress() if sys.stderr.isatty() and trace != "-" else None
     source = sys.stdin.buffer if trace == "-" else trace
     try:
@@ -155,12 +142,13 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
         if progress is not None:
             progress.close()
     if requests_out:
-        _write(requests_out, "".join(json.dumps(request, ensure_ascii=False) + "\n" for _, request in steps))
+        write_atomically(requests_out, "".join(json.dumps(request, ensure_ascii=False) + "\n" for _, request in steps),
+                         force=force)
     if emit_tests:
         from ..simulator.emit import emit_tests as render_tests
 
-        _write(emit_tests, render_tests(report, dict(steps), policies, source=reader.name,
-                                        imports=_imports_from(emit_tests, policy_paths)))
+        write_atomically(emit_tests, render_tests(report, dict(steps), policies, source=reader.name,
+                                                  imports=_imports_from(emit_tests, policy_paths)), force=force)
     if fmt == "json":
         text = json.dumps(report.to_dict(), indent=2) + "\n"
     elif fmt == "html":
@@ -174,9 +162,10 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
             os.makedirs(out_dir, exist_ok=True)
         except OSError as err:
             raise BadInput(f"{out_dir}:1:1", f"cannot create folder: {(err.strerror or str(err)).lower()}") from None
-        path = os.path.join(out_dir, f"report.{'txt' if fmt == 'text' else fmt}")
-        _write(path, text)
-        _write(os.path.join(out_dir, "graph.dot"), report.to_dot())
+        path, dot_path = outputs
+        for target, content in ((path, text), (dot_path, report.to_dot())):
+            check_inside(out_dir, target)
+            write_atomically(target, content, force=force)
         click.echo(f"wrote {path}", err=True)
     sys.exit(EXIT_FINDINGS if fail_on and _fails(report, fail_on) else EXIT_OK)
 
@@ -224,14 +213,16 @@ def _rate_options(func):
 @click.option("--from-policy", "from_policy", multiple=True, type=click.Path(),
               help="Cast the swarm from this policy (repeatable): its identities, tools and intents, each identity "
                    "calling what the policy lets it do. --agents and --topology are then unused.")
+@_FORCE
 @handle_errors
-def generate_cmd(agents, tasks, steps, seed, topology, max_depth, policy_out, labels_out, from_policy, **rates):
+def generate_cmd(agents, tasks, steps, seed, topology, max_depth, policy_out, labels_out, from_policy, force, **rates):
     """A seeded synthetic swarm trace as JSON lines on stdout. Exit 0."""
     if policy_out and labels_out and os.path.abspath(policy_out) == os.path.abspath(labels_out):
         raise BadInput(f"{labels_out}:1:1", "`--labels-out` names the same file as `--policy-out`")
     for path in (policy_out, labels_out):  # fail before the trace is written, not after
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise BadInput(f"{path}:1:1", "cannot write file: no such folder")
+    refuse_existing(policy_out, labels_out, force=force)
     cast = None
     if from_policy:
         from ..simulator.cast import cast_from_policy
@@ -254,9 +245,9 @@ def generate_cmd(agents, tasks, steps, seed, topology, max_depth, policy_out, la
         out.write("\n".join(batch) + "\n")
     out.flush()
     if policy_out:
-        _write(policy_out, stream.policy_text)
+        write_atomically(policy_out, stream.policy_text, force=force)
     if labels_out:
-        _write(labels_out, "".join(json.dumps(p.to_dict()) + "\n" for p in stream.planted))
+        write_atomically(labels_out, "".join(json.dumps(p.to_dict()) + "\n" for p in stream.planted), force=force)
     sys.exit(EXIT_OK)
 
 
@@ -266,14 +257,15 @@ def generate_cmd(agents, tasks, steps, seed, topology, max_depth, policy_out, la
 @click.option("-p", "--policies", "policy_paths", multiple=True, type=click.Path(),
               help="Policies to decide each step with (findings are drawn in red).")
 @click.option("--skip-bad-lines", is_flag=True)
+@_FORCE
 @handle_errors
-@_trace_errors
-def graph_cmd(trace, output, policy_paths, skip_bad_lines):
+def graph_cmd(trace, output, policy_paths, skip_bad_lines, force):
     """Draw TRACE (or - for stdin) as a graph. DOT text always; SVG or PNG through graphviz `dot`. Exit 0."""
     base, ext = os.path.splitext(output)
     ext = ext.lower()
     if ext not in (".svg", ".png", ".dot"):
         raise BadInput(f"{output}:1:1", f"unknown output format `{ext or output}`\n  help: name a .svg, .png or .dot file")
+    refuse_existing(output, force=force)
     policies = load(list(policy_paths)) if policy_paths else None
     if trace == "-":
         from ..simulator import read_trace
@@ -282,7 +274,7 @@ def graph_cmd(trace, output, policy_paths, skip_bad_lines):
     report = simulate(trace, policies, skip_bad_lines=skip_bad_lines)
     dot_text = report.to_dot()
     if ext == ".dot":
-        _write(output, dot_text)
+        write_atomically(output, dot_text, force=force)
         click.echo(f"wrote {output}", err=True)
         sys.exit(EXIT_OK)
     dot = shutil.which("dot")
@@ -291,7 +283,7 @@ def graph_cmd(trace, output, policy_paths, skip_bad_lines):
         if os.path.exists(dot_path):
             raise BadInput(f"{output}:1:1", f"graphviz `dot` is not installed, and {dot_path} exists, so nothing was written\n"
                                             f"  help: install graphviz, or write the DOT text with `-o {dot_path}`")
-        _write(dot_path, dot_text)
+        write_atomically(dot_path, dot_text)
         click.echo(f"graphviz `dot` is not installed, so {output} was not drawn; wrote {dot_path}\n"
                    f"  help: install graphviz (`apt-get install graphviz`) and run `dot -T{ext[1:]} {dot_path} -o {output}`",
                    err=True)
@@ -299,10 +291,10 @@ def graph_cmd(trace, output, policy_paths, skip_bad_lines):
     result = subprocess.run([dot, f"-T{ext[1:]}"], input=dot_text.encode("utf-8"), capture_output=True, check=False)
     if result.returncode != 0:
         dot_path = base + ".dot"
-        if not os.path.exists(dot_path):
-            _write(dot_path, dot_text)
+        if not os.path.lexists(dot_path):
+            write_atomically(dot_path, dot_text)
         message = result.stderr.decode("utf-8", "replace").strip().splitlines()[:1]
         raise BadInput(f"{dot_path}:1:1", "graphviz `dot` failed: " + (message[0] if message else f"exit {result.returncode}"))
-    _write(output, result.stdout)
+    write_atomically(output, result.stdout, force=force)
     click.echo(f"wrote {output}", err=True)
     sys.exit(EXIT_OK)

@@ -41,8 +41,7 @@ def sweep(config: str, out: str | None, executor: str | None, scheduler: str | N
                    "or pass `--no-plots`", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if scheduler and executor == "local":
-        click.echo("--scheduler:1:1: `--scheduler` needs `--executor dask`", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        raise click.UsageError("`--scheduler` needs `--executor dask`")
     if scheduler or executor == "dask":
         runner = DaskExecutor(scheduler=scheduler, workers=workers)
     else:
@@ -54,8 +53,9 @@ def sweep(config: str, out: str | None, executor: str | None, scheduler: str | N
         click.echo(err.render(), err=True)
         sys.exit(EXIT_BAD_INPUT)
     except ExecutorError as err:
-        flag = "--scheduler" if scheduler else ("--executor" if executor == "dask" else config)
-        click.echo(f"{flag}:1:1: {err}", err=True)
+        if scheduler or executor == "dask":
+            raise click.BadParameter(str(err), param_hint="'--scheduler'" if scheduler else "'--executor'") from None
+        click.echo(f"{config}:1:1: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except RunFailed as err:
         click.echo(f"error: {err}", err=True)

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ..source import refuse_existing, write_atomically
 from ._base import EXIT_FINDINGS, EXIT_OK, BadInput, NumberRange, handle_errors, main
 
 # Keep in step with nhipl.testing.invariants (not imported at start-up, see below).
@@ -33,6 +34,7 @@ def _plural(n: int, word: str) -> str:
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the invariant search (runs are reproducible).")
 @click.option("--no-invariants", is_flag=True, help="Skip the invariant search.")
 @click.option("-v", "--verbose", is_flag=True, help="List every test and invariant, passed or not.")
+@click.option("--force", is_flag=True, help="Replace the --junit-xml file when it exists.")
 @handle_errors
 def test_(
     paths: tuple[str, ...],
@@ -45,6 +47,7 @@ def test_(
     seed: int,
     no_invariants: bool,
     verbose: bool,
+    force: bool,
 ) -> None:
     """Run the policy tests in PATHS (`*_test.nhipl` files, or folders searched for them).
 
@@ -61,6 +64,7 @@ def test_(
         raise BadInput(f"{paths[0]}:1:1", "no `*_test.nhipl` files found")
     if junit_path is not None and os.path.isdir(junit_path):
         raise BadInput(f"{junit_path}:1:1", "is a folder, not a file")
+    refuse_existing(junit_path, force=force)
     run = run_files(files, pattern=pattern, invariants=not no_invariants, max_examples=max_examples, seed=seed)
     if run.total == 0:
         where = f"matches `-k {pattern}`" if pattern else "in " + ", ".join(f"`{p}`" for p in paths)
@@ -97,11 +101,7 @@ def test_(
             status = EXIT_FINDINGS
 
     if junit_path is not None:
-        try:
-            with open(junit_path, "w", encoding="utf-8") as fh:
-                fh.write(junit_xml(run))
-        except OSError as err:
-            raise BadInput(f"{junit_path}:1:1", f"cannot write file: {err.strerror or err}".lower()) from None
+        write_atomically(junit_path, junit_xml(run), force=force)
 
     counts = [f"{run.passed} passed"] + ([f"{run.failed} failed"] if run.failed else [])
     click.echo(f"{', '.join(counts)} ({_plural(len(run.files), 'file')}) in {run.seconds:.2f}s")

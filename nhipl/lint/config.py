@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 
-from ..errors import Diagnostic, PolicyError, Span, did_you_mean
+from ..errors import Diagnostic, LocatedError, PolicyError, Span, did_you_mean
+from ..tomltext import TomlLocator, parse_toml
 from .rules import RULES, SEVERITIES
 
 DEFAULT_MAX_TTL = 3600
@@ -59,27 +59,28 @@ def find_pyproject(start: str) -> str | None:
         folder = parent
 
 
+_SECTION = ("tool", "nhipl", "lint")
+
+
 class _Errors:
     def __init__(self, path: str, text: str):
         self.path = path
-        self.lines = text.split("\n")
+        self.locator = TomlLocator(text)
         self.diagnostics: list[Diagnostic] = []
 
     def where(self, key: str) -> Span:
-        """The line that sets ``key`` (best effort), else the section header."""
-        pattern = re.compile(r"\s*" + re.escape(key) + r"\s*=|.*[{,]\s*" + re.escape(key) + r"\s*=")
-        section = None
-        for i, line in enumerate(self.lines, start=1):
-            if line.strip().startswith("[tool.nhipl.lint"):
-                section = i
-            if section is not None and pattern.match(line):
-                return Span(self.path, i, line.index(key) + 1, i, line.index(key) + 1 + len(key))
-        return Span(self.path, section or 1, 1)
+        """The place that sets ``key`` (a setting, or a code in ``severity``), else the section header."""
+        for path in (_SECTION + (key,), _SECTION + ("severity", key)):
+            found = self.locator.entries.get(path)
+            if found is not None:
+                line, column, width = found
+                return Span(self.path, line, column, line, column + width)
+        header = self.locator.entries.get(_SECTION)
+        return Span(self.path, header[0] if header else 1, 1)
 
     def add(self, key: str, message: str, help: str | None = None) -> None:
         span = self.where(key)
-        line = self.lines[span.line - 1] if 0 < span.line <= len(self.lines) else None
-        self.diagnostics.append(Diagnostic("lint-config", message, span, help, line))
+        self.diagnostics.append(Diagnostic("lint-config", message, span, help, self.locator.line_text(span.line)))
 
 
 def _seconds(value) -> int | None:
@@ -110,12 +111,9 @@ def _codes(errors: _Errors, key: str, value) -> list[str]:
 def parse_config(text: str, path: str) -> LintConfig:
     """The ``[tool.nhipl.lint]`` section of a pyproject.toml's text (defaults when absent)."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(err))
-        line, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(err))
-        raise PolicyError([Diagnostic("lint-config", f"invalid TOML: {message[:1].lower() + message[1:]}", Span(path, line, col))]) from None
+        data = parse_toml(text, path, code="lint-config")
+    except LocatedError as err:
+        raise PolicyError([err.diagnostic()]) from None
     tool = data.get("tool", {})
     nhipl = tool.get("nhipl", {}) if isinstance(tool, dict) else {}
     section = nhipl.get("lint") if isinstance(nhipl, dict) else nhipl

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .. import ast as A
 from ..errors import Diagnostic, Span
-from ..loader import load, loads, read_text
+from ..loader import load, loads
 from .config import LintConfig
 from .rules import CHECKS, RULES, SEVERITIES, Facts, RawFinding
 
@@ -151,7 +151,7 @@ def lint_paths(paths, config: LintConfig | None = None, exact: list[str] | None 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     policies = load([os.fspath(p) for p in paths])
-    texts = {m.source: read_text(m.path) for m in policies.modules if m.path is not None}
+    texts = {m.source: m.text for m in policies.modules if m.path is not None and m.text is not None}
     return lint_policies(policies, config, set(texts), texts, exact)
 
 
@@ -160,7 +160,7 @@ def lint_text(text: str, source: str = "<string>", config: LintConfig | None = N
     config = config or LintConfig()
     policies = loads(text, source)
     texts = {source: text}
-    texts.update({m.source: read_text(m.path) for m in policies.modules if m.path is not None})
+    texts.update({m.source: m.text for m in policies.modules if m.path is not None and m.text is not None})
     return lint_policies(policies, config, set(texts), texts)
 
 

@@ -14,6 +14,7 @@ from typing import Iterator
 from .. import ast as A
 from ..errors import Span, did_you_mean
 from ..fmt import format_expr, format_subject
+from ..request import SCHEMA
 from . import analysis as an
 
 SEVERITIES = ("error", "warning", "note")
@@ -130,6 +131,14 @@ RULES: dict[str, LintRule] = {
             "(a library of guards meant to be imported).",
             "nist-airmf:1.0:GOVERN-1.4",
         ),
+        _rule(
+            "NHI013", "case-variant-forbid", "warning",
+            "a forbid's target differs only by letter case from a permitted tool",
+            "Tool names are compared exactly, letter case included (after NFKC normalisation of the "
+            "request), so `forbid ... \"Delete_File\"` does not stop a permitted `delete_file`. "
+            "Usually a typo that leaves the tool the forbid meant to stop allowed.",
+            "nist-airmf:1.0:GOVERN-1.4",
+        ),
     )
 }
 
@@ -147,18 +156,10 @@ class RawFinding:
 # ---- facts about the policy set ----------------------------------------------------------
 
 
-REQUEST_ATTRS = {
-    "principal": {"id", "groups", "owner", "max_credential_ttl"},
-    "tool": {"name", "sensitive", "tags"},
-    "task": {"id", "intent", "owner"},
-    "delegation": {"chain", "depth"},
-    "credential": {"id", "issued_at", "ttl", "scope", "age"},
-    "approval": {"granted", "by"},
-    "args": set(),
-    "context": set(),
-    "provenance": set(),
-}
-OPEN_ROOTS = ("args", "context", "provenance")  # keys chosen by the caller
+# The request schema's objects and their known attributes; a tool's come from its declaration.
+REQUEST_ATTRS = {f.name: set(f.attrs) for f in SCHEMA if f.attrs or f.kind == "object"}
+REQUEST_ATTRS["tool"] = {"name", "sensitive", "tags"}
+OPEN_ROOTS = tuple(f.name for f in SCHEMA if f.open)  # keys chosen by the caller
 
 
 @lru_cache(maxsize=1)
@@ -496,12 +497,40 @@ def check_delegation(facts: Facts) -> Iterator[RawFinding]:
             )
 
 
+def _deletions(word: str) -> set[str]:
+    """``word`` and every string one deletion away: two words one edit apart share one."""
+    return {word} | {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+_MAX_HINT_CANDIDATES = 1000  # beyond this many names, no "did you mean" search (it would be quadratic)
+
+
 def check_unknown_attributes(facts: Facts) -> Iterator[RawFinding]:
     order = {rule.id: i for i, rule in enumerate(facts.rules)}
+    by_root: dict[str, dict[str, set]] = {}
+    for (r, a), ids in facts.used.items():
+        by_root.setdefault(r, {})[a] = ids
+    first_use = {key: min(order[i] for i in ids) for key, ids in facts.used.items() if ids}
+    near_index: dict[str, dict[str, set[str]]] = {}  # open root -> deletion variant -> names
+
+    def one_edit_names(root: str, attr: str, keep) -> set[str]:
+        """The names of ``root`` one edit from ``attr`` that ``keep`` accepts."""
+        index = near_index.get(root)
+        if index is None:
+            index = near_index[root] = {}
+            for name in set(by_root.get(root, {})) | set(facts.known[root]):
+                for variant in _deletions(name):
+                    index.setdefault(variant, set()).add(name)
+        found: set[str] = set()
+        for variant in _deletions(attr):
+            found |= index.get(variant, set())
+        return {k for k in found if keep(k) and _one_edit(attr, k)}
+
     for rule in facts.rules:
         if not facts.is_user(rule.span):
             continue
         seen: set[tuple[str, str]] = set()
+        others: dict[str, set[str]] = {}  # root -> names some other rule uses
         for expr in (rule.when, rule.unless):
             for root, attr, node in an.paths(expr):
                 if attr is None or root not in facts.known or (root, attr) in seen:
@@ -511,18 +540,20 @@ def check_unknown_attributes(facts: Facts) -> Iterator[RawFinding]:
                 if attr in known or facts.used.get((root, attr), set()) - {rule.id}:
                     continue
                 if root in OPEN_ROOTS:
-                    # two spellings of a caller-chosen key: the later rule has the typo
-                    elsewhere = {a for (r, a), ids in facts.used.items() if r == root and any(order[i] < order[rule.id] for i in ids)}
-                else:
-                    elsewhere = {a for (r, a), ids in facts.used.items() if r == root and ids - {rule.id}}
-                if root in OPEN_ROOTS:
-                    # a caller-chosen key: reported only one typo away from a key in use
-                    near = sorted(k for k in known | elsewhere if len(attr) >= 4 and _one_edit(attr, k))
+                    # a caller-chosen key: reported only one typo away from a key in use, and
+                    # of two spellings, the later rule has the typo
+                    mine = order[rule.id]
+                    near = sorted(one_edit_names(
+                        root, attr, lambda k: k in known or first_use.get((root, k), mine) < mine  # noqa: B023
+                    )) if len(attr) >= 4 else []
                     if not near:
                         continue
                     hint = f"did you mean `{near[0]}`?"
                 else:
-                    hint = did_you_mean(attr, sorted(known | elsewhere))
+                    if root not in others:
+                        others[root] = {a for a, ids in by_root.get(root, {}).items() if ids - {rule.id}}
+                    candidates = known | others[root]
+                    hint = did_you_mean(attr, sorted(candidates)) if len(candidates) <= _MAX_HINT_CANDIDATES else None
                 yield RawFinding(
                     "NHI009",
                     f"unknown attribute `{root}.{attr}`: no request field, declaration or other rule defines it",
@@ -603,6 +634,47 @@ def check_dead_rules(facts: Facts) -> Iterator[RawFinding]:
             )
 
 
+_MAX_CASE_PAIRS = 200_000  # glob-against-glob comparisons at most; exact names are looked up
+
+
+def check_case_variant_forbids(facts: Facts) -> Iterator[RawFinding]:
+    permitted: dict[str, set[str]] = {}  # lower-cased permitted target -> its spellings
+    for permit in facts.permits:
+        for target in permit.targets:
+            permitted.setdefault(target.lower(), set()).add(target)
+    globs = [t for spellings in permitted.values() for t in spellings if "*" in t]
+    budget = _MAX_CASE_PAIRS
+    for rule in facts.rules:
+        if rule.effect != A.FORBID or not facts.is_user(rule.span):
+            continue
+        for target in rule.targets:
+            if "*" in target:
+                budget -= len(permitted)
+                if budget < 0:
+                    continue
+                near = sorted(t for spellings in permitted.values() for t in spellings
+                              if an.globs_overlap(target.lower(), t.lower()) and not an.globs_overlap(target, t))
+            else:
+                budget -= len(globs)
+                spellings = permitted.get(target.lower(), set())
+                near = sorted(t for t in spellings if t != target)
+                if not near and budget >= 0:
+                    near = sorted(g for g in globs if an.globs_overlap(target.lower(), g.lower()) and not an.globs_overlap(target, g))
+                if any(an.globs_overlap(target, t) for t in spellings):
+                    near = []
+            if near:
+                yield RawFinding(
+                    "NHI013",
+                    f"forbid {_rule_name(rule)} targets `{target}`, which differs only by letter case from the "
+                    f"permitted `{near[0]}`: tool names are compared exactly, so it does not stop that tool",
+                    facts.head(rule),
+                    rule.span,
+                    rule.id,
+                    f"write the target as the tool spells it: `{near[0]}`",
+                )
+                break
+
+
 CHECKS = (
     check_shared_identity,
     check_standing_privilege,
@@ -614,4 +686,5 @@ CHECKS = (
     check_constant_conditions,
     check_empty_tasks,
     check_dead_rules,
+    check_case_variant_forbids,
 )

@@ -167,7 +167,7 @@ def discover(paths: Iterable[str]) -> list[str]:
             for folder, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS and not d.startswith("."))
                 found.extend(os.path.join(folder, f) for f in sorted(files) if f.endswith(TEST_SUFFIX))
-        elif os.path.isfile(path):
+        elif os.path.exists(path):  # a file, or something the reader will refuse by name
             found.append(path)
         else:
             problems.append(Diagnostic("file-not-found", "no such file or folder", Span(path, 1, 1)))

@@ -28,6 +28,7 @@ from typing import Iterable
 from hypothesis import strategies as st
 
 from .. import ast as A
+from ..request import SCHEMA, SCHEMA_BY_NAME
 from ..values import glob_match
 from .vocabulary import Vocabulary, instantiate, type_ok
 
@@ -35,7 +36,12 @@ from .vocabulary import Vocabulary, instantiate, type_ok
 _GENERIC = ("x", 0, True)
 # Which rules a search for each forbidden effect focuses on: the ones that can give it.
 GIVES = {"allow": (A.PERMIT,), "approval_required": (A.APPROVAL,), "deny": (A.FORBID,)}
+# The request schema's object fields a drawn request fills (principal and delegation are built
+# apart), in the order they are drawn: the order shapes which examples a seed gives.
 _ROOTS = ("args", "context", "provenance", "task", "credential", "approval")
+if set(_ROOTS) != {f.name for f in SCHEMA if f.kind == "object" and f.name != "delegation"}:
+    raise ImportError("the request generator's fields are out of step with the request schema")
+_CREDENTIAL = SCHEMA_BY_NAME["credential"].attrs
 
 
 # A name filter: the name must match one glob of *each* group (None: any name).
@@ -312,9 +318,11 @@ def _fields(vocab: Vocabulary, scope: Scope, with_resource: bool) -> st.SearchSt
         elif root == "approval":
             tree.setdefault("granted", {})["values"] = [False, True]
         elif root == "credential":
-            tree.pop("age", None)  # derived from `now - issued_at`
-            for name in ("issued_at", "ttl"):
-                tree.setdefault(name, {})["values"] = list(vocab.numbers)
+            for name, kind in _CREDENTIAL.items():
+                if kind == "derived":  # `age`: from `now - issued_at`
+                    tree.pop(name, None)
+                elif kind == "number":
+                    tree.setdefault(name, {})["values"] = list(vocab.numbers)
         if tree:
             strategies[root] = _object(tree, {p[1:] for p in required_paths if p[0] == root and len(p) > 1})
     strategies["now"] = numbers

@@ -16,23 +16,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import ast as A
+from ..request import attribute_paths
 from ..values import glob_match
 
 # A name no rule mentions: what a stranger looks like.
 STRANGER = "spiffe://example.org/agents/stranger"
 OTHER_TOOL = "other.tool"
 
-# Request fields whose values the request parser types strictly.
-_STRING_FIELDS = {
-    ("task", "id"),
-    ("task", "intent"),
-    ("task", "owner"),
-    ("credential", "id"),
-    ("approval", "by"),
-}
-_NUMBER_FIELDS = {("credential", "issued_at"), ("credential", "ttl"), ("principal", "max_credential_ttl")}
+# Request fields whose values the request parser types strictly (the request schema).
+_STRING_FIELDS = attribute_paths("string")
+_NUMBER_FIELDS = attribute_paths("number")
+_BOOLEAN_FIELDS = attribute_paths("boolean")
 # Set by the request builder itself, not drawn as free values.
-_DERIVED = {("delegation", "depth"), ("delegation", "chain"), ("credential", "age"), ("principal", "id"), ("principal", "groups")}
+_DERIVED = attribute_paths("derived", "identity", "identities", "strings")
 # Roots whose attributes the request may carry as free-form objects.
 OBJECT_ROOTS = ("args", "context", "provenance", "task", "credential", "approval", "principal")
 
@@ -57,7 +53,7 @@ def type_ok(path: tuple[str, ...], value: object) -> bool:
         return isinstance(value, str)
     if path in _NUMBER_FIELDS:
         return value.__class__ in (int, float)
-    if path == ("approval", "granted"):
+    if path in _BOOLEAN_FIELDS:
         return isinstance(value, bool)
     return True
 

@@ -17,6 +17,8 @@ import json
 import os
 from typing import Callable, Iterable
 
+from nhipl import source as user_files
+
 from .agentdojo import import_agentdojo
 from .otel import import_otel
 from .sources import SourceError, read_text, source_files
@@ -30,7 +32,7 @@ def import_decisions(paths: Iterable[str | os.PathLike]) -> list[dict]:
 
     events: list[dict] = []
     for path in source_files(paths, (".jsonl", ".json", ".log")):
-        lines = read_text(path).splitlines()
+        lines = user_files.lines(read_text(path))  # at \n only: U+2028 in a string is not a line end
         try:
             events.extend(log_to_trace(lines, source=path))
         except LogLineError as err:

@@ -12,18 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from nhipl.errors import NhiplError
+from nhipl import source as user_files
+from nhipl.errors import LocatedError
 from nhipl.jsontext import JSONTextError, parse_json, parse_json_documents
 
 
-class SourceError(NhiplError):
-    """A recorded run that cannot be imported; ``location`` is ``file:line:col``."""
+class SourceError(LocatedError):
+    """A recorded run that cannot be imported, at ``location`` (``file:line:col``)."""
 
     def __init__(self, location: str, message: str, help: str | None = None):
-        self.location = location
-        self.message = message
-        self.help = help
-        super().__init__(f"{location}: {message}")
+        source, line, column = location.rsplit(":", 2)
+        super().__init__(source, int(line), int(column), message, help)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +58,8 @@ def source_files(paths: Iterable[str | os.PathLike], suffixes: tuple[str, ...]) 
 
 
 def read_text(path: str) -> str:
-    try:
-        data = Path(path).read_bytes()
-    except IsADirectoryError:
-        raise SourceError(f"{path}:1:1", "is a folder, not a file") from None
-    except OSError as err:
-        raise SourceError(f"{path}:1:1", f"cannot read file: {err.strerror}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise SourceError(f"{path}:{line}:1", "not UTF-8 text") from None
+    """The text of a recorded run (see :func:`nhipl.source.read_text`)."""
+    return user_files.read_text(path)
 
 
 def read_json(path: str) -> Document:

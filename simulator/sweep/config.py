@@ -32,11 +32,12 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nhipl.errors import NhiplError, PolicyError, did_you_mean
+from nhipl.errors import LocatedError, NhiplError, PolicyError, did_you_mean
+from nhipl.source import read_text
+from nhipl.tomltext import TomlLocator, parse_toml
 
 from .studies import BUILTIN_POLICY, STUDIES, Parameter, Study, describe as _kind
 
@@ -120,85 +121,36 @@ _MAX_RUNS = 1_000_000
 
 
 class _Locator:
-    """Finds the line of a key in TOML text, for error locations.
-
-    tomllib does not report positions of values, so this scans for
-    ``[table]`` headers and ``key =`` lines: good for the configs people write,
-    and when it finds nothing the error falls back to ``file: key``.
-    """
+    """``file:line:col`` of a key in the config's text (see :class:`nhipl.tomltext.TomlLocator`);
+    ``file: key`` when the key was not found written out."""
 
     def __init__(self, text: str, source: str):
         self.source = source
-        self.entries: list[tuple[tuple[str, ...], int, int]] = []
-        table: tuple[str, ...] = ()
-        plot_index = -1
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            stripped = line.lstrip()
-            col = len(line) - len(stripped) + 1
-            header = re.match(r"\[\[\s*([A-Za-z0-9_.-]+)\s*\]\]", stripped) or re.match(r"\[\s*([A-Za-z0-9_.\"-]+)\s*\]", stripped)
-            if header:
-                parts = tuple(p.strip('"') for p in header.group(1).split("."))
-                if stripped.startswith("[["):
-                    plot_index += 1 if parts == ("plot",) else 0
-                    parts = parts + (str(plot_index),) if parts == ("plot",) else parts
-                table = parts
-                self.entries.append((table, lineno, col))
-                continue
-            key = re.match(r'("?)([A-Za-z0-9_.-]+)\1\s*=', stripped)
-            if key:
-                self.entries.append((table + tuple(key.group(2).split(".")), lineno, col))
+        self.locator = TomlLocator(text)
 
     def at(self, *path: str | int) -> str:
-        wanted = tuple(str(p) for p in path)
-        while wanted:
-            for keys, line, col in self.entries:
-                if keys == wanted:
-                    return f"{self.source}:{line}:{col}"
-            wanted = wanted[:-1]
+        found = self.locator.find(*path)
+        if found is not None:
+            return f"{self.source}:{found[0]}:{found[1]}"
         return f"{self.source}: {'.'.join(str(p) for p in path)}" if path else self.source
-
-
-def _toml_error(source: str, err: tomllib.TOMLDecodeError, text: str) -> ConfigError:
-    message = str(err)
-    match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
-    if match:
-        location = f"{source}:{match.group(1)}:{match.group(2)}"
-        message = message[: match.start()]
-    elif message.endswith("(at end of document)"):
-        lines = text.splitlines() or [""]
-        location = f"{source}:{len(lines)}:{len(lines[-1]) + 1}"
-        message = message[: -len("(at end of document)")].rstrip()
-    else:
-        location = f"{source}:1:1"
-    message = message[:1].lower() + message[1:]
-    return ConfigError(location, f"invalid TOML: {message}")
 
 
 def load_config(path: str | os.PathLike) -> SweepConfig:
     """Read and validate a sweep config file."""
     source = os.fspath(path)
     try:
-        data = Path(source).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{source}:1:1", "no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{source}:1:1", "is a folder, not a file") from None
-    except OSError as err:
-        raise ConfigError(f"{source}:1:1", f"cannot read file: {(err.strerror or str(err)).lower()}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise ConfigError(f"{source}:{line}:1", "not a UTF-8 text file") from None
+        text = read_text(source)
+    except LocatedError as err:
+        raise ConfigError(err.location, err.message, err.help) from None
     return parse_config(text, source)
 
 
 def parse_config(text: str, source: str = "<config>") -> SweepConfig:
     """Validate config text; ``source`` names it in errors and anchors relative paths."""
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise _toml_error(source, err, text) from None
+        doc = parse_toml(text, source)
+    except LocatedError as err:
+        raise ConfigError(err.location, err.message) from None
     return _Validator(doc, _Locator(text, source), source).config()
 
 
@@ -320,11 +272,11 @@ class _Validator:
                     raise self.fail(path, "`file` must be a path")
                 file = value["file"] if os.path.isabs(value["file"]) else os.path.join(self.base_dir, value["file"])
                 try:
-                    policy_text = Path(file).read_text(encoding="utf-8")
-                except FileNotFoundError:
-                    raise self.fail(path, f"policy file `{value['file']}` not found", "paths are relative to the config file") from None
-                except (OSError, UnicodeDecodeError) as err:
-                    raise self.fail(path, f"cannot read policy file `{value['file']}`: {getattr(err, 'strerror', None) or 'not UTF-8 text'}") from None
+                    policy_text = read_text(file)
+                except LocatedError as err:
+                    if err.code == "file-not-found":
+                        raise self.fail(path, f"policy file `{value['file']}` not found", "paths are relative to the config file") from None
+                    raise self.fail(path, f"cannot read policy file `{value['file']}`: {err.message}") from None
                 source = file
             else:
                 if not isinstance(value["text"], str):

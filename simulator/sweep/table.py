@@ -18,6 +18,9 @@ import math
 import os
 from pathlib import Path
 
+from nhipl.errors import LocatedError
+from nhipl.source import write_atomically
+
 from .config import ConfigError
 
 RESULTS = "results.csv"
@@ -131,15 +134,11 @@ class ResultsTable:
     def finish(self, order: list[str]) -> None:
         """Rewrite the rows in ``order`` (run ids), atomically."""
         self.close()
-        tmp = self.path.with_name(f".{RESULTS}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(render_row(list(self.header)))
-            for run in order:
-                if run in self.rows:
-                    fh.write(self.rows[run])
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        rows = b"".join(self.rows[run] for run in order if run in self.rows)
+        try:
+            write_atomically(str(self.path), render_row(list(self.header)) + rows, force=True)
+        except LocatedError as err:
+            raise ConfigError(err.location, err.message) from None
 
 
 def read_results(path: str | os.PathLike) -> tuple[tuple[str, ...], list[dict]]:
