@@ -40,7 +40,7 @@ def _policies(policies):
 def simulate(trace, policies, *, seed: int = 0, latency: LatencyModel | None = None, skip_bad_lines: bool = False,
              batch_size: int = 256, revocation_grace: float = DEFAULT_GRACE,
              progress: Callable[[TraceReader, int], None] | None = None, approvals: str = "call",
-             on_request: Callable[[int, dict], None] | None = None) -> Report:
+             on_request: Callable[[int, dict], None] | None = None, exact: bool = False) -> Report:
     """Replay ``trace`` against ``policies`` and return a :class:`Report`.
 
     ``trace``: a path, a :class:`TraceReader`, or an iterable of event dicts or JSON
@@ -50,13 +50,14 @@ def simulate(trace, policies, *, seed: int = 0, latency: LatencyModel | None = N
     a task's end before ``valid_after_task_end`` is reported (default 5). ``approvals``:
     an ``approval`` event covers the next call of its tool in its task (``"call"``, as
     enforcement does) or every later call of it (``"task"``). ``on_request(line, request)``
-    is called with the request built for each step, in trace order.
+    is called with the request built for each step, in trace order. ``exact``: the blast
+    radius comes from the SMT solver over every request (``nhipl[analyze]``).
     """
     policies = _policies(policies)
     reader = trace if isinstance(trace, TraceReader) else read_trace(trace, skip_bad_lines=skip_bad_lines)
     state = replay(reader, policies, seed=seed, latency=latency, batch_size=batch_size,
                    revocation_grace=revocation_grace, progress=progress, approvals=approvals, on_request=on_request)
-    return Report(state, source=reader.name, bad_lines=reader.bad_lines, policies=policies)
+    return Report(state, source=reader.name, bad_lines=reader.bad_lines, policies=policies, exact=exact)
 
 
 __all__ = [

@@ -182,6 +182,18 @@ def blast_radius(state, policies) -> list[dict]:
     return out
 
 
+def exact_blast_radius(state, policies) -> tuple[list[dict], list[str]]:
+    """The blast radius over every request, not the trace's intents: for each identity of
+    the trace, the sensitive tools it or an agent it may delegate to (under the policies)
+    can be allowed or asked approval for; and the assumptions of that answer."""
+    from nhipl.analyze import sensitive_reach
+
+    agents = sorted(_name(n) for n, kind in state.nodes.items() if kind == "agent")
+    if len(agents) > MAX_BLAST_AGENTS:
+        return [], ["more identities than the blast radius examines"]
+    return sensitive_reach(policies, agents)
+
+
 # ---- DOT ---------------------------------------------------------------------------------
 
 _SHAPES = {"agent": "ellipse", "tool": "box", "task": "note", "resource": "cylinder", "credential": "component"}

@@ -24,7 +24,7 @@ class Report:
     ``networkx.MultiDiGraph`` (built on first use).
     """
 
-    def __init__(self, state: Replay, *, source: str, bad_lines: list[tuple[int, str]], policies=None):
+    def __init__(self, state: Replay, *, source: str, bad_lines: list[tuple[int, str]], policies=None, exact: bool = False):
         self.source = source
         self._state = state
         self.policies = policies
@@ -43,6 +43,10 @@ class Report:
             "delegation_cycles": delegation_cycles(state),
             "blast_radius": blast_radius(state, policies),
         }
+        if exact and policies is not None:
+            from .model import exact_blast_radius
+
+            self.analyses["blast_radius"], self.analyses["blast_radius_exact"] = exact_blast_radius(state, policies)
         self.summary = self._summary()
 
     def _summary(self) -> dict:
@@ -169,6 +173,8 @@ def render_text(report: Report, *, max_findings: int = 40, wide: bool = False) -
         out.append("  blast radius: none (no identity can reach a sensitive tool)")
     else:
         out.append(f"  blast radius: {len(blast)} identit{'y' if len(blast) == 1 else 'ies'} can reach sensitive tools")
+    if "blast_radius_exact" in a:
+        out.append("    (exact: every request considered by the SMT solver, assuming " + "; ".join(a["blast_radius_exact"]) + ")")
     for entry in blast[:10]:
         out.append(f"    {entry['identity']}: {', '.join(entry['tools'])}")
         for tool, assumptions in entry.get("assumed", {}).items():

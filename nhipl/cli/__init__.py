@@ -19,5 +19,6 @@ from . import runtime_cmd  # noqa: E402,F401
 from . import serve_cmd  # noqa: E402,F401
 from . import schema_cmd  # noqa: E402,F401
 from . import lsp_cmd  # noqa: E402,F401
+from . import analyze_cmd  # noqa: E402,F401
 
 __all__ = ["main"]

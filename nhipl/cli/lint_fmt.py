@@ -27,13 +27,19 @@ from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, handle_errors, main
     default=None,
     help="pyproject.toml with [tool.nhipl.lint] (default: the nearest one above the current folder).",
 )
+@click.option("--exact", is_flag=True, help="Decide NHI004, NHI006 and NHI012 over every request with the SMT solver (needs `nhipl[analyze]`).")
 @handle_errors
-def lint(files: tuple[str, ...], output: str, config_path: str | None) -> None:
+def lint(files: tuple[str, ...], output: str, config_path: str | None, exact: bool) -> None:
     """Lint policy FILES (files or folders). Exit 0 no findings, 1 findings, 2 bad input."""
     config = load_config(config_path, ".")
-    findings = lint_paths(list(files), config)
+    assumptions: list[str] | None = [] if exact else None
+    findings = lint_paths(list(files), config, assumptions)
     render = {"text": findings_text, "json": format_json, "sarif": format_sarif}[output]
     click.echo(render(findings))
+    if exact and output == "text":
+        from ..lint.exact import exact_notice
+
+        click.echo(exact_notice(assumptions))
     sys.exit(EXIT_FINDINGS if fails(findings, config) else EXIT_OK)
 
 

@@ -106,10 +106,11 @@ def _fails(report, wanted: frozenset) -> bool:
 @click.option("--wide", is_flag=True, help="Text format: print identities and details whole, not clipped to a terminal's width.")
 @click.option("--fail-on", "fail_on", type=FindingKinds(), default=None,
               help="Exit 1 when the report has findings of these kinds, e.g. `overreach,revocation_gap/foreign_holder`.")
+@click.option("--exact", is_flag=True, help="Compute the blast radius over every request with the SMT solver (needs `nhipl[analyze]`).")
 @_FORCE
 @handle_errors
 def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approval_wait, issue_delay, grace, approvals,
-                 requests_out, emit_tests, wide, fail_on, force):
+                 requests_out, emit_tests, wide, fail_on, force, exact):
     """Replay TRACE (JSON lines) against POLICIES and report overreach,
     revocation gaps, attribution gaps and latency.
 
@@ -136,7 +137,7 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
         steps: list[tuple[int, dict]] = []
         keep = steps.append if (requests_out or emit_tests) else None
         report = simulate(reader, policies, seed=seed, latency=latency, revocation_grace=grace, progress=progress,
-                          approvals=approvals, on_request=(lambda line, request: keep((line, request))) if keep else None)
+                          approvals=approvals, exact=exact, on_request=(lambda line, request: keep((line, request))) if keep else None)
     finally:
         if progress is not None:
             progress.close()

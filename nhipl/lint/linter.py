@@ -103,14 +103,27 @@ def _suppressed(finding: RawFinding, marks: dict[int, frozenset[str] | None], li
     return False
 
 
-def lint_policies(policies, config: LintConfig, user_sources: set[str], texts: dict[str, str]) -> list[Finding]:
-    """Findings in the modules named by ``user_sources`` (``texts``: their source text)."""
+def _active_checks(exact: list[str] | None) -> tuple:
+    """The checks to run; with ``exact`` (a list that receives the solver's assumptions),
+    NHI004, NHI006 and NHI012 come from the SMT solver instead (:mod:`nhipl.lint.exact`)."""
+    if exact is None:
+        return CHECKS
+    from .exact import exact_checks
+
+    return exact_checks(CHECKS, exact)
+
+
+def lint_policies(
+    policies, config: LintConfig, user_sources: set[str], texts: dict[str, str], exact: list[str] | None = None
+) -> list[Finding]:
+    """Findings in the modules named by ``user_sources`` (``texts``: their source text).
+    ``exact``: see :func:`_active_checks`."""
     lines = {source: text.split("\n") for source, text in texts.items()}
     facts = Facts(policies, config, user_sources, lines)
     marks = {m.source: suppressions(m, lines.get(m.source, [])) for m in policies.modules if m.source in user_sources}
     found: list[Finding] = []
     seen: set[tuple] = set()
-    for check in CHECKS:
+    for check in _active_checks(exact):
         for raw in check(facts):
             if not config.active(raw.code):
                 continue
@@ -130,15 +143,16 @@ def lint_policies(policies, config: LintConfig, user_sources: set[str], texts: d
     return found
 
 
-def lint_paths(paths, config: LintConfig | None = None) -> list[Finding]:
+def lint_paths(paths, config: LintConfig | None = None, exact: list[str] | None = None) -> list[Finding]:
     """Lint policy files and folders (loaded together, imports included; findings
-    only in files on disk, not in the standard library). PolicyError on bad input."""
+    only in files on disk, not in the standard library). PolicyError on bad input.
+    ``exact``: see :func:`_active_checks`."""
     config = config or LintConfig()
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     policies = load([os.fspath(p) for p in paths])
     texts = {m.source: m.text for m in policies.modules if m.path is not None and m.text is not None}
-    return lint_policies(policies, config, set(texts), texts)
+    return lint_policies(policies, config, set(texts), texts, exact)
 
 
 def lint_text(text: str, source: str = "<string>", config: LintConfig | None = None) -> list[Finding]:
