@@ -120,8 +120,9 @@ def test_html_is_well_formed_and_contains_the_findings(report):
     assert {(tr.get("data-kind"), tr.get("data-subkind") or None) for tr in rows} == \
         {(f.kind, f.subkind) for f in report.findings}
     svgs = list(root.iter(f"{SVG}svg"))
-    assert len(svgs) == 3  # the graph and two latency plots
-    graph = svgs[0]
+    assert len(svgs) == 4  # the timeline, the graph and two latency plots
+    assert svgs[0].get("id") == "timeline"
+    graph = svgs[1]
     assert any((g.get("class") == "node") for g in graph.iter(f"{SVG}g"))
     # Findings are highlighted in the drawn graph.
     red = [p for p in graph.iter() if p.get("stroke") == "#c62828"]
