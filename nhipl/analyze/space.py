@@ -13,6 +13,7 @@ validation and attribute lookup require.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -48,14 +49,18 @@ class Bounds:
     list_items: int = 3  # items of a list-valued request attribute
 
 
-class Node:
+class Node(ABC):
     """A request value reached by a path; ``child(name)`` is its attribute ``name``."""
 
-    def value(self) -> Sym:  # pragma: no cover - interface
-        raise NotImplementedError
+    __slots__ = ()
 
-    def child(self, name: str) -> "Node":  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def value(self) -> Sym:
+        """The value as a symbolic term."""
+
+    @abstractmethod
+    def child(self, name: str) -> "Node":
+        """The attribute ``name`` of this value."""
 
 
 class ConstNode(Node):
