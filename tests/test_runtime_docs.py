@@ -32,8 +32,8 @@ def test_runtime_doc_examples_run(tmp_path, monkeypatch, capsys):
     assert "[redacted]" in out and "hunter2" not in out
 
     records = [json.loads(line) for line in Path("decisions.log").read_text().splitlines()]
-    writer_mail = next(r for r in records if r.get("tool") == "email.send" and r["effect"] == "allow")
-    assert writer_mail["delegation"] == ["spiffe://acme.org/agents/support"]
+    writer_mail = next(r for r in records if r.get("tool") == "email.send" and r.get("effect") == "allow")
+    assert writer_mail["chain"] == ["spiffe://acme.org/agents/support"]
     assert writer_mail["approval"] == {"granted": True, "by": "alice@acme.com"}
 
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))

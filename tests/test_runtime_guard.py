@@ -75,10 +75,10 @@ def test_allow_runs_the_tool_and_exposes_the_ttl(policies, tmp_path):
     assert seen[0].effect == "allow" and seen[0].credential_ttl == 300
     assert current_decision() is None  # only inside the tool
     (record,) = records(tmp_path / "d.log")
-    assert record["event"] == "decision" and record["agent"] == LEAD and record["tool"] == "search.web"
+    assert record["kind"] == "tool_call" and record["agent"] == LEAD and record["tool"] == "search.web"
     assert record["args"] == {"query": "nhipl", "limit": 10}  # defaults included
     assert record["effect"] == "allow" and record["rules"] == ["search"] and record["credential_ttl"] == 300
-    assert record["task"] is None and record["delegation"] == []
+    assert "task" not in record and "chain" not in record  # outside a task: a step of no task
 
 
 def test_deny_raises_with_the_decision(policies):
@@ -134,8 +134,7 @@ def test_delegation_extends_the_chain_and_attenuates(policies, tmp_path):
                         pass
                 assert caught.value.decision.rules == ("no-deep",)
         assert guard.acting() == LEAD and delegation_chain() == ()
-    logged = [r for r in records(tmp_path / "d.log") if r["event"] == "decision"]
-    delegations = [(r["agent"], r["tool"], r["delegation"], r["effect"]) for r in logged if r["action"] == "delegate"]
+    delegations = [(r["agent"], r["to"], r.get("chain", []), r["effect"]) for r in records(tmp_path / "d.log") if r["kind"] == "delegate"]
     assert delegations == [
         (LEAD, HELPER, [], "allow"),
         (HELPER, WORKER, [LEAD], "allow"),
@@ -223,11 +222,11 @@ def test_concurrent_tasks_do_not_mix(policies, tmp_path):
     for i, calls in enumerate(results):
         expected = (f"task-{i}", (LEAD,), HELPER) if i % 2 else (f"task-{i}", (), LEAD)
         assert calls == [expected] * 5
-    logged = [r for r in records(tmp_path / "d.log") if r["event"] == "decision" and r["action"] == "call"]
+    logged = [r for r in records(tmp_path / "d.log") if r["kind"] == "tool_call"]
     assert len(logged) == 100
     for r in logged:
         i = int(r["args"]["query"][1:].split("-")[0])
-        assert r["task"]["id"] == f"task-{i}"
+        assert r["task"] == f"task-{i}"
         assert r["agent"] == (HELPER if i % 2 else LEAD)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .errors import DecisionLogError, Denied
+from .errors import CredentialError, DecisionLogError, Denied, Expired, Invalid, Revoked
 
 _LAZY = {
     "Guard": "guard",
@@ -29,9 +29,13 @@ _LAZY = {
     "DecisionLog": "log",
     "Redactor": "redact",
     "Pattern": "redact",
+    "Runtime": "session",
+    "Task": "session",
+    "Credential": "session",
+    "StoreError": "store",
 }
 
-__all__ = ["DecisionLogError", "Denied", *_LAZY]
+__all__ = ["CredentialError", "DecisionLogError", "Denied", "Expired", "Invalid", "Revoked", *_LAZY]
 
 
 def __getattr__(name: str):

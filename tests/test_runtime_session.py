@@ -1,0 +1,247 @@
+"""Task sessions: steps decided from the session, credentials issued, reused, verified and
+revoked, scoped approvals, reload."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jwt as pyjwt
+import pytest
+
+import nhipl
+from nhipl.runtime import Denied, Expired, Invalid, Revoked, Runtime
+
+A = "spiffe://acme.org/agents/support"
+B = "spiffe://acme.org/agents/writer"
+C = "spiffe://acme.org/agents/stranger"
+
+POLICY = """
+@id("read") permit any agent to call "tickets.read" on "ticket:*" grant ttl 5m;
+@id("vault") permit any agent to call "vault.read" grant ttl 1m;
+@id("mail") permit any agent to call "email.send" grant ttl 2m;
+@id("hand") permit agent "spiffe://acme.org/agents/support" to delegate "spiffe://acme.org/agents/writer";
+@id("no-secrets-out") forbid any agent to call "email.send" when provenance.body == "tool:vault.read"
+    because "a secret may not leave the task";
+@id("refund-gate") require approval for any agent to call "payments.refund";
+@id("refund") permit any agent to call "payments.refund";
+"""
+
+
+@pytest.fixture
+def policies():
+    return nhipl.loads(POLICY)
+
+
+@pytest.fixture
+def rt(policies, tmp_path):
+    runtime = Runtime(policies, log=str(tmp_path / "decisions.jsonl"))
+    yield runtime
+    runtime.close()
+
+
+def events(rt) -> list[dict]:
+    with open(rt.log.path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def test_an_allowed_step_gets_a_signed_credential_with_the_claims(rt):
+    task = rt.start_task(A, "support", prompt="look at ticket 7")
+    sub = task.delegate(A, B)
+    d = sub.check("tickets.read", {"id": 7}, resource="ticket:7")
+    assert d.effect == "allow" and d.credential is not None
+    claims = rt.verify(d.credential.token, "tickets.read", "ticket:7")
+    assert claims["sub"] == B and claims["aud"] == "tickets.read" and claims["txn"] == task.id
+    assert claims["scope"] == "call:tickets.read ticket:7"
+    assert claims["act"] == {"sub": A}
+    assert claims["exp"] - claims["iat"] == 300 == d.credential.ttl
+    assert claims["jti"] == d.credential.id and claims["exp"] == d.credential.expires_at
+
+
+def test_the_actor_claim_nests_the_chain_immediate_delegator_outermost(tmp_path):
+    policies = nhipl.loads('permit any agent to delegate "spiffe://x/*";\npermit any agent to call "t" grant ttl 1m;')
+    rt = Runtime(policies)
+    task = rt.start_task("spiffe://x/a", "i")
+    c = task.delegate("spiffe://x/a", "spiffe://x/b").delegate("spiffe://x/c")
+    d = c.check("t")
+    claims = rt.verify(d.credential.token, "t")
+    assert claims["act"] == {"sub": "spiffe://x/b", "act": {"sub": "spiffe://x/a"}}
+
+
+def test_a_live_credential_is_reused_never_reminted(rt):
+    task = rt.start_task(A, "support")
+    first = task.check(A, "tickets.read", resource="ticket:7").credential
+    again = task.check(A, "tickets.read", resource="ticket:7").credential
+    other = task.check(A, "tickets.read", resource="ticket:8").credential
+    assert again is first and other.id != first.id
+    issued = [e for e in events(rt) if e["kind"] == "credential_issue"]
+    assert [e["credential"] for e in issued] == [first.id, other.id]
+    reuse = [e for e in events(rt) if e["kind"] == "tool_call" and e.get("credential") == first.id]
+    assert len(reuse) == 1  # the second call used the first call's credential
+
+
+def test_verify_refuses_another_tool_resource_a_tampered_token_and_garbage(rt):
+    task = rt.start_task(A, "support")
+    token = task.check(A, "tickets.read", resource="ticket:7").credential.token
+    with pytest.raises(Invalid, match="not `email.send`"):
+        rt.verify(token, "email.send")
+    with pytest.raises(Invalid, match="does not cover"):
+        rt.verify(token, "tickets.read", "ticket:8")
+    with pytest.raises(Invalid, match="does not cover"):
+        rt.verify(token, "tickets.read")
+    head, body, sig = token.split(".")
+    forged = json.loads(pyjwt.utils.base64url_decode(body))
+    forged["aud"] = "email.send"
+    forged_body = pyjwt.utils.base64url_encode(json.dumps(forged).encode()).decode()
+    with pytest.raises(Invalid):
+        rt.verify(f"{head}.{forged_body}.{sig}", "email.send")
+    for bad in ("", "x", "a.b.c", None, 7, "e30.e30.", token + "x"):
+        with pytest.raises(Invalid):
+            rt.verify(bad, "tickets.read", "ticket:7")
+
+
+def test_a_token_from_another_runtime_is_invalid(policies):
+    one, two = Runtime(policies), Runtime(policies)
+    token = one.start_task(A, "s").check(A, "vault.read").credential.token
+    with pytest.raises(Invalid, match="does not know"):
+        two.verify(token, "vault.read")
+
+
+def test_task_end_revokes_every_credential_and_verify_refuses_them(rt):
+    task = rt.start_task(A, "support")
+    d = task.check(A, "vault.read")
+    assert rt.verify(d.credential.token, "vault.read")["jti"] == d.credential.id
+    assert task.end() == [d.credential.id]
+    with pytest.raises(Revoked, match="ended"):
+        rt.verify(d.credential.token, "vault.read")
+    after = task.check(A, "vault.read")
+    assert after.effect == "deny" and after.credential is None
+    revokes = [e for e in events(rt) if e["kind"] == "credential_revoke"]
+    assert revokes == [dict(revokes[0], credential=d.credential.id, reason=f"task `{task.id}` ended")]
+    kinds = [e["kind"] for e in events(rt)]
+    assert kinds[-3:] == ["credential_revoke", "task_end", "tool_call"]  # the late attempt is logged too
+
+
+def test_revoke_by_hand(rt):
+    task = rt.start_task(A, "support")
+    d = task.check(A, "vault.read")
+    assert rt.revoke(d.credential.id, "leaked in a screenshot")
+    assert not rt.revoke(d.credential.id)
+    with pytest.raises(Revoked, match="leaked in a screenshot"):
+        rt.verify(d.credential.token, "vault.read")
+    fresh = task.check(A, "vault.read").credential
+    assert fresh.id != d.credential.id  # a revoked credential is never reused
+
+
+def test_an_expired_credential_is_refused(tmp_path):
+    rt = Runtime(nhipl.loads('permit any agent to call "t" grant ttl 1s;'))
+    d = rt.start_task(A, "i").check(A, "t")
+    time.sleep(max(0.0, d.credential.expires_at - time.time()) + 0.05)
+    with pytest.raises(Expired):
+        rt.verify(d.credential.token, "t")
+
+
+def test_delegate_raises_denied_and_the_delegatee_is_not_reached(rt):
+    task = rt.start_task(A, "support")
+    with pytest.raises(Denied):
+        task.delegate(B, C)
+    assert task.chain(C) is None
+    d = task.check(C, "vault.read")
+    assert d.effect == "deny" and "neither started" in d.reasons[0]
+
+
+def test_provenance_of_arguments_from_the_prompt_and_from_tool_outputs(rt):
+    task = rt.start_task(A, "support", prompt="tell bob@example.com that the invoice is fixed")
+    assert task.check(A, "vault.read", {"name": "db"}).effect == "allow"
+    task.record_output("vault.read", {"password": "hunter2-db"})
+    leak = task.check(A, "email.send", {"to": "bob@example.com", "body": "hunter2-db"})
+    assert leak.effect == "deny" and leak.rules == ("no-secrets-out",)
+    ok = task.check(A, "email.send", {"to": "bob@example.com", "body": "the invoice is fixed"})
+    assert ok.effect == "allow"
+    calls = [e for e in events(rt) if e["kind"] == "tool_call" and e["tool"] == "email.send"]
+    assert calls[0]["provenance"] == {"to": "user", "body": "tool:vault.read"}
+    assert calls[1]["provenance"] == {"to": "user", "body": "user"}
+    output = next(e for e in events(rt) if e["kind"] == "tool_output")
+    assert "hunter2" not in json.dumps(output)  # redacted
+
+
+def test_an_approval_counts_for_one_call_by_default(rt):
+    task = rt.start_task(A, "refunds")
+    assert task.check(A, "payments.refund", {"order": 1}).effect == "approval_required"
+    task.approve("payments.refund", by="alice@acme.com")
+    assert task.check(A, "payments.refund", {"order": 1}).effect == "allow"
+    assert task.check(A, "payments.refund", {"order": 1}).effect == "approval_required"
+
+
+def test_an_approval_scoped_to_arguments_uses_and_ttl(rt):
+    task = rt.start_task(A, "refunds")
+    task.approve("payments.refund", by="alice", args={"order": 1}, uses=2)
+    assert task.check(A, "payments.refund", {"order": 2}).effect == "approval_required"
+    assert task.check(A, "payments.refund", {"order": 1}).effect == "allow"
+    assert task.check(A, "payments.refund", {"order": 1, "note": "x"}).effect == "allow"
+    assert task.check(A, "payments.refund", {"order": 1}).effect == "approval_required"
+    task.approve("payments.refund", by="alice", ttl=0.05, uses=None)
+    assert task.check(A, "payments.refund", {"order": 3}).effect == "allow"
+    assert task.check(A, "payments.refund", {"order": 4}).effect == "allow"
+    time.sleep(0.1)
+    assert task.check(A, "payments.refund", {"order": 5}).effect == "approval_required"
+    for bad in ({"uses": 0}, {"uses": -1}, {"ttl": 0}, {"ttl": float("nan")}):
+        with pytest.raises(ValueError):
+            task.approve("payments.refund", by="alice", **bad)
+
+
+def test_reload_revokes_a_live_credential_whose_permit_is_gone(rt):
+    task = rt.start_task(A, "support")
+    vault = task.check(A, "vault.read").credential
+    ticket = task.check(A, "tickets.read", resource="ticket:7").credential
+    revoked = rt.reload(nhipl.loads(POLICY.replace('@id("vault") permit any agent to call "vault.read" grant ttl 1m;', "")))
+    assert revoked == [vault.id]
+    with pytest.raises(Revoked, match="the policy context changed"):
+        rt.verify(vault.token, "vault.read")
+    assert rt.verify(ticket.token, "tickets.read", "ticket:7")["jti"] == ticket.id
+    why = next(e for e in events(rt) if e["kind"] == "credential_revoke")
+    assert why["credential"] == vault.id and "policy context changed" in why["reason"] and "deny" in why["reason"]
+    assert task.check(A, "vault.read").effect == "deny"
+
+
+def test_tokens_verify_with_an_independent_library_from_the_jwks_alone(rt):
+    d = rt.start_task(A, "support").delegate(A, B).check("email.send", {"to": "x", "body": "y"})
+    jwks = json.loads(json.dumps(rt.jwks()))
+    header = pyjwt.get_unverified_header(d.credential.token)
+    key = pyjwt.PyJWKSet.from_dict(jwks)[header["kid"]]
+    claims = pyjwt.decode(d.credential.token, key.key, algorithms=["EdDSA"], audience="email.send", issuer="nhipl")
+    assert claims["sub"] == B and claims["act"] == {"sub": A} and claims["scope"] == "call:email.send"
+
+
+def test_the_key_can_come_from_a_file(tmp_path, policies):
+    from joserfc.jwk import OKPKey
+
+    key = OKPKey.generate_key("Ed25519")
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(key.as_pem(private=True))
+    jwk_file = tmp_path / "key.jwk"
+    jwk_file.write_text(json.dumps(key.as_dict(private=True)))
+    one, two = Runtime(policies, key=str(pem)), Runtime(policies, key=jwk_file)
+    assert one.jwks() == two.jwks()
+    token = one.start_task(A, "s").check(A, "vault.read").credential.token
+    assert two.verify(token, "vault.read")["sub"] == A  # the same key: the other runtime verifies it
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a key")
+    with pytest.raises(nhipl.NhiplError, match="bad.pem"):
+        Runtime(policies, key=str(bad))
+    with pytest.raises(nhipl.NhiplError, match="cannot read"):
+        Runtime(policies, key=str(tmp_path / "missing.pem"))
+
+
+def test_a_failed_log_write_denies_the_step(policies, tmp_path):
+    from nhipl.runtime import DecisionLog
+
+    log = DecisionLog("/dev/full")
+    rt = Runtime(policies, log=log)
+    with pytest.raises(nhipl.NhiplError):
+        rt.start_task(A, "s")  # a task may not start unrecorded
+    rt.log = None
+    task = rt.start_task(A, "s")
+    rt.log = log
+    d = task.check(A, "vault.read")
+    assert d.effect == "deny" and d.credential is None and "failing closed" in d.reasons[0]
