@@ -294,14 +294,14 @@ class Runtime:
         return revoked
 
     # -- the log -----------------------------------------------------------------------------
-    def record(self, request: dict, decision: Decision, approval: dict | None = None) -> Decision:
+    def record(self, request: dict, decision: Decision, approval: dict | None = None) -> "StepDecision":
         """Log a step decided outside a task session (``request`` as given) and return the
         decision to enforce: a deny when the log fails closed and cannot be written."""
         try:
             self._write(step_event(request, decision, approval=approval), request.get("now") or time.time(), required=True)
         except DecisionLogError as err:
-            return failed_closed(decision, err)
-        return decision
+            decision = failed_closed(decision, err)
+        return _step(decision, None, request)
 
     def _write(self, event: dict, t: float, *, required: bool) -> None:
         """Append one trace event. Raises :class:`DecisionLogError` when it cannot be
