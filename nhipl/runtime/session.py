@@ -298,7 +298,8 @@ class Runtime:
         """Log a step decided outside a task session (``request`` as given) and return the
         decision to enforce: a deny when the log fails closed and cannot be written."""
         try:
-            self._write(step_event(request, decision, approval=approval), request.get("now") or time.time(), required=True)
+            if self.log is not None:
+                self._write(step_event(request, decision, approval=approval), request.get("now") or time.time(), required=True)
         except DecisionLogError as err:
             decision = failed_closed(decision, err)
         return _step(decision, None, request)
@@ -445,10 +446,10 @@ class Task:
                 decision = Decision(DENY, (), None, (), (f"`{agent}` neither started task `{self.id}` nor was delegated to within it",))
             else:
                 decision = rt.policies.evaluate(request)
-            event = step_event(request, decision, live.id if live is not None else None)
             credential = None
             try:
-                rt._write(event, now, required=True)
+                if rt.log is not None:
+                    rt._write(step_event(request, decision, live.id if live is not None else None), now, required=True)
                 if decision.effect == ALLOW and decision.credential_ttl is not None:
                     credential = live or rt._credential(self, agent, chain or [], request, decision, now)
                     if credential not in self.credentials:
