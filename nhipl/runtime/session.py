@@ -153,6 +153,8 @@ class Runtime:
             _require_str(owner, "owner")
         task_id = task_id if task_id is not None else uuid.uuid4().hex
         _require_str(task_id, "task_id")
+        if task_id in self._tasks:
+            raise ValueError(f"task `{task_id}` is already running in this runtime")
         task = Task(self, task_id, agent, intent, prompt, owner)
         now = time.time()
         event = {"kind": "task_start", "task": task_id, "agent": agent, "intent": intent}
