@@ -284,11 +284,16 @@ class Runtime:
                 continue
             request = dict(record["request"])
             request["now"] = now
-            decision = new.evaluate(request)
-            if decision.effect == ALLOW:
-                continue
-            why = "; ".join(decision.reasons) or decision.effect
-            if self._revoke(jti, record["exp"], f"the policy context changed: the request is now {decision.effect} ({why})"):
+            try:
+                decision = new.evaluate(request)
+            except NhiplError as err:  # a request the new policies cannot read: fail closed
+                reason = f"the policy context changed: the request can no longer be decided ({err})"
+            else:
+                if decision.effect == ALLOW:
+                    continue
+                why = "; ".join(decision.reasons) or decision.effect
+                reason = f"the policy context changed: the request is now {decision.effect} ({why})"
+            if self._revoke(jti, record["exp"], reason):
                 revoked.append(jti)
         return revoked
 
