@@ -302,3 +302,14 @@ def test_principal_attributes_and_context(policies):
     refund = guard.wrap(lambda amount: current_decision().rules, name="payments.refund")
     assert refund(1) == ("payments",)  # the enforcement point vouches for the attributes
     assert guard.request("x")["context"] == {"env": "prod"}
+
+
+def test_a_task_opened_by_a_delegatee_starts_its_own_chain(policies):
+    guard = Guard(policies, LEAD)
+    with guard.task("billing"):
+        with guard.delegate(HELPER):
+            assert delegation_chain() == (LEAD,)
+            with guard.task("research") as inner:
+                assert guard.acting() == HELPER and delegation_chain() == ()
+                assert guard.request("search.web")["task"] == inner and "delegation" not in guard.request("search.web")
+            assert delegation_chain() == (LEAD,)
