@@ -16,6 +16,7 @@ target), and leaves no temporary file behind, whatever goes wrong.
 from __future__ import annotations
 
 import os
+import select
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -69,12 +70,26 @@ def open_input(path: str) -> BinaryIO:
                 path, 1, 1, "not a regular file (a device or a socket); refusing to read it", code="file-error"
             )
         if stat.S_ISFIFO(mode):  # a pipe: read it as `cat` would, waiting for its writer
-            os.close(fd)
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = _wait_for_writer(path, fd)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+
+
+def _wait_for_writer(path: str, fd: int) -> int:
+    """``fd`` (a pipe opened without blocking) once a writer has written to it or come and
+    gone, made blocking. The same descriptor is kept: a writer that wrote and closed before
+    a second open would leave that open waiting forever."""
+    if not hasattr(select, "poll"):  # pragma: no cover - not POSIX: open it again, blocking
+        os.close(fd)
+        return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while not poller.poll():  # Linux reports nothing until a writer has written or closed
+        pass
+    os.set_blocking(fd, True)
+    return fd
 
 
 def read_stream(stream: BinaryIO, source: str, limit: int | None = None) -> bytes:
