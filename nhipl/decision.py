@@ -217,7 +217,7 @@ def near_miss_lines(principal_id: str, action: str, tool: str, covering, intent:
             lines.append(f"permit `{rule.id}` applies only to tasks with intent `{rule.task_intent}` (this request's: {have})")
         elif guard is not None and intent is not None and guard != intent:
             lines.append(f"permit `{rule.id}` has a condition `task.intent == \"{guard}\"` (this request's intent: `{intent}`)")
-        elif rule.resources is not None and (resource is None or not any(glob_match(r, resource) for r in rule.resources)):
+        elif rule.resources is not None and rule.handover is None and (resource is None or not any(glob_match(r, resource) for r in rule.resources)):
             want = ", ".join(f"`{r}`" for r in rule.resources)
             have = f"`{resource}`" if resource is not None else "none"
             lines.append(f"permit `{rule.id}` needs a resource matching {want} (this request's: {have})")

@@ -142,7 +142,9 @@ def test_depth_bound_from_a_covering_forbid():
     assert codes(text) == ["NHI007"]
     assert codes(text + '@id("f") forbid any agent to delegate "*" when delegation.depth >= 3;') == []
     assert "NHI007" in codes(text + '@id("f") forbid any agent to delegate "spiffe://b/*" when delegation.depth >= 3;')
-    assert codes('import "owasp-agentic";\n@id("p") permit agent in "g" to delegate "spiffe://a/*" grant ttl 5m;') == []
+    assert codes('import "owasp-agentic";\nattenuate delegation;\n@id("p") permit agent in "g" to delegate "spiffe://a/*" grant ttl 5m;') == []
+    # the library does not turn attenuation on (an import never changes how rules combine)
+    assert "NHI008" in codes('import "owasp-agentic";\n@id("p") permit agent in "g" to delegate "spiffe://a/*" grant ttl 5m;')
 
 
 # ---- NHI009 unknown attributes ----------------------------------------------------------------
