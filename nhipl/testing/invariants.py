@@ -68,7 +68,7 @@ def scope_policies(policies: Policies, invariant: A.Invariant) -> Policies:
         id="invariant-scope",
         effect=A.FORBID,
         subject=invariant.subject or A.AnyAgent(),
-        action=invariant.action,
+        actions=(invariant.action,),
         targets=invariant.targets,
         resources=invariant.resources,
         when=invariant.when,
@@ -116,7 +116,7 @@ def credential_scopes(policies: Policies, invariant: A.CredentialInvariant, voca
     """A credential invariant's scope as ``never allow`` invariants, one per action it
     covers (its `to` action, else every action the policies name), so the request
     search and the scope check are those of effect invariants."""
-    actions = [invariant.action] if invariant.action is not None else sorted({r.action for r in policies.rules} | set(vocab.actions))
+    actions = [invariant.action] if invariant.action is not None else sorted({a for r in policies.rules for a in r.actions} | set(vocab.actions))
     targets = invariant.targets or ("*",)
     return [A.Invariant(invariant.name, "allow", None, a, targets, None, invariant.when, None, invariant.span) for a in actions]
 
