@@ -119,6 +119,20 @@ class Decision(_Fields):
     def allowed(self) -> bool:
         return self.effect == ALLOW
 
+    def explain(self):
+        """Why this decision: every rule that covered each identity whose share was
+        decided, with the value of its task scope, resources, `when` and `unless`
+        (an :class:`~nhipl.explanation.Explanation`; ``.text()``, ``.to_dict()``).
+
+        Works on a decision from ``policies.evaluate(request, explain=True)``, which
+        keeps the policies and the request beside the fields (the ordinary path
+        keeps nothing, so it never pays for this)."""
+        if len(self) < 9:
+            raise ValueError("this decision does not keep its request: decide it with `policies.evaluate(request, explain=True)`")
+        from .explanation import explain
+
+        return explain(self[7], self[8])
+
     def to_dict(self) -> dict:
         return {
             "effect": str(self.effect),

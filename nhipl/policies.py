@@ -138,10 +138,19 @@ class Policies:
                 self._compiled = CompiledPolicies(self)
         return self._compiled
 
-    def evaluate(self, request) -> Decision:
-        """Decide one request (a dict). Raises RequestError on bad input."""
+    def evaluate(self, request, explain: bool = False) -> Decision:
+        """Decide one request (a dict). Raises RequestError on bad input. With
+        ``explain=True`` the decision keeps the policies and the request, so that
+        ``decision.explain()`` can say why, rule by rule."""
         compiled = self._compiled
-        return (compiled if compiled is not None else self.compiled).evaluate(request)
+        decision = (compiled if compiled is not None else self.compiled).evaluate(request)
+        return tuple.__new__(Decision, (*decision[:7], self, request)) if explain else decision
+
+    def explain(self, request):
+        """:meth:`Decision.explain` of ``request``: the rule-by-rule explanation."""
+        from .explanation import explain
+
+        return explain(self, request)
 
     def evaluate_many(self, requests) -> list[Decision]:
         """Decide many requests; the fast path for replay and CI."""
