@@ -77,5 +77,9 @@ def test_the_request_generator_draws_histories_for_policies_that_read_them():
     from nhipl.testing import requests
 
     policies = nhipl.loads(POLICY, source="p.nhipl")
-    found = find(requests(policies, tools=["email.send"]), lambda r: "nothing-leaves" in policies.evaluate(r).rules)
+    def denied_for_a_secret(request) -> bool:
+        decision = policies.evaluate(request)
+        return "nothing-leaves" in decision.rules and not decision.errors  # not an erroring step
+
+    found = find(requests(policies, tools=["email.send"]), denied_for_a_secret)
     assert any(h.get("tool", "").startswith("vault.") and h.get("effect") == "allow" for h in found["history"])
