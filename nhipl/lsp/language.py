@@ -15,7 +15,9 @@ KEYWORDS: dict[str, str] = {
     "forbid": "A rule that denies every request it matches, whatever the permits say. When its condition errors, it matches (errors fail closed).",
     "require": "`require approval for SUBJECT to ACTION ...`: a matched request that is otherwise allowed needs `approval.granted == true`, else the decision is `approval_required`. It never grants anything by itself.",
     "approval": "`require approval for`: an approval gate. In conditions, `approval.granted` and `approval.by` read the human approval attached to the step (an absent approval reads as `{granted: false}`).",
-    "for": "Part of `require approval for`.",
+    "for": "Part of `require approval for`; on a `permit ... to delegate` rule, `for ACTIONS TARGETS` says what the delegation hands over (under `attenuate delegation;` it permits the delegator's share of those steps).",
+    "except": '`import "baseline" except "baseline/sensitive-tag-approval";` loads the import without the named rules.',
+    "where": "`any(x in LIST where COND)`: the condition a quantifier tests on each element.",
     "any": "`any agent`: the rule applies to every identity.",
     "in": '`agent in "group"`: principals whose `groups` hold the group. In conditions, `x in [..]` or `x in list-valued-path` tests membership.',
     "to": "Introduces the rule's action and targets: `to call \"tool.glob\"`.",
@@ -66,6 +68,7 @@ PATHS: dict[str, tuple[str, tuple[str, ...]]] = {
     "context": ("Anything else the caller knows (data classification, environment, ...): `context.NAME`.", ()),
     "provenance": ("Where each argument's value came from: `provenance.NAME` is `\"user\"`, `\"tool:<name>\"` or `\"unknown\"`.", ()),
     "now": ("The time of the request, in seconds since the epoch (a number).", ()),
+    "history": ("The earlier steps of this task, oldest first: each `{t, agent, action, tool, resource?, args?, effect}`; absent means `[]`.", ()),
 }
 
 EFFECTS = {"allow": "The request is allowed.", "deny": "The request is denied.", "approval_required": "The request needs a human approval."}
