@@ -27,6 +27,7 @@ from typing import Any, Awaitable, Callable, Mapping, Union
 
 from ..decision import ALLOW, APPROVAL_REQUIRED, DENY, Decision
 from ..errors import RequestError
+from ..values import ListView
 from .errors import DecisionLogError, Denied
 from .log import DecisionLog, failed_closed, open_log
 from .resource import ResourceError, ResourceTemplate
@@ -525,7 +526,7 @@ def _plain(value: Any, depth: int) -> Any:
             if not isinstance(key, str):
                 raise _NotJSON(f"has a key that is not a string: {type(key).__name__}")
         return _plain({str.__str__(k): v for k, v in value.items()}, depth)
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, ListView)):  # a ListView: a task's history, read as a list
         return _plain(list(value), depth)
     if isinstance(value, str):
         return str.__str__(value)
