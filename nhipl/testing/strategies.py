@@ -351,6 +351,9 @@ def _fields(vocab: Vocabulary, scope: Scope, with_resource: bool) -> st.SearchSt
         if tree:
             strategies[root] = _object(tree, {p[1:] for p in required_paths if p[0] == root and len(p) > 1})
     strategies["now"] = numbers
+    steps = _tree(vocab, "history")
+    if steps:  # a condition reads the task's earlier steps: a few steps with the attributes it reads
+        strategies["history"] = st.lists(_object(steps, set()), max_size=4)
     chain = st.lists(st.sampled_from(vocab.principals), max_size=vocab.max_chain)
     strategies["delegation"] = st.fixed_dictionaries({"chain": chain})
     return st.fixed_dictionaries(
