@@ -236,3 +236,18 @@ def test_the_analysis_refuses_argument_schemas_rather_than_answer_wrongly():
     with pytest.raises(Unsupported) as info:
         _prove('tool "t" { args: { n: number } }\n@id("p") permit any agent to call "t";\n', 'invariant "i" { never deny call "t" }')
     assert "argument schemas" in info.value.render() and info.value.render().startswith("<string>:1:1: ")
+
+
+def test_invariant_search_fills_arguments_a_schema_requires(tmp_path):
+    """No rule reads `to` or `subject`, yet a request without them is denied by the schema:
+    the search must still reach the permit, or the invariant would hold vacuously."""
+    test_file = tmp_path / "schema_test.nhipl"
+    test_file.write_text(
+        'tool "email.send" { args: { to: string, subject: string, cc: list? } }\n'
+        '@id("mail") permit any agent to call "email.send" grant ttl 1h;\n'
+        'invariant "mail is short-lived" { never grant ttl > 15m to call "email.send" }\n'
+        'invariant "never mail" { never allow call "email.send" }\n'
+    )
+    result = run_files([str(test_file)], max_examples=100)
+    assert [r.holds for r in result.files[0].invariants] == [False, False]
+    assert all(set(r.counterexample["args"]) >= {"to", "subject"} for r in result.files[0].invariants)
