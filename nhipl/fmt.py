@@ -227,6 +227,8 @@ def _break(expr: A.Expr, need: int, room: int, src: int) -> list[tuple[str, int]
     """``expr`` as lines of at most ``room`` columns where it can be broken at
     ``and``/``or``: (text relative to the first line's column, source line)."""
     text = format_expr(expr, need)
+    if len(text) > room and _breakable_quantifier(expr):
+        return _break_quantifier(expr, room, src)  # type: ignore[arg-type]
     if len(text) <= room or not isinstance(expr, (A.Or, A.And)):
         return [(text, src)]
     op = "or" if isinstance(expr, A.Or) else "and"
@@ -241,6 +243,27 @@ def _break(expr: A.Expr, need: int, room: int, src: int) -> list[tuple[str, int]
         lines.extend((" " * (paren + len(prefix)) + t, line) for t, line in sub[1:])
     if paren:
         lines[-1] = (lines[-1][0] + ")", lines[-1][1])
+    return lines
+
+
+def _breakable_quantifier(expr: A.Expr) -> bool:
+    return isinstance(expr, A.Quantifier) and isinstance(expr.where, (A.And, A.Or))
+
+
+def _break_quantifier(expr: A.Quantifier, room: int, src: int) -> list[tuple[str, int]]:
+    """``any(x in L where A`` / ``                 and B)``: the condition broken at its
+    top-level ``and``/``or``, operands aligned after ``where``."""
+    head = f"{expr.kind}({expr.name} in {format_expr(expr.source, _SUM)} where "
+    where: A.And | A.Or = expr.where  # type: ignore[assignment]
+    op = "or" if isinstance(where, A.Or) else "and"
+    width = len(head)
+    lines: list[tuple[str, int]] = []
+    for i, operand in enumerate(where.operands):
+        lead = head if i == 0 else op.rjust(width - 1) + " "
+        broken = _break(operand, _child_need(op, operand), room - width, max(src, _span_line(operand, src)))
+        lines.append((lead + broken[0][0], broken[0][1]))
+        lines.extend((" " * width + text, line) for text, line in broken[1:])
+    lines[-1] = (lines[-1][0] + ")", lines[-1][1])
     return lines
 
 
@@ -401,6 +424,13 @@ class _Printer:
                 not self.fits(depth + 1, text + end_mark) or self.inside(expr.span)
             ):
                 self.split_condition(kw, expr, depth + 1, last, end_mark)
+            elif expr is not None and _breakable_quantifier(expr) and not self.fits(depth + 1, text + end_mark):
+                width = len(kw) + 1
+                broken = _break_quantifier(expr, LINE_LENGTH - len(INDENT) * (depth + 1) - width, max(last, _span_line(expr, last)))  # type: ignore[arg-type]
+                for k, (line, line_src) in enumerate(broken):
+                    last = max(last, line_src)
+                    self.emit(("" if k else f"{kw} ") + (" " * width if k else "") + line
+                              + (end_mark if k == len(broken) - 1 else ""), depth + 1, last)
             else:
                 self.emit(text + end_mark, depth + 1, last)
 
