@@ -177,7 +177,25 @@ class Arith:
 
 
 Expr = Union[Literal, Duration, ListExpr, Path, Not, And, Or, Compare, In, StringTest, Has, Quantifier, Call, Arith]
-Value = Union[Literal, Duration, ListExpr, ObjectValue]
+
+
+# The types an argument schema may name (``tool "x" { args: { to: string, cc: list? } }``).
+ARG_TYPES = ("string", "number", "bool", "list", "object", "any")
+
+
+@dataclass(frozen=True, slots=True)
+class TypeName:
+    """``string``, ``list?``, ...: a value only in a tool declaration's ``args`` schema."""
+
+    name: str
+    optional: bool = False
+    span: Span | None = _span()
+
+    def __str__(self) -> str:
+        return self.name + ("?" if self.optional else "")
+
+
+Value = Union[Literal, Duration, ListExpr, ObjectValue, TypeName]
 
 
 # ---- rules --------------------------------------------------------------------
@@ -211,6 +229,16 @@ class AgentGroup:
 
 Subject = Union[AnyAgent, AgentIds, AgentGroup]
 
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """``for ACTIONS TARGETS`` on a ``permit ... to delegate`` rule: the steps it
+    hands over to the delegatee (scoped delegation)."""
+
+    actions: tuple[str, ...]
+    targets: tuple[str, ...]
+    span: Span | None = _span()
+
 PERMIT, FORBID, APPROVAL = RuleEffect.PERMIT, RuleEffect.FORBID, RuleEffect.APPROVAL
 
 
@@ -236,6 +264,7 @@ class Rule:
     annotations: tuple[Annotation, ...] = ()
     task_intent: str | None = None
     explicit_id: bool = False
+    handover: Handover | None = None
     span: Span | None = _span()
 
     @property
@@ -262,6 +291,8 @@ class Rule:
 class Import:
     target: str
     span: Span | None = _span()
+    excepts: tuple[str, ...] = ()  # `import "x" except "rule-id", ...`
+    except_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +363,20 @@ class Invariant:
     span: Span | None = _span()
 
 
-Item = Union[Import, Attenuate, AgentDecl, ToolDecl, Rule, TaskBlock, Test, Invariant]
+@dataclass(frozen=True, slots=True)
+class CredentialInvariant:
+    """``invariant "name" { never grant ttl > BOUND [to ACTION "glob", ...] [when E] }``:
+    no allowed request in scope gets a credential ttl that is absent or longer."""
+
+    name: str
+    bound: Duration
+    action: str | None = None
+    targets: tuple[str, ...] | None = None
+    when: Expr | None = None
+    span: Span | None = _span()
+
+
+Item = Union[Import, Attenuate, AgentDecl, ToolDecl, Rule, TaskBlock, Test, Invariant, CredentialInvariant]
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,6 +414,8 @@ def value_to_python(value: Value) -> object:
         return [value_to_python(v) for v in value.items]  # type: ignore[arg-type]
     if isinstance(value, ObjectValue):
         return {k: value_to_python(v) for k, v in value.entries}
+    if isinstance(value, TypeName):
+        return str(value)
     raise TypeError(f"not a value: {value!r}")
 
 

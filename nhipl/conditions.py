@@ -16,6 +16,7 @@ from typing import Callable, assert_never
 
 from . import ast as A
 from . import semantics as S
+from .loops import compile_loop
 from .request import _NO_APPROVAL, ROOTS, Request
 from .values import ListView, a_type, equal, glob
 
@@ -422,6 +423,9 @@ def _compile_quantifier(node: A.Quantifier) -> Cond:
             return len(items)
 
         return count_all
+    loop = compile_loop(node, items_of, compile_expr)
+    if loop is not None:
+        return loop
     holds = _checked(compile_expr(node.where), node.where, S.where(kind))
 
     def elements(scope):

@@ -112,7 +112,12 @@ class _Lower(Transformer_NonRecursive):
 
     @v_args(meta=True)
     def import_stmt(self, meta, children):
-        return A.Import(self.string(children[0]), self.span(meta))
+        target, excepts = children
+        names, spans = excepts if excepts is not None else ((), ())
+        return A.Import(self.string(target), self.span(meta), names, spans)
+
+    def except_clause(self, children):
+        return tuple(self.string(c) for c in children), tuple(self.tspan(c) for c in children)
 
     @v_args(meta=True)
     def attenuate_stmt(self, meta, children):
@@ -137,11 +142,51 @@ class _Lower(Transformer_NonRecursive):
 
     @v_args(meta=True)
     def agent_decl(self, meta, children):
-        return A.AgentDecl(self.string(children[0]), self._entries(children[1:]), self.span(meta))
+        entries = self._entries(children[1:])
+        for entry in entries:
+            self.no_types(entry.value)
+        return A.AgentDecl(self.string(children[0]), entries, self.span(meta))
 
     @v_args(meta=True)
     def tool_decl(self, meta, children):
-        return A.ToolDecl(self.string(children[0]), self._entries(children[1:]), self.span(meta))
+        entries = self._entries(children[1:])
+        for entry in entries:
+            if entry.key == "args" and isinstance(entry.value, A.ObjectValue):
+                for _, value in entry.value.entries:
+                    if not isinstance(value, A.TypeName):
+                        self.no_types(value)
+            else:
+                self.no_types(entry.value)
+        return A.ToolDecl(self.string(children[0]), entries, self.span(meta))
+
+    def no_types(self, value: A.Value) -> None:
+        """An argument type written where a value belongs is an error."""
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, A.TypeName):
+                self.error(
+                    "misplaced-type",
+                    f"`{node}` is an argument type, allowed only in a tool declaration's `args` schema",
+                    node.span,
+                    "write a string value in double quotes, or declare the argument in `tool \"...\" { args: { name: type } }`",
+                )
+            elif isinstance(node, A.ListExpr):
+                stack.extend(node.items)
+            elif isinstance(node, A.ObjectValue):
+                stack.extend(v for _, v in node.entries)
+
+    @v_args(meta=True)
+    def type_name(self, meta, children):
+        name, optional = children
+        if str(name) not in A.ARG_TYPES:
+            self.error(
+                "unknown-type",
+                f"unknown argument type `{name}`",
+                self.tspan(name),
+                did_you_mean(str(name), A.ARG_TYPES) or "types: " + ", ".join(f"`{t}`" for t in A.ARG_TYPES),
+            )
+        return A.TypeName(str(name), optional is not None, self.span(meta))
 
     # -- rules ---------------------------------------------------------------------
     @v_args(meta=True)
@@ -178,6 +223,12 @@ class _Lower(Transformer_NonRecursive):
 
     def targets(self, children):
         return tuple(self.string(c) for c in children)
+
+    @v_args(meta=True)
+    def handover(self, meta, children):
+        actions = tuple(str(c) for c in children if c.type == "NAME")
+        targets = tuple(self.string(c) for c in children if c.type == "STRING")
+        return ("handover", A.Handover(actions, targets, self.span(meta)))
 
     def resources(self, children):
         return ("resources", tuple(self.string(c) for c in children))
@@ -219,6 +270,7 @@ class _Lower(Transformer_NonRecursive):
             because=parts.get("because"),
             annotations=annotations,
             explicit_id=explicit,
+            handover=parts.get("handover"),
             span=span,
         )
 
@@ -248,6 +300,7 @@ class _Lower(Transformer_NonRecursive):
 
     @v_args(meta=True)
     def request(self, meta, children):
+        self.no_types(children[0])
         return children[0]
 
     @v_args(meta=True)
@@ -269,7 +322,26 @@ class _Lower(Transformer_NonRecursive):
         return (self._effect_name(effect_tok), subject, action, targets, parts, self.span(meta))
 
     @v_args(meta=True)
+    def never_grant(self, meta, children):
+        op, bound, action, *rest = children
+        if str(op) != ">":
+            self.error(
+                "syntax-error",
+                f"expected `>` after `never grant ttl`, not `{op}`",
+                self.tspan(op),
+                "write `never grant ttl > 15m`: no allowed request gets a credential longer than that (or none)",
+            )
+        when = rest.pop() if rest and isinstance(rest[-1], tuple) else None
+        targets = tuple(self.string(t) for t in rest if t is not None)
+        return A.CredentialInvariant(
+            "", bound, str(action) if action is not None else None, targets or None, when[1] if when else None, self.span(meta)
+        )
+
+    @v_args(meta=True)
     def invariant_block(self, meta, children):
+        if isinstance(children[1], A.CredentialInvariant):
+            inv = children[1]
+            return A.CredentialInvariant(self.string(children[0]), inv.bound, inv.action, inv.targets, inv.when, self.span(meta))
         name, (effect, subject, action, targets, parts, _span) = children
         return A.Invariant(
             self.string(name),

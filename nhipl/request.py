@@ -369,7 +369,8 @@ def _parse(raw: object) -> Request:
         if _non_finite(approval):
             raise RequestError("field `approval` holds a number that is not finite (NaN or an infinity)", "approval")
     req.approval = approval
-    req.history = _history(get("history"))
+    history = get("history")
+    req.history = NO_HISTORY if history is None else _history(history)
     return req
 
 

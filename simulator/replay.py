@@ -88,7 +88,7 @@ class Finding:
 
 class _Task:
     __slots__ = ("id", "intent", "owner", "prompt", "starter", "reached", "approvals", "outputs",
-                 "ended", "end_t", "credentials", "delay", "gated", "request", "history")
+                 "ended", "end_t", "credentials", "delay", "gated", "request", "history", "undecided")
 
     def __init__(self, task_id: str, intent: str, owner: str | None, prompt: str | None, starter: str):
         self.id = task_id
@@ -108,6 +108,7 @@ class _Task:
         # The task's steps so far, oldest first, each with the effect it got: one list that
         # only grows, read by each step's request through a view of its prefix (no copy).
         self.history: list[dict] = []
+        self.undecided = False  # its last recorded step waits in the batch for its decision
 
 
 class _Credential:
@@ -380,14 +381,18 @@ class Replay:
         self.steps += 1
         pending = self._pending
         pending.append((request, (line, "call", agent, task, tool, chain, step)))
-        if len(pending) >= self.batch_size or step is not None:
+        if len(pending) >= self.batch_size:
             self.flush()
 
-    @staticmethod
-    def _history(task: _Task, request: dict, step: dict) -> dict:
+    def _history(self, task: _Task, request: dict, step: dict) -> dict:
         """Give ``request`` the task's earlier steps (a view, not a copy) and record ``step``
-        after them; its effect is filled in when it is decided. At most :data:`MAX_HISTORY`
-        steps are visible; the list is cut back when it holds twice that."""
+        after them; its effect is filled in when it is decided. A step of the same task still
+        waiting in the batch is decided first, so that every step in a view has its effect.
+        At most :data:`MAX_HISTORY` steps are visible; the list is cut back when it holds twice
+        that."""
+        if task.undecided:
+            self.flush()
+        task.undecided = True
         steps = task.history
         if len(steps) >= 2 * MAX_HISTORY:
             steps = task.history = steps[-MAX_HISTORY:]
@@ -517,7 +522,7 @@ class Replay:
     def _queue(self, request: dict, context: tuple) -> None:
         self.steps += 1
         self._pending.append((request, context))
-        if len(self._pending) >= self.batch_size or context[6] is not None:
+        if len(self._pending) >= self.batch_size:
             self.flush()
 
     def _timed(self, requests):
@@ -579,6 +584,7 @@ class Replay:
         effect = decision.effect
         if recorded is not None:
             recorded["effect"] = effect.value  # the plain word, as in a request read from JSON
+            task.undecided = False
         if effect == ALLOW:
             stats[1] += 1
             if decision.shares:

@@ -146,7 +146,12 @@ def rules(draw, index: int) -> str:
     )
     action = ", ".join(draw(st.lists(st.sampled_from(ACTIONS + ["issue_credential"]), min_size=1, max_size=3)))
     targets = draw(st.lists(st.sampled_from(TARGET_GLOBS), min_size=1, max_size=3))
+    handover = effect == "permit" and action == "delegate" and draw(st.booleans())
+    if handover:  # scoped delegation (version 2): the delegate targets are identities
+        targets = draw(st.lists(st.sampled_from(DELEGATE_GLOBS), min_size=1, max_size=2))
     text = f'@id("r{index}") {effect} {subject} to {action} ' + ", ".join(_lit(t) for t in targets)
+    if handover:
+        text += _handover(draw)
     if draw(st.booleans()) and draw(st.booleans()):
         text += " on " + ", ".join(_lit(r) for r in draw(st.lists(st.sampled_from(RESOURCE_GLOBS), min_size=1, max_size=2)))
     if draw(st.booleans()):
@@ -158,6 +163,24 @@ def rules(draw, index: int) -> str:
     if draw(st.booleans()) and draw(st.booleans()):
         text += ' because "reason"'
     return text + ";"
+
+
+DELEGATE_GLOBS = PRINCIPALS + ["spiffe://x/*", "*"]
+SCHEMA_NAMES = ["a", "b", "s", "l", "in", "intent", "n", "groups", "age", "not"]  # every argument a condition reads
+ARG_TYPES = ["string", "number", "bool", "list", "object", "any"]
+
+
+def _handover(draw) -> str:
+    """`for ACTIONS TARGETS` on a delegate permit (its delegate targets are then identities)."""
+    actions = draw(st.lists(st.sampled_from(ACTIONS), min_size=1, max_size=2, unique=True))
+    targets = draw(st.lists(st.sampled_from(TARGET_GLOBS), min_size=1, max_size=2))
+    return " for " + ", ".join(actions) + " " + ", ".join(_lit(t) for t in targets)
+
+
+def _schema(draw) -> str:
+    """An argument schema naming every argument the generated conditions read."""
+    entries = [f"{_lit(n)}: {draw(st.sampled_from(ARG_TYPES))}{'' if draw(st.integers(0, 3)) == 0 else '?'}" for n in SCHEMA_NAMES]
+    return "args: { " + ", ".join(entries) + " }"
 
 
 @st.composite
@@ -175,8 +198,9 @@ def policy_texts(draw) -> str:
             entries.append(f"max_credential_ttl: {draw(st.integers(1, 100))}s")
         parts.append(f"agent {_lit(pid)} {{ {', '.join(entries)} }}")
     for pattern in draw(st.lists(st.sampled_from([g for g in TARGET_GLOBS if g]), unique=True, max_size=2)):
+        schema = ", " + _schema(draw) if draw(st.integers(0, 3)) == 0 else ""  # argument schemas (version 2)
         parts.append(
-            f"tool {_lit(pattern)} {{ sensitive: {draw(st.sampled_from(['true', 'false']))}, tags: [\"x\"] }}"
+            f"tool {_lit(pattern)} {{ sensitive: {draw(st.sampled_from(['true', 'false']))}, tags: [\"x\"]{schema} }}"
         )
     n = draw(st.integers(1, 8))
     index = 0

@@ -42,6 +42,8 @@ def test_compiled_agrees_with_reference(text, batch):
         # a second, cached evaluation gives the same answer
         assert _summary(compiled.evaluate(request)) == _summary(slow)
         assert fast.reasons
+        # the explanation re-decides with the reference interpreter: the same decision
+        assert _summary(policies.explain(request).decision) == _summary(slow)
 
 
 @settings(deadline=None)

@@ -67,3 +67,19 @@ def test_delegations_are_steps_of_the_history():
 def test_no_history_is_kept_when_no_rule_reads_it():
     _, seen = _requests(_steps("web.get", "email.send"), policy='permit any agent to call "*";')
     assert all("history" not in r for r in seen)
+
+
+def test_the_request_generator_draws_histories_for_policies_that_read_them():
+    """`nhipl.testing.requests` draws history steps with the attributes and values the
+    quantifiers over `history` read, so an invariant about history is not held vacuously."""
+    from hypothesis import find
+
+    from nhipl.testing import requests
+
+    policies = nhipl.loads(POLICY, source="p.nhipl")
+    def denied_for_a_secret(request) -> bool:
+        decision = policies.evaluate(request)
+        return "nothing-leaves" in decision.rules and not decision.errors  # not an erroring step
+
+    found = find(requests(policies, tools=["email.send"]), denied_for_a_secret)
+    assert any(h.get("tool", "").startswith("vault.") and h.get("effect") == "allow" for h in found["history"])

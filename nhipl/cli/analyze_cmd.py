@@ -55,6 +55,8 @@ def _run(func):
                 click.echo("request: " + json.dumps(bug.request, sort_keys=True), err=True)
             click.echo("this is a bug in nhipl's analysis, not an answer; please report it", err=True)
             sys.exit(EXIT_INTERNAL)
+        except engine.Unsupported:
+            raise  # a located error: `file:line:col: message`, exit 2
         except engine.Undecided as why:
             click.echo(f"undecided: {why}", err=True)
             sys.exit(EXIT_FINDINGS)

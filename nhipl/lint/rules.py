@@ -15,6 +15,7 @@ from .. import ast as A
 from ..errors import Span, did_you_mean
 from ..fmt import format_expr, format_subject
 from ..request import SCHEMA
+from ..values import glob
 from . import analysis as an
 
 SEVERITIES = ("error", "warning", "note")
@@ -145,6 +146,21 @@ RULES: dict[str, LintRule] = {
             "An `any(...)` over the empty list `[]` or with a `where` condition that is the literal "
             "`false`, or an `all(...)` over a non-empty literal list with a `false` condition, is false "
             "for every request: usually the wrong list or a condition left over from editing.",
+            "nist-airmf:1.0:GOVERN-1.4",
+        ),
+        _rule(
+            "NHI015", "scoped-delegation-without-attenuation", "warning",
+            "a delegate permit says what it hands over (`for`), but `attenuate delegation;` is not in force",
+            "A `for` clause counts only when attenuation holds each delegator to what it may do: without "
+            "it the delegatee is judged on its own permits and the `for` scope limits nothing.",
+            "owasp-asi:2026:ASI03", "owasp-asi:2026:ASI07", "nist-airmf:1.0:GOVERN-1.4",
+        ),
+        _rule(
+            "NHI016", "unread-argument-schema", "note",
+            "a tool declares an argument schema that no rule reads",
+            "The schema still rejects malformed requests, but no rule's condition reads any argument it "
+            "declares: often the rules name the tool differently, or the schema was written for rules "
+            "that were removed.",
             "nist-airmf:1.0:GOVERN-1.4",
         ),
     )
@@ -714,6 +730,59 @@ def check_never_true_quantifiers(facts: Facts) -> Iterator[RawFinding]:
                     )
 
 
+def check_scoped_delegation(facts: Facts) -> Iterator[RawFinding]:
+    if facts.policies.attenuate:
+        return
+    for rule in facts.permits:
+        if rule.handover is None or not facts.is_user(rule.span):
+            continue
+        yield RawFinding(
+            "NHI015",
+            f"permit {_rule_name(rule)} says what it hands over (`for`), but `attenuate delegation;` is not in force",
+            rule.handover.span or facts.head(rule),
+            rule.span,
+            rule.id,
+            "add `attenuate delegation;` to a file you load, or the `for` scope limits nothing",
+        )
+
+
+def _arguments_read(rule: A.Rule) -> set[str]:
+    names = set()
+    for expr in (rule.when, rule.unless):
+        for node in A.iter_exprs(expr) if expr is not None else ():
+            if isinstance(node, A.Path) and node.root == "args" and node.attrs:
+                names.add(node.attrs[0])
+            elif isinstance(node, A.Has) and node.path.root == "args" and not node.path.attrs:
+                names.add(node.name)
+    return names
+
+
+def check_unread_schemas(facts: Facts) -> Iterator[RawFinding]:
+    for module in facts.policies.modules:
+        for decl in module.items:
+            if not isinstance(decl, A.ToolDecl) or not facts.is_user(decl.span):
+                continue
+            schema = next((e for e in decl.entries if e.key == "args" and isinstance(e.value, A.ObjectValue)), None)
+            if schema is None or not schema.value.entries:
+                continue
+            declared = {name for name, _ in schema.value.entries}
+            pattern = glob(decl.pattern)
+            if any(
+                declared & _arguments_read(rule)
+                for rule in facts.rules
+                if any(pattern.match(t) or glob(t).match(decl.pattern) or "*" in t for t in rule.targets)
+            ):
+                continue
+            yield RawFinding(
+                "NHI016",
+                f"tool `{decl.pattern}` declares arguments ({', '.join(f'`{n}`' for n in sorted(declared))}) that no rule reads",
+                schema.span or decl.span,
+                decl.span,
+                None,
+                "read the arguments in the rules on this tool, or keep the schema only to reject malformed requests",
+            )
+
+
 CHECKS = (
     check_shared_identity,
     check_standing_privilege,
@@ -727,4 +796,6 @@ CHECKS = (
     check_dead_rules,
     check_case_variant_forbids,
     check_never_true_quantifiers,
+    check_scoped_delegation,
+    check_unread_schemas,
 )
