@@ -11,7 +11,7 @@ import click
 from .. import source as user_files
 from ..errors import LocatedError, PolicyError
 from ..fmt import FormatError, format_text
-from ..lint import fails, format_json, format_sarif, lint_paths, load_config
+from ..lint import ConfigFinder, fails, format_json, format_sarif, lint_paths, load_config
 from ..lint import format_text as findings_text
 from ..loader import decode, read_text
 from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, handle_errors, main
@@ -25,13 +25,14 @@ from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, handle_errors, main
     "config_path",
     type=click.Path(),
     default=None,
-    help="pyproject.toml with [tool.nhipl.lint] (default: the nearest one above the current folder).",
+    help="A pyproject.toml with [tool.nhipl.lint], or an nhipl.toml with [lint], for every file "
+    "(default: for each file, the nearest nhipl.toml or pyproject.toml with lint settings in its folder or above).",
 )
 @click.option("--exact", is_flag=True, help="Decide NHI004, NHI006 and NHI012 over every request with the SMT solver (needs `nhipl[analyze]`).")
 @handle_errors
 def lint(files: tuple[str, ...], output: str, config_path: str | None, exact: bool) -> None:
     """Lint policy FILES (files or folders). Exit 0 no findings, 1 findings, 2 bad input."""
-    config = load_config(config_path, ".")
+    config = load_config(config_path) if config_path is not None else ConfigFinder()
     assumptions: list[str] | None = [] if exact else None
     findings = lint_paths(list(files), config, assumptions)
     render = {"text": findings_text, "json": format_json, "sarif": format_sarif}[output]
