@@ -87,7 +87,7 @@ def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
             bad += 1
             continue
         except FormatError as err:
-            click.echo(f"{err.source}:1:1: {err.message}", err=True)
+            click.echo(f"{err.source}: {err.message}", err=True)
             bad += 1
             continue
         except LocatedError as err:
@@ -112,7 +112,7 @@ def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
             target = os.path.realpath(path)
             user_files.write_atomically(target, formatted, force=True, mode=os.stat(target).st_mode & 0o7777)
         except OSError as err:
-            click.echo(f"{path}:1:1: cannot write file: {(err.strerror or str(err)).lower()}", err=True)
+            click.echo(f"{path}: cannot write file: {(err.strerror or str(err)).lower()}", err=True)
             bad += 1
             continue
         except LocatedError as err:

@@ -37,7 +37,7 @@ def sweep(config: str, out: str | None, executor: str | None, scheduler: str | N
         click.echo(err.render(), err=True)
         sys.exit(EXIT_BAD_INPUT)
     if plots and settings.plots and importlib.util.find_spec("matplotlib") is None:
-        click.echo(f"{config}:1:1: the config's plots need matplotlib\n  help: install it with `pip install 'nhipl[sweep]'`, "
+        click.echo(f"{config}: the config's plots need matplotlib\n  help: install it with `pip install 'nhipl[sweep]'`, "
                    "or pass `--no-plots`", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if scheduler and executor == "local":
@@ -55,7 +55,7 @@ def sweep(config: str, out: str | None, executor: str | None, scheduler: str | N
     except ExecutorError as err:
         if scheduler or executor == "dask":
             raise click.BadParameter(str(err), param_hint="'--scheduler'" if scheduler else "'--executor'") from None
-        click.echo(f"{config}:1:1: {err}", err=True)
+        click.echo(f"{config}: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except RunFailed as err:
         click.echo(f"error: {err}", err=True)
