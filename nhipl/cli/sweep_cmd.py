@@ -10,8 +10,20 @@ import click
 from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, main
 
 
+def _print_parameters(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from nhipl.simulator.sweep.studies import STUDIES, parameter_table
+
+    for name, study in STUDIES.items():
+        click.echo(f"study `{name}`: {study.description}\n\n{parameter_table(name)}\n")
+    ctx.exit(0)
+
+
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--parameters", is_flag=True, is_eager=True, expose_value=False, callback=_print_parameters,
+              help="Print each study's parameters (name, type, default, values, meaning) and exit.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Output folder for results.csv and the plots [default: ./NAME-results].")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default=None,
