@@ -119,3 +119,9 @@ def test_writing_over_a_folder_is_a_whole_file_error(tmp_path):
     with pytest.raises(LocatedError) as err:
         write_atomically(str(tmp_path), "x", force=True)
     assert err.value.render() == f"{tmp_path}: is a folder, not a file"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("uvicorn") is None, reason="nhipl serve needs nhipl[serve]")
+def test_serve_a_missing_policy(tmp_path):
+    code, _, err = run("serve", "-p", tmp_path / "nope.nhipl", "--port", "0")
+    assert_whole_file(code, err, tmp_path / "nope.nhipl", "no such file")
