@@ -157,10 +157,11 @@ def paths(expr: A.Expr | None):
     if expr is None:
         return
     for node in A.iter_exprs(expr):
-        if isinstance(node, A.Path):
-            yield node.root, (node.attrs[0] if node.attrs else None), node
-        elif isinstance(node, A.Has) and not node.path.attrs:
-            yield node.path.root, node.name, node
+        match node:
+            case A.Path(root=root, attrs=attrs):
+                yield root, (attrs[0] if attrs else None), node
+            case A.Has(path=A.Path(root=root, attrs=()), name=name):
+                yield root, name, node
 
 
 def mentions(rule: A.Rule, root: str, attrs: tuple[str, ...]) -> bool:

@@ -53,7 +53,6 @@ class LintConfig:
         return code in self.enabled and self.severity_of(code) != "off"
 
 
-CONFIG_FILES = ("nhipl.toml", "pyproject.toml")  # in one folder, the first wins
 _PYPROJECT_SECTION = ("tool", "nhipl", "lint")
 _NHIPL_TOML_SECTION = ("lint",)
 
@@ -82,26 +81,28 @@ def _has_lint_table(path: str) -> bool:
     return nhipl is not None and (not isinstance(nhipl, dict) or "lint" in nhipl)
 
 
+def _config_in(folder: str) -> str | None:
+    """The configuration file in ``folder`` itself: its ``nhipl.toml``, or else its
+    ``pyproject.toml`` when that has ``[tool.nhipl.lint]``."""
+    candidate = os.path.join(folder, "nhipl.toml")
+    if os.path.isfile(candidate):
+        return candidate
+    candidate = os.path.join(folder, "pyproject.toml")
+    if os.path.isfile(candidate) and _has_lint_table(candidate):
+        return candidate
+    return None
+
+
 def find_config(start: str) -> str | None:
     """The configuration file nearest to the folder ``start``: in it or a folder above, the
     first ``nhipl.toml``, or else the first ``pyproject.toml`` with ``[tool.nhipl.lint]``."""
     folder = os.path.abspath(start)
     while True:
-        candidate = os.path.join(folder, "nhipl.toml")
-        if os.path.isfile(candidate):
-            return candidate
-        candidate = os.path.join(folder, "pyproject.toml")
-        if os.path.isfile(candidate) and _has_lint_table(candidate):
-            return candidate
+        found = _config_in(folder)
         parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
+        if found is not None or parent == folder:
+            return found
         folder = parent
-
-
-def find_pyproject(start: str) -> str | None:
-    """The configuration file nearest to ``start`` (see :func:`find_config`)."""
-    return find_config(start)
 
 
 class _Errors:
@@ -236,21 +237,24 @@ def load_config(path: str | None = None, start: str = ".") -> LintConfig:
 
 class ConfigFinder:
     """Each policy file's configuration, from the file nearest to it (:func:`find_config`):
-    called with a policy file's path, it gives that file's :class:`LintConfig`. Each folder is
-    searched once and each configuration file read once."""
+    called with a policy file's path, it gives that file's :class:`LintConfig`. Each folder,
+    the folders above included, is looked at once, and each configuration file read once."""
 
     def __init__(self) -> None:
         self._by_folder: dict[str, LintConfig] = {}
-        self._by_file: dict[str | None, LintConfig] = {}
 
     def __call__(self, source: str) -> LintConfig:
-        folder = os.path.dirname(os.path.abspath(source))
+        return self._for_folder(os.path.dirname(os.path.abspath(source)))
+
+    def _for_folder(self, folder: str) -> LintConfig:
         config = self._by_folder.get(folder)
         if config is None:
-            found = find_config(folder)
-            config = self._by_file.get(found)
-            if config is None:
-                config = self._by_file[found] = LintConfig() if found is None else load_config(_shown(found))
+            found = _config_in(folder)
+            parent = os.path.dirname(folder)
+            if found is not None:
+                config = load_config(_shown(found))
+            else:
+                config = LintConfig() if parent == folder else self._for_folder(parent)
             self._by_folder[folder] = config
         return config
 
