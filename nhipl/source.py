@@ -17,6 +17,7 @@ target), and leaves no temporary file behind, whatever goes wrong.
 from __future__ import annotations
 
 import os
+import select
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -70,12 +71,23 @@ def open_input(path: str) -> BinaryIO:
                 path, None, None, "not a regular file (a device or a socket); refusing to read it", code="file-error"
             )
         if stat.S_ISFIFO(mode):  # a pipe: read it as `cat` would, waiting for its writer
-            os.close(fd)
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            _wait_for_writer(fd)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+
+
+def _wait_for_writer(fd: int) -> None:
+    """Make the pipe ``fd`` (opened without blocking) blocking, once a writer has come: its
+    data is there, or it has come and gone. The same descriptor is kept, so what a writer
+    wrote before this call is never lost (opening the pipe again would wait for a writer
+    that may already have left)."""
+    os.set_blocking(fd, True)
+    if hasattr(select, "poll"):  # a pipe without a writer since it was opened polls as neither
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        poller.poll()
 
 
 def read_stream(stream: BinaryIO, source: str, limit: int | None = None) -> bytes:
