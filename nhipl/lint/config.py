@@ -44,7 +44,7 @@ class LintConfig:
     max_ttl: int = DEFAULT_MAX_TTL
     sensitive_tags: frozenset[str] = frozenset(DEFAULT_SENSITIVE_TAGS)
     fail_on: str = "warning"
-    source: str | None = None  # the pyproject.toml it came from
+    source: str | None = None  # the nhipl.toml or pyproject.toml it came from
 
     def severity_of(self, code: str) -> str:
         return self.severity.get(code, RULES[code].severity)
