@@ -249,8 +249,10 @@ def constant_value(expr: A.Expr, task_intent: str | None = None) -> bool | None:
                     return left.endswith(right)
                 return right in left
             return None
-        case A.Duration() | A.ListExpr() | A.Path():
+        case A.Duration() | A.ListExpr() | A.Path() | A.Call() | A.Arith():
             return None  # not a boolean on its own
+        case A.Quantifier():
+            return None  # its value depends on the list it ranges over
         case unknown:
             assert_never(unknown)
 
@@ -325,7 +327,8 @@ def constant_parts(expr: A.Expr | None, task_intent: str | None = None):
                 stack.extend(reversed(operands))
             case A.Not(operand=operand):
                 stack.append(operand)
-            case A.Literal() | A.Duration() | A.ListExpr() | A.Path() | A.Compare() | A.In() | A.StringTest() | A.Has():
-                pass  # no boolean parts inside
+            case (A.Literal() | A.Duration() | A.ListExpr() | A.Path() | A.Compare() | A.In() | A.StringTest() | A.Has()
+                  | A.Quantifier() | A.Call() | A.Arith()):
+                pass  # no boolean parts inside (a quantifier's condition is about its element)
             case unknown:
                 assert_never(unknown)
