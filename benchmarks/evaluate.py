@@ -25,6 +25,8 @@ of the requests (effect, rules, ttl, erroring rules) before anything is timed.
     .venv/bin/python benchmarks/evaluate.py --sizes 10,1000 --requests 2000
     .venv/bin/python benchmarks/evaluate.py --json results.json
 
+    .venv/bin/python benchmarks/evaluate.py --history           # quantifiers over a task's history
+
 Targets (issues 2 and 7): median ≤ 5 µs at every size, 10,000-rule median within
 1.5× of the 10-rule one, ``evaluate_many`` ≥ 200,000 decisions/s, 10,000 rules
 loaded in ≤ 2 s and ≤ 50 MB.
@@ -37,6 +39,7 @@ import gc
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -197,6 +200,63 @@ def report(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+# ---- the history workload: quantifiers over a task's earlier steps ----------------------------
+
+HISTORY_POLICY = """
+@id("work") permit any agent to call "email.send", "web.get", "files.read" grant ttl 5m;
+@id("nothing-leaves") forbid any agent to call "email.send"
+    when any(h in history where h.tool matches "vault.*" and h.effect == "allow");
+@id("mail-rate") require approval for any agent to call "web.get"
+    when count(h in history where h.tool == "email.send" and h.t >= now - 1h) >= 5;
+"""
+
+# (label, tool of the step decided, steps of history, target median µs)
+HISTORY_CASES = (("`any` over 100 steps", "email.send", 100, 10.0), ("`count` over 1,000 steps", "web.get", 1000, 100.0))
+
+
+def history_steps(n: int, seed: int) -> list[dict]:
+    """``n`` earlier steps of one task, none of which reads a secret or sends mail, so that
+    `any` and `count` read every one of them (their worst case)."""
+    rng = random.Random(seed)
+    tools = ("web.get", "files.read", "search.query", "calendar.read")
+    return [
+        {"t": 1000 + i, "agent": DOMAIN_AGENT, "action": "call", "tool": rng.choice(tools), "args": {"q": f"x{i}"}, "effect": "allow"}
+        for i in range(n)
+    ]
+
+
+DOMAIN_AGENT = "spiffe://bench.example/agents/worker"
+
+
+def history_benchmark(passes: int, seed: int) -> list[dict]:
+    """Median µs per decision for each history case: the request is validated once (as the
+    simulator hands the evaluator a view of the task's steps), then decided repeatedly."""
+    from nhipl.request import parse_request
+
+    policies = nhipl.loads(HISTORY_POLICY, source="history.nhipl")
+    rows = []
+    for label, tool, n, target in HISTORY_CASES:
+        request = {"principal": DOMAIN_AGENT, "tool": tool, "now": 1000 + n, "history": nhipl.ListView(history_steps(n, seed))}
+        fast, slow = policies.evaluate(request), reference(policies, request)
+        if _key(fast) != _key(slow):
+            raise SystemExit(f"compiled and reference evaluators disagree on the history case {label}")
+        parsed = parse_request(request)
+        repeats = max(200, 200_000 // n)
+        medians = [statistics.median(time_each(policies.evaluate, [parsed] * repeats, 1)) for _ in range(passes)]
+        rows.append({"case": label, "steps": n, "effect": fast.effect, "median_us": min(medians), "pass_medians_us": medians,
+                     "target_us": target})
+    return rows
+
+
+def history_report(rows: list[dict]) -> str:
+    out = ["| history case | effect | median µs (best pass) | pass medians µs | target |", "|---|---|---:|---:|---|"]
+    for r in rows:
+        met = "met" if r["median_us"] <= r["target_us"] else "MISSED"
+        out.append(f"| {r['case']} | {r['effect']} | **{r['median_us']:.2f}** "
+                   f"| {min(r['pass_medians_us']):.2f}–{max(r['pass_medians_us']):.2f} | ≤ {r['target_us']:g} µs: {met} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="nhipl evaluator benchmark")
     parser.add_argument("--sizes", default="10,100,1000,10000", help="comma-separated rule counts")
@@ -204,7 +264,11 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--history", action="store_true", help="the history workload only (quantifiers over earlier steps)")
     args = parser.parse_args()
+    if args.history:
+        print(history_report(history_benchmark(max(args.passes, 5), args.seed)))
+        return
     sizes = []
     for n in (int(s) for s in args.sizes.split(",")):
         sizes.append(prepare(n, args.requests, args.seed))

@@ -137,8 +137,65 @@ class Has:
     span: Span | None = _span()
 
 
-Expr = Union[Literal, Duration, ListExpr, Path, Not, And, Or, Compare, In, StringTest, Has]
-Value = Union[Literal, Duration, ListExpr, ObjectValue]
+QUANTIFIERS = ("any", "all", "count")
+FUNCTIONS = ("keys", "values", "len")
+
+
+@dataclass(frozen=True, slots=True)
+class Quantifier:
+    """``any(x in LIST where COND)``, ``all(...)``, ``count(x in LIST [where COND])``:
+    ``name`` is bound to each element of ``source`` inside ``where`` only."""
+
+    kind: str
+    name: str
+    source: "Expr"
+    where: "Expr | None" = None
+    span: Span | None = _span()
+    name_span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """``keys(o)``, ``values(o)``, ``len(v)``."""
+
+    name: str
+    args: tuple["Expr", ...]
+    span: Span | None = _span()
+
+
+ARITH_OPS = ("+", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class Arith:
+    """``a + b``, ``a - b`` on numbers."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span | None = _span()
+
+
+Expr = Union[Literal, Duration, ListExpr, Path, Not, And, Or, Compare, In, StringTest, Has, Quantifier, Call, Arith]
+
+
+# The types an argument schema may name (``tool "x" { args: { to: string, cc: list? } }``).
+ARG_TYPES = ("string", "number", "bool", "list", "object", "any")
+
+
+@dataclass(frozen=True, slots=True)
+class TypeName:
+    """``string``, ``list?``, ...: a value only in a tool declaration's ``args`` schema."""
+
+    name: str
+    optional: bool = False
+    span: Span | None = _span()
+
+    def __str__(self) -> str:
+        return self.name + ("?" if self.optional else "")
+
+
+Value = Union[Literal, Duration, ListExpr, ObjectValue, TypeName]
 
 
 # ---- rules --------------------------------------------------------------------
@@ -159,11 +216,28 @@ class AgentIds:
 
 @dataclass(frozen=True, slots=True)
 class AgentGroup:
-    group: str
+    """``agent in "g", "h"``: a principal in any of the groups."""
+
+    groups: tuple[str, ...]
     span: Span | None = _span()
+
+    @property
+    def group(self) -> str:
+        """The first group (the only one in a version-1 policy)."""
+        return self.groups[0]
 
 
 Subject = Union[AnyAgent, AgentIds, AgentGroup]
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """``for ACTIONS TARGETS`` on a ``permit ... to delegate`` rule: the steps it
+    hands over to the delegatee (scoped delegation)."""
+
+    actions: tuple[str, ...]
+    targets: tuple[str, ...]
+    span: Span | None = _span()
 
 PERMIT, FORBID, APPROVAL = RuleEffect.PERMIT, RuleEffect.FORBID, RuleEffect.APPROVAL
 
@@ -180,7 +254,7 @@ class Rule:
     id: str
     effect: RuleEffect
     subject: Subject
-    action: str
+    actions: tuple[str, ...]
     targets: tuple[str, ...]
     resources: tuple[str, ...] | None = None
     when: Expr | None = None
@@ -190,7 +264,13 @@ class Rule:
     annotations: tuple[Annotation, ...] = ()
     task_intent: str | None = None
     explicit_id: bool = False
+    handover: Handover | None = None
     span: Span | None = _span()
+
+    @property
+    def action(self) -> str:
+        """The first action (the only one in a version-1 policy); see ``actions``."""
+        return self.actions[0]
 
     def annotation(self, name: str) -> Annotation | None:
         for a in self.annotations:
@@ -211,6 +291,8 @@ class Rule:
 class Import:
     target: str
     span: Span | None = _span()
+    excepts: tuple[str, ...] = ()  # `import "x" except "rule-id", ...`
+    except_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +363,20 @@ class Invariant:
     span: Span | None = _span()
 
 
-Item = Union[Import, Attenuate, AgentDecl, ToolDecl, Rule, TaskBlock, Test, Invariant]
+@dataclass(frozen=True, slots=True)
+class CredentialInvariant:
+    """``invariant "name" { never grant ttl > BOUND [to ACTION "glob", ...] [when E] }``:
+    no allowed request in scope gets a credential ttl that is absent or longer."""
+
+    name: str
+    bound: Duration
+    action: str | None = None
+    targets: tuple[str, ...] | None = None
+    when: Expr | None = None
+    span: Span | None = _span()
+
+
+Item = Union[Import, Attenuate, AgentDecl, ToolDecl, Rule, TaskBlock, Test, Invariant, CredentialInvariant]
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +414,8 @@ def value_to_python(value: Value) -> object:
         return [value_to_python(v) for v in value.items]  # type: ignore[arg-type]
     if isinstance(value, ObjectValue):
         return {k: value_to_python(v) for k, v in value.entries}
+    if isinstance(value, TypeName):
+        return str(value)
     raise TypeError(f"not a value: {value!r}")
 
 
@@ -340,3 +437,11 @@ def iter_exprs(expr: Expr):
             stack.extend(reversed(node.items))
         elif isinstance(node, Has):
             stack.append(node.path)
+        elif isinstance(node, Quantifier):
+            if node.where is not None:
+                stack.append(node.where)
+            stack.append(node.source)
+        elif isinstance(node, Call):
+            stack.extend(reversed(node.args))
+        elif isinstance(node, Arith):
+            stack.extend((node.right, node.left))

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from . import ast as A
 from .errors import Diagnostic, RequestError, Span, did_you_mean
+from .parse import keywords
+from .values import glob
 from .request import ROOTS, SCHEMA, parse_request
 
 ANNOTATIONS = {"id": (1, 1), "maps": (1, None), "description": (1, 1)}
-_SCALAR_ROOTS = {f.name: f"a {f.kind}" for f in SCHEMA if f.kind in ("string", "number")}
+_SCALAR_ROOTS = {f.name: f"a {f.kind}" for f in SCHEMA if f.kind in ("string", "number", "list")}
 _AGENT_KEYS = {"groups": "list of strings", "max_credential_ttl": "duration", "owner": "string"}
 _TOOL_KEYS = {"sensitive": "boolean", "tags": "list of strings"}
 
@@ -33,9 +35,56 @@ class Checker:
     def expr(self, expr: A.Expr | None) -> None:
         if expr is None:
             return
-        for node in A.iter_exprs(expr):
-            if isinstance(node, A.Path):
+        names = {n.name for n in A.iter_exprs(expr) if isinstance(n, A.Quantifier)}
+        self.scoped(expr, frozenset(), names)
+
+    def scoped(self, expr: A.Expr, bound: frozenset[str], names: set[str]) -> None:
+        """Check ``expr`` with the quantifier names ``bound`` around it (``names``: every
+        name any quantifier of the condition binds). Recursion is bounded by the parser's
+        nesting limit."""
+        stack: list[tuple[A.Expr, frozenset[str]]] = [(expr, bound)]
+        while stack:
+            node, bound = stack.pop()
+            if isinstance(node, A.Quantifier):
+                self.binding(node, bound)
+                stack.append((node.source, bound))
+                if node.where is not None:
+                    stack.append((node.where, bound | {node.name}))
+            elif isinstance(node, A.Path):
+                if node.root in bound:
+                    continue
+                if node.root in names:
+                    self.error(
+                        "shadowed-name",
+                        f"`{node.root}` is bound only inside its quantifier's `where`",
+                        node.span,
+                        f"read `{node.root}` inside the `where` of the quantifier that binds it",
+                    )
+                    continue
                 self.path(node)
+            elif isinstance(node, A.Has):
+                stack.append((node.path, bound))
+            else:
+                for child in _children(node):
+                    stack.append((child, bound))
+
+    def binding(self, node: A.Quantifier, bound: frozenset[str]) -> None:
+        name = node.name
+        if name in ROOTS or name in keywords() or name in A.STRING_TESTS:
+            what = "a request field" if name in ROOTS else "a keyword"
+            self.error(
+                "shadowed-name",
+                f"`{name}` is {what}; a quantifier cannot bind it",
+                node.name_span or node.span,
+                "pick another name, such as `h`, `p` or `x`",
+            )
+        elif name in bound:
+            self.error(
+                "shadowed-name",
+                f"`{name}` is already bound by an enclosing quantifier",
+                node.name_span or node.span,
+                "give the inner quantifier another name",
+            )
 
     def path(self, node: A.Path) -> None:
         if node.root not in ROOTS:
@@ -69,8 +118,52 @@ class Checker:
             )
         if rule.ttl is not None and rule.ttl.seconds <= 0:
             self.error("invalid-duration", "`grant ttl` must be longer than zero", rule.ttl.span or rule.span)
+        if rule.handover is not None and (rule.effect != A.PERMIT or rule.actions != ("delegate",)):
+            self.error(
+                "misplaced-for",
+                "`for` (what a delegation hands over) is allowed only on a `permit ... to delegate` rule",
+                rule.handover.span or rule.span,
+                "write `permit SUBJECT to delegate \"DELEGATEE\" for call \"TOOL\"`, or remove the `for` clause",
+            )
         self.expr(rule.when)
         self.expr(rule.unless)
+
+    def arguments_read(self, rule: A.Rule, schemas: list[tuple[str, A.ObjectValue]]) -> None:
+        """A rule with an exactly named target whose tool has an argument schema may
+        read only the arguments that schema declares."""
+        if not schemas:
+            return
+        declared_by: list[tuple[str, set[str]]] = []
+        for target in dict.fromkeys(rule.targets):
+            if "*" in target:
+                continue
+            found = None
+            for pattern, schema in schemas:
+                if glob(pattern).match(target):
+                    found = schema
+            if found is not None:
+                declared_by.append((target, {name for name, _ in found.entries}))
+        if not declared_by:
+            return
+        for expr in (rule.when, rule.unless):
+            if expr is None:
+                continue
+            for node in A.iter_exprs(expr):
+                if isinstance(node, A.Path) and node.root == "args" and node.attrs:
+                    name, span = node.attrs[0], node.span
+                elif isinstance(node, A.Has) and node.path.root == "args" and not node.path.attrs:
+                    name, span = node.name, node.span
+                else:
+                    continue
+                for target, names in declared_by:
+                    if name not in names:
+                        self.error(
+                            "unknown-argument",
+                            f"`{target}` declares no argument `{name}`",
+                            span,
+                            did_you_mean(name, sorted(names)) or "declared: " + (", ".join(f"`{n}`" for n in sorted(names)) or "none"),
+                        )
+                        break
 
     def annotation(self, ann: A.Annotation) -> None:
         if ann.name not in ANNOTATIONS:
@@ -133,6 +226,23 @@ class Checker:
         if not decl.pattern:
             self.error("invalid-declaration", "a tool name must not be empty", decl.span)
         self.entries(decl.entries, _TOOL_KEYS, "name")
+        for entry in decl.entries:
+            if entry.key == "args" and not isinstance(entry.value, A.ObjectValue):
+                self.error(
+                    "invalid-declaration",
+                    "`args` of a tool declaration is its argument schema",
+                    entry.span,
+                    "write `args: { to: string, cc: list? }` (types: string, number, bool, list, object, any)",
+                )
+            elif entry.key == "args":
+                for name, value in entry.value.entries:
+                    if not isinstance(value, A.TypeName):
+                        self.error(
+                            "invalid-declaration",
+                            f"argument `{name}` needs a type, not a value",
+                            getattr(value, "span", None) or entry.span,
+                            "types: string, number, bool, list, object, any; a trailing `?` makes the argument optional",
+                        )
 
     # -- tests ---------------------------------------------------------------------------
     def test(self, test: A.Test, rule_ids: set[str]) -> None:
@@ -153,6 +263,23 @@ class Checker:
     def invariant(self, inv: A.Invariant) -> None:
         self.expr(inv.when)
         self.expr(inv.unless)
+
+
+def _children(node: A.Expr) -> tuple[A.Expr, ...]:
+    """The direct sub-expressions of ``node`` (a quantifier's are handled by the caller)."""
+    if isinstance(node, (A.And, A.Or)):
+        return node.operands
+    if isinstance(node, A.Not):
+        return (node.operand,)
+    if isinstance(node, (A.Compare, A.StringTest, A.Arith)):
+        return (node.left, node.right)
+    if isinstance(node, A.In):
+        return (node.item, node.container)
+    if isinstance(node, A.ListExpr):
+        return node.items
+    if isinstance(node, A.Call):
+        return node.args
+    return ()
 
 
 def check(modules: list[A.Module], lines: dict[str, list[str]]) -> list[Diagnostic]:
@@ -179,6 +306,17 @@ def check(modules: list[A.Module], lines: dict[str, list[str]]) -> list[Diagnost
                 checker.tool(item)
             elif isinstance(item, A.Invariant):
                 checker.invariant(item)
+            elif isinstance(item, A.CredentialInvariant):
+                checker.expr(item.when)
+    schemas = [
+        (item.pattern, entry.value)
+        for module in modules for item in module.items if isinstance(item, A.ToolDecl)
+        for entry in item.entries if entry.key == "args" and isinstance(entry.value, A.ObjectValue)
+    ]  # fmt: skip
+    if schemas:
+        for module in modules:
+            for rule in module.rules():
+                checker.arguments_read(rule, schemas)
     rule_ids = set(first)
     for module in modules:
         for item in module.items:

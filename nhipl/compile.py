@@ -8,6 +8,7 @@ rules, ttl, errors and reasons); the differential test holds it to that.
 
 from __future__ import annotations
 
+from .argschema import schema_denial
 from .conditions import Scope, compile_condition, compile_expr
 from .decision import (
     ALLOW,
@@ -40,6 +41,8 @@ class CompiledPolicies:
         self._fits = index.fits  # the memo, read once per decision
         self._fit = index.fit
         self._tool = index.tool
+        if policies.schemas is not None:  # argument schemas: checked first; policy sets without them never look
+            self.evaluate = self.evaluate_request = self._evaluate_checked
 
     def cache_sizes(self) -> dict[str, int]:
         """How many entries each of the evaluator's bounded caches holds now."""
@@ -147,11 +150,22 @@ class CompiledPolicies:
             return own
         # Each delegator is decided as itself with the part of the chain before it:
         # its depth, not a copy of that part, so a long chain costs linear time.
+        if self.index.handovers is not None:  # `for` rules: a delegator's fit depends on whom it delegated to
+            delegator_fit = self.index.delegator_fit
+            hops = (*chain[1:], req.principal_id)
+            members = [(d, self._decide(req, delegator_fit(req.action, req.tool, d, hops[i]), i)) for i, d in enumerate(chain)]
+            return combine(req.principal_id, own, members)
         declared_fit = self.index.declared_fit
         members = [(delegator, self._decide(req, declared_fit(req.action, req.tool, delegator), i)) for i, delegator in enumerate(chain)]
         return combine(req.principal_id, own, members)
 
     evaluate_request = evaluate
+
+    def _evaluate_checked(self, request) -> Decision:
+        """:meth:`evaluate` after the request's arguments are checked against its tool's schema."""
+        req = request if request.__class__ is Request else parse_one(request)
+        denied = schema_denial(self.policies.schema(req.tool), req)
+        return denied if denied is not None else CompiledPolicies.evaluate(self, req)
 
     def evaluate_many(self, requests) -> list[Decision]:
         evaluate = self.evaluate_request
@@ -163,7 +177,7 @@ class CompiledPolicies:
 
 
 def _near_misses(pid: str, action: str, tool: str, candidates: tuple[CompiledRule, ...], intent, resource) -> tuple[str, ...]:
-    return near_miss_lines(pid, action, tool, [cr.rule for cr in candidates], intent, resource)
+    return near_miss_lines(pid, action, tool, [cr.rule for cr in candidates if not cr.handed], intent, resource)
 
 
 __all__ = ["CompiledPolicies", "compile_expr", "compile_condition", "RESTRICTIVENESS"]

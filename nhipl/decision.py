@@ -119,6 +119,20 @@ class Decision(_Fields):
     def allowed(self) -> bool:
         return self.effect == ALLOW
 
+    def explain(self):
+        """Why this decision: every rule that covered each identity whose share was
+        decided, with the value of its task scope, resources, `when` and `unless`
+        (an :class:`~nhipl.explanation.Explanation`; ``.text()``, ``.to_dict()``).
+
+        Works on a decision from ``policies.evaluate(request, explain=True)``, which
+        keeps the policies and the request beside the fields (the ordinary path
+        keeps nothing, so it never pays for this)."""
+        if len(self) < 9:
+            raise ValueError("this decision does not keep its request: decide it with `policies.evaluate(request, explain=True)`")
+        from .explanation import explain
+
+        return explain(self[7], self[8])
+
     def to_dict(self) -> dict:
         return {
             "effect": str(self.effect),
@@ -217,7 +231,7 @@ def near_miss_lines(principal_id: str, action: str, tool: str, covering, intent:
             lines.append(f"permit `{rule.id}` applies only to tasks with intent `{rule.task_intent}` (this request's: {have})")
         elif guard is not None and intent is not None and guard != intent:
             lines.append(f"permit `{rule.id}` has a condition `task.intent == \"{guard}\"` (this request's intent: `{intent}`)")
-        elif rule.resources is not None and (resource is None or not any(glob_match(r, resource) for r in rule.resources)):
+        elif rule.resources is not None and rule.handover is None and (resource is None or not any(glob_match(r, resource) for r in rule.resources)):
             want = ", ".join(f"`{r}`" for r in rule.resources)
             have = f"`{resource}`" if resource is not None else "none"
             lines.append(f"permit `{rule.id}` needs a resource matching {want} (this request's: {have})")

@@ -56,7 +56,7 @@ class FormatError(NhiplError):
 
 # ---- expressions -------------------------------------------------------------------
 
-_OR, _AND, _NOT, _TEST, _ATOM = 1, 2, 3, 4, 5
+_OR, _AND, _NOT, _TEST, _SUM, _ATOM = 1, 2, 3, 4, 5, 6
 
 
 def _level(expr: A.Expr) -> int:
@@ -69,7 +69,9 @@ def _level(expr: A.Expr) -> int:
             return _NOT
         case A.Compare() | A.In() | A.StringTest() | A.Has():
             return _TEST
-        case A.Literal() | A.Duration() | A.ListExpr() | A.Path():
+        case A.Arith():
+            return _SUM
+        case A.Literal() | A.Duration() | A.ListExpr() | A.Path() | A.Quantifier() | A.Call():
             return _ATOM
         case unknown:
             assert_never(unknown)
@@ -127,11 +129,18 @@ def _expr_text(expr: A.Expr) -> str:
             # `not (a == b)` reads better than `not a == b`; both parse the same.
             return "not " + format_expr(operand, _TEST + 1 if _level(operand) == _TEST else _NOT)
         case A.Compare(op=op, left=left, right=right) | A.StringTest(op=op, left=left, right=right):
-            return f"{format_expr(left, _ATOM)} {op} {format_expr(right, _ATOM)}"
+            return f"{format_expr(left, _SUM)} {op} {format_expr(right, _SUM)}"
         case A.In(item=item, container=container):
-            return f"{format_expr(item, _ATOM)} in {format_expr(container, _ATOM)}"
+            return f"{format_expr(item, _SUM)} in {format_expr(container, _SUM)}"
         case A.Has(path=path, name=name):
             return f"{path.dotted()} has {name}"
+        case A.Arith(op=op, left=left, right=right):
+            return f"{format_expr(left, _SUM)} {op} {format_expr(right, _ATOM)}"
+        case A.Quantifier(kind=kind, name=name, source=source, where=where):
+            text = f"{kind}({name} in {format_expr(source, _SUM)}"
+            return text + (f" where {format_expr(where)})" if where is not None else ")")
+        case A.Call(name=name, args=args):
+            return f"{name}(" + ", ".join(format_expr(a) for a in args) + ")"
         case unknown:
             assert_never(unknown)
 
@@ -144,6 +153,8 @@ def format_value(value: A.Value) -> str:
         return "{ " + ", ".join(f"{_key(k)}: {format_value(v)}" for k, v in value.entries) + " }"
     if isinstance(value, A.ListExpr):
         return "[" + ", ".join(format_value(v) for v in value.items) + "]"  # type: ignore[arg-type]
+    if isinstance(value, A.TypeName):
+        return str(value)
     return format_expr(value)  # type: ignore[arg-type]
 
 
@@ -157,15 +168,22 @@ def format_subject(subject: A.Subject) -> str:
         return "any agent"
     if isinstance(subject, A.AgentIds):
         return "agent " + ", ".join(format_string(i) for i in subject.ids)
-    return f"agent in {format_string(subject.group)}"
+    return "agent in " + ", ".join(format_string(g) for g in subject.groups)
 
 
 _EFFECT_TEXT = {A.PERMIT: "permit", A.FORBID: "forbid", A.APPROVAL: "require approval for"}
 
 
-def _header_words(rule: A.Rule | A.Invariant) -> list[str]:
+def _header_words(rule: A.Rule | A.Invariant | A.CredentialInvariant) -> list[str]:
     """The header as unbreakable pieces: the head through the action and first
-    target, then each further target, then ``on`` with its first resource, ..."""
+    target, then each further target, then ``for`` with its actions and first
+    target, ..., then ``on`` with its first resource, ..."""
+    if isinstance(rule, A.CredentialInvariant):
+        groups = [[f"never grant ttl > {rule.bound}"]]
+        if rule.action is not None and rule.targets:
+            targets = [format_string(t) for t in rule.targets]
+            groups.append([f"to {rule.action} {targets[0]}"] + targets[1:])
+        return [groups[0][0]] + [w + ("," if j < len(g) - 1 else "") for g in groups[1:] for j, w in enumerate(g)]
     if isinstance(rule, A.Invariant):
         head = [f"never {rule.effect}"]
         if rule.subject is not None:
@@ -174,20 +192,19 @@ def _header_words(rule: A.Rule | A.Invariant) -> list[str]:
         head = [f"{_EFFECT_TEXT[rule.effect]} {format_subject(rule.subject)}", "to"]
     targets = [format_string(t) for t in rule.targets]
     # A long subject breaks before `to`: `permit agent "a", "b"` / `    to call "x"`.
-    first = " ".join(head[1:] + [rule.action, targets[0]])
-    words = [head[0], first] + targets[1:] if len(head) > 1 else [f"{head[0]} {first}"] + targets[1:]
+    actions = ", ".join(rule.actions) if isinstance(rule, A.Rule) else rule.action
+    first = " ".join(head[1:] + [actions, targets[0]])
+    groups = [[first] + targets[1:]]
+    handover = getattr(rule, "handover", None)
+    if handover is not None:
+        handed = [format_string(t) for t in handover.targets]
+        groups.append([f"for {', '.join(handover.actions)} {handed[0]}"] + handed[1:])
     if rule.resources is not None:
         resources = [format_string(r) for r in rule.resources]
-        words += [f"on {resources[0]}"] + resources[1:]
-    offset = len(head) - 1  # words before the one holding the first target
-    last_target = offset + len(rule.targets) - 1
-    out = []
-    for i, word in enumerate(words):
-        # commas between targets and between resources, not before `on` or `to`
-        more_targets = offset <= i < last_target
-        more_resources = rule.resources is not None and last_target < i < len(words) - 1
-        out.append(word + ("," if more_targets or more_resources else ""))
-    return out
+        groups.append([f"on {resources[0]}"] + resources[1:])
+    # commas between the words of a group (targets, resources), not before `for`, `on` or `to`
+    words = [w + ("," if j < len(g) - 1 else "") for g in groups for j, w in enumerate(g)]
+    return [head[0]] + words if len(head) > 1 else [f"{head[0]} {words[0]}"] + words[1:]
 
 
 def format_rule_header(rule: A.Rule | A.Invariant) -> str:
@@ -210,6 +227,8 @@ def _break(expr: A.Expr, need: int, room: int, src: int) -> list[tuple[str, int]
     """``expr`` as lines of at most ``room`` columns where it can be broken at
     ``and``/``or``: (text relative to the first line's column, source line)."""
     text = format_expr(expr, need)
+    if len(text) > room and _breakable_quantifier(expr):
+        return _break_quantifier(expr, room, src)  # type: ignore[arg-type]
     if len(text) <= room or not isinstance(expr, (A.Or, A.And)):
         return [(text, src)]
     op = "or" if isinstance(expr, A.Or) else "and"
@@ -224,6 +243,27 @@ def _break(expr: A.Expr, need: int, room: int, src: int) -> list[tuple[str, int]
         lines.extend((" " * (paren + len(prefix)) + t, line) for t, line in sub[1:])
     if paren:
         lines[-1] = (lines[-1][0] + ")", lines[-1][1])
+    return lines
+
+
+def _breakable_quantifier(expr: A.Expr) -> bool:
+    return isinstance(expr, A.Quantifier) and isinstance(expr.where, (A.And, A.Or))
+
+
+def _break_quantifier(expr: A.Quantifier, room: int, src: int) -> list[tuple[str, int]]:
+    """``any(x in L where A`` / ``                 and B)``: the condition broken at its
+    top-level ``and``/``or``, operands aligned after ``where``."""
+    head = f"{expr.kind}({expr.name} in {format_expr(expr.source, _SUM)} where "
+    where: A.And | A.Or = expr.where  # type: ignore[assignment]
+    op = "or" if isinstance(where, A.Or) else "and"
+    width = len(head)
+    lines: list[tuple[str, int]] = []
+    for i, operand in enumerate(where.operands):
+        lead = head if i == 0 else op.rjust(width - 1) + " "
+        broken = _break(operand, _child_need(op, operand), room - width, max(src, _span_line(operand, src)))
+        lines.append((lead + broken[0][0], broken[0][1]))
+        lines.extend((" " * width + text, line) for text, line in broken[1:])
+    lines[-1] = (lines[-1][0] + ")", lines[-1][1])
     return lines
 
 
@@ -283,7 +323,8 @@ class _Printer:
         end = item.span.end_line if item.span else start
         first = len(self.out)
         if isinstance(item, A.Import):
-            self.emit(f"import {format_string(item.target)};", depth, start)
+            excepts = " except " + ", ".join(format_string(x) for x in item.excepts) if item.excepts else ""
+            self.emit(f"import {format_string(item.target)}{excepts};", depth, start)
         elif isinstance(item, A.Attenuate):
             self.emit(f"attenuate {item.what};", depth, start)
         elif isinstance(item, (A.AgentDecl, A.ToolDecl)):
@@ -301,6 +342,10 @@ class _Printer:
         elif isinstance(item, A.Invariant):
             self.emit(f"invariant {format_string(item.name)} {{", depth, start)
             self.clauses(format_rule_header(item), item, depth + 1, item.span, None, ";", end)
+            self.emit("}", depth, end, comment_depth=depth + 1)
+        elif isinstance(item, A.CredentialInvariant):
+            self.emit(f"invariant {format_string(item.name)} {{", depth, start)
+            self.clauses(format_rule_header(item), item, depth + 1, item.span, _span_line(item.bound, start), ";", end)
             self.emit("}", depth, end, comment_depth=depth + 1)
         else:  # pragma: no cover - every item kind is handled above
             raise TypeError(f"unknown item {item!r}")
@@ -345,15 +390,16 @@ class _Printer:
         parts: list[tuple[str, A.Expr | None, int]] = []  # (keyword, condition, source line) or (text, None, line)
         if rule.when is not None:
             parts.append(("when", rule.when, _span_line(rule.when, header_src)))
-        if rule.unless is not None:
-            parts.append(("unless", rule.unless, _span_line(rule.unless, header_src)))
+        unless = getattr(rule, "unless", None)  # a credential invariant has none
+        if unless is not None:
+            parts.append(("unless", unless, _span_line(unless, header_src)))
         ttl = getattr(rule, "ttl", None)
         if ttl is not None:
             parts.append((f"grant ttl {ttl}", None, _span_line(ttl, header_src)))
         because = getattr(rule, "because", None)
         if because is not None:
             parts.append((f"because {format_string(because)}", None, end))
-        if isinstance(rule, A.Invariant):
+        if isinstance(rule, (A.Invariant, A.CredentialInvariant)):
             terminator = ""
         texts = [f"{kw} {format_expr(expr)}" if expr is not None else kw for kw, expr, _ in parts]
         one = " ".join([header] + texts) + terminator
@@ -378,6 +424,13 @@ class _Printer:
                 not self.fits(depth + 1, text + end_mark) or self.inside(expr.span)
             ):
                 self.split_condition(kw, expr, depth + 1, last, end_mark)
+            elif expr is not None and _breakable_quantifier(expr) and not self.fits(depth + 1, text + end_mark):
+                width = len(kw) + 1
+                broken = _break_quantifier(expr, LINE_LENGTH - len(INDENT) * (depth + 1) - width, max(last, _span_line(expr, last)))  # type: ignore[arg-type]
+                for k, (line, line_src) in enumerate(broken):
+                    last = max(last, line_src)
+                    self.emit(("" if k else f"{kw} ") + (" " * width if k else "") + line
+                              + (end_mark if k == len(broken) - 1 else ""), depth + 1, last)
             else:
                 self.emit(text + end_mark, depth + 1, last)
 

@@ -26,7 +26,7 @@ from . import ast as A
 from .conditions import condition
 from .decision import ALLOW, Decision, Reasons, allow_lines
 from .semantics import intent_guard
-from .values import Glob, glob
+from .values import Glob, glob, glob_match
 
 _new_tuple = tuple.__new__
 
@@ -72,16 +72,19 @@ class CompiledRule:
     # time goes to cache misses, and these fit one 64-byte line with the header.
     __slots__ = (
         "want", "rest", "resources", "kind", "allowed", "scoped",
-        "cond", "index", "rule", "id", "ids", "intent", "ttl", "ttl_seconds", "because",
+        "cond", "index", "rule", "id", "ids", "intent", "ttl", "ttl_seconds", "because", "handed",
     )  # fmt: skip
 
-    def __init__(self, index: int, rule: A.Rule, conditions: dict):
+    def __init__(self, index: int, rule: A.Rule, conditions: dict, handed: bool = False):
         self.index = index
         self.rule = rule
         self.id = rule.id
         self.kind = _KIND[rule.effect]
         self.intent = rule.task_intent
-        self.resources = tuple(glob(r) for r in rule.resources) if rule.resources is not None else None
+        # A `for` rule's resources constrain the steps it hands over (``handed``), not the delegation step.
+        self.handed = handed
+        on = rule.resources if handed or rule.handover is None else None
+        self.resources = tuple(glob(r) for r in on) if on is not None else None
         self.cond = condition(conditions, rule.when, rule.unless)
         guard, rest = intent_guard(rule.when) if rule.task_intent is None else (None, None)
         if guard is not None:
@@ -153,7 +156,8 @@ class TargetIndex:
 class Bucket:
     """The rules that can apply to one (action, tool), split by subject. Every
     rule sits in exactly one of ``any``, ``ids`` (once per agent id), ``groups``
-    or ``id_globs``, so gathering never yields a rule twice. Read only when a fit
+    (once per group) or ``id_globs``; gathering drops the repeats of a rule that
+    names several groups of one identity. Read only when a fit
     is worked out, not per decision."""
 
     __slots__ = ("any", "ids", "groups", "id_globs")
@@ -167,8 +171,9 @@ class Bucket:
             match cr.rule.subject:
                 case A.AnyAgent():
                     any_.append(cr)
-                case A.AgentGroup(group=group):
-                    groups.setdefault(group, []).append(cr)
+                case A.AgentGroup(groups=wanted):
+                    for group in dict.fromkeys(wanted):
+                        groups.setdefault(group, []).append(cr)
                 case A.AgentIds(ids=subject_ids):
                     globs = tuple(glob(i) for i in subject_ids)
                     if all(g.exact for g in globs):
@@ -190,6 +195,8 @@ class Bucket:
         found = [*self.any, *self.ids.get(pid, ())]
         for g in groups:
             found += self.groups.get(g, ())
+        if len(groups) > 1:  # a rule naming several of the identity's groups is found once
+            found = list({cr.index: cr for cr in found}.values())
         for globs, cr in self.id_globs:
             if any(g.match(pid) for g in globs):
                 found.append(cr)
@@ -224,11 +231,17 @@ class RuleIndex:
         conditions: dict = {}  # one closure per distinct condition, shared by the rules
         for i, rule in enumerate(policies.rules):
             cr = CompiledRule(i, rule, conditions)
-            index = self.by_action.setdefault(rule.action, TargetIndex())
-            for target in rule.targets:
-                index.add(target, cr)
+            for action in dict.fromkeys(rule.actions):
+                index = self.by_action.setdefault(action, TargetIndex())
+                for target in rule.targets:
+                    index.add(target, cr)
         for index in self.by_action.values():
             index.freeze()
+        # `permit ... to delegate N for ACTIONS TARGETS` rules, as the steps they hand
+        # over; None when no rule has `for`, so other policy sets never look
+        handovers = [CompiledRule(i, rule, conditions, handed=True) for i, rule in enumerate(policies.rules) if rule.handover is not None]
+        self.handovers: tuple[CompiledRule, ...] | None = tuple(handovers) or None
+        self.handover_fits: dict[tuple[str, str, str, str], Fit] = {}
         # action -> tool -> bucket, filled as tools are seen; an action no rule
         # names has no entry (its bucket is always empty)
         self.buckets: dict[str, dict[str, Bucket]] = {action: {} for action in self.by_action}
@@ -253,6 +266,7 @@ class RuleIndex:
             "buckets": sum(len(by_tool) for by_tool in self.buckets.values()),
             "identities": len(self.identities),
             "fits": len(self.fits),
+            "handover_fits": len(self.handover_fits),
             "tools": len(self.tools),
         }
 
@@ -277,6 +291,32 @@ class RuleIndex:
                 self.identities.clear()
             self.identities[pid] = entry
         return entry
+
+    def delegator_fit(self, action: str, tool: str, pid: str, next_hop: str) -> Fit:
+        """The declared fit of delegator ``pid`` for a step, with the `for` rules by
+        which ``pid`` hands that step to ``next_hop`` merged in, in rule order
+        (a rule that covers the step itself is taken as that)."""
+        fit = self.declared_fit(action, tool, pid)
+        if self.handovers is None:
+            return fit
+        key = (action, tool, pid, next_hop)
+        merged = self.handover_fits.get(key)
+        if merged is None:
+            handing = [
+                cr for cr in self.handovers
+                if action in cr.rule.handover.actions
+                and any(glob_match(t, tool) for t in cr.rule.handover.targets)
+                and any(glob_match(t, next_hop) for t in cr.rule.targets)
+            ]  # fmt: skip
+            if handing:
+                own = {cr.index for cr in fit.candidates}
+                extra = [cr for cr in Bucket(handing).fit(self.declared_identity(pid)).candidates if cr.index not in own]
+                if extra:
+                    fit = Fit(fit.id, fit.principal, tuple(sorted((*fit.candidates, *extra), key=_BY_INDEX)), fit.ceiling)
+            if len(self.handover_fits) >= CACHE_LIMIT:
+                self.handover_fits.clear()
+            self.handover_fits[key] = merged = fit
+        return merged
 
     def declared_fit(self, action: str, tool: str, pid: str) -> Fit:
         key = (action, tool, pid)

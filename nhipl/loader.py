@@ -106,20 +106,37 @@ class _Loader:
         self.project = os.getcwd()  # set per file the user names: see project_folder
         self.lines: dict[str, list[str]] = {}
         self.diagnostics: list[Diagnostic] = []
+        self.by_key: dict[str, int] = {}  # a loaded file's key -> its place in `modules`
+        self.excepts: list[tuple[str, A.Import]] = []  # `import ... except ...`: (key of the import, the statement)
 
-    def load_text(self, text: str, source: str, path: str | None, base_dir: str) -> None:
+    def load_text(self, text: str, source: str, path: str | None, base_dir: str, key: str | None = None, imported: bool = False) -> None:
         self.lines[source] = user_files.lines(text)
         try:
             module = _parse_and_lower(text, source, path)
         except PolicyError as err:
             self.diagnostics.extend(err.diagnostics)
             return
+        # A test file's imports are the policies under test, loaded as if named directly:
+        # the test file only adds tests beside them.
+        harness = source.endswith("_test.nhipl") and not imported
         for item in module.items:
             if isinstance(item, A.Import):
-                self.load_import(item, base_dir)
+                self.load_import(item, base_dir, harness)
+            elif isinstance(item, A.Attenuate) and imported:
+                self.diagnostics.append(
+                    Diagnostic(
+                        "attenuate-in-import",
+                        "`attenuate delegation;` may be stated only in a file loaded directly, not in an imported one",
+                        item.span,
+                        "an import never changes how every other rule combines: state `attenuate delegation;` in the file you load",
+                        self._line(item.span),
+                    )
+                )
+        if key is not None:
+            self.by_key[key] = len(self.modules)
         self.modules.append(module)
 
-    def load_file(self, path: str, source: str | None = None) -> None:
+    def load_file(self, path: str, source: str | None = None, imported: bool = False) -> None:
         key = os.path.realpath(path)
         if key in self.seen:
             return
@@ -129,7 +146,7 @@ class _Loader:
         except PolicyError as err:
             self.diagnostics.extend(err.diagnostics)
             return
-        self.load_text(text, source or path, path, os.path.dirname(path) or ".")
+        self.load_text(text, source or path, path, os.path.dirname(path) or ".", key, imported)
 
     def load_stdlib(self, name: str, span: Span | None) -> None:
         key = f"stdlib:{name}"
@@ -149,11 +166,13 @@ class _Loader:
             return
         self.seen.add(key)
         text = resource.read_text(encoding="utf-8")
-        self.load_text(text, f"{name}.nhipl", None, ".")
+        self.load_text(text, f"{name}.nhipl", None, ".", key, imported=True)
 
-    def load_import(self, item: A.Import, base_dir: str) -> None:
+    def load_import(self, item: A.Import, base_dir: str, harness: bool = False) -> None:
         target = item.target
         if is_stdlib_name(target):
+            if item.excepts:
+                self.excepts.append((f"stdlib:{target}", item))
             self.load_stdlib(target, item.span)
             return
         path = os.path.normpath(os.path.join(base_dir, target))
@@ -171,7 +190,33 @@ class _Loader:
                 Diagnostic("import-not-found", f"cannot import `{target}`: no such file `{path}`", item.span, near, self._line(item.span))
             )
             return
-        self.load_file(path)
+        if item.excepts:
+            self.excepts.append((os.path.realpath(path), item))
+        self.load_file(path, imported=not harness)
+
+    def leave_out(self) -> None:
+        """Take the rules named by `import ... except ...` out of the imported modules
+        (a rule left out by one import of a file is left out of the policy set)."""
+        drop: dict[int, set[str]] = {}
+        for key, item in self.excepts:
+            place = self.by_key.get(key)
+            if place is None:
+                continue  # the import itself failed, and said so
+            ids = {r.id for r in self.modules[place].rules()}
+            for name, span in zip(item.excepts, item.except_spans):
+                if name not in ids:
+                    self.diagnostics.append(
+                        Diagnostic(
+                            "unknown-rule",
+                            f"`{item.target}` has no rule `{name}` to leave out",
+                            span,
+                            did_you_mean(name, sorted(ids)) or _some_ids(item.target, ids),
+                            self._line(span),
+                        )
+                    )
+            drop.setdefault(place, set()).update(item.excepts)
+        for place, names in drop.items():
+            self.modules[place] = _without_rules(self.modules[place], names)
 
     def _line(self, span: Span | None) -> str | None:
         if span is None:
@@ -180,11 +225,31 @@ class _Loader:
         return lines[span.line - 1] if 0 < span.line <= len(lines) else None
 
     def finish(self) -> Policies:
+        self.leave_out()
         if not self.diagnostics:
             self.diagnostics.extend(check(self.modules, self.lines))
         if self.diagnostics:
             raise PolicyError(self.diagnostics)
         return Policies(self.modules)
+
+
+def _some_ids(target: str, ids: set[str]) -> str:
+    if not ids:
+        return f"`{target}` has no rules"
+    shown = sorted(ids)[:5]
+    return f"rules of `{target}`: " + ", ".join(f"`{i}`" for i in shown) + (", ..." if len(ids) > 5 else "")
+
+
+def _without_rules(module: A.Module, names: set[str]) -> A.Module:
+    items: list[A.Item] = []
+    for item in module.items:
+        if isinstance(item, A.Rule):
+            if item.id in names:
+                continue
+        elif isinstance(item, A.TaskBlock):
+            item = A.TaskBlock(item.intent, tuple(r for r in item.rules if r.id not in names), item.span)
+        items.append(item)
+    return A.Module(module.source, tuple(items), module.comments, module.path, module.text)
 
 
 def policy_files(folder: str) -> list[str]:

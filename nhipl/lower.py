@@ -112,7 +112,12 @@ class _Lower(Transformer_NonRecursive):
 
     @v_args(meta=True)
     def import_stmt(self, meta, children):
-        return A.Import(self.string(children[0]), self.span(meta))
+        target, excepts = children
+        names, spans = excepts if excepts is not None else ((), ())
+        return A.Import(self.string(target), self.span(meta), names, spans)
+
+    def except_clause(self, children):
+        return tuple(self.string(c) for c in children), tuple(self.tspan(c) for c in children)
 
     @v_args(meta=True)
     def attenuate_stmt(self, meta, children):
@@ -137,11 +142,51 @@ class _Lower(Transformer_NonRecursive):
 
     @v_args(meta=True)
     def agent_decl(self, meta, children):
-        return A.AgentDecl(self.string(children[0]), self._entries(children[1:]), self.span(meta))
+        entries = self._entries(children[1:])
+        for entry in entries:
+            self.no_types(entry.value)
+        return A.AgentDecl(self.string(children[0]), entries, self.span(meta))
 
     @v_args(meta=True)
     def tool_decl(self, meta, children):
-        return A.ToolDecl(self.string(children[0]), self._entries(children[1:]), self.span(meta))
+        entries = self._entries(children[1:])
+        for entry in entries:
+            if entry.key == "args" and isinstance(entry.value, A.ObjectValue):
+                for _, value in entry.value.entries:
+                    if not isinstance(value, A.TypeName):
+                        self.no_types(value)
+            else:
+                self.no_types(entry.value)
+        return A.ToolDecl(self.string(children[0]), entries, self.span(meta))
+
+    def no_types(self, value: A.Value) -> None:
+        """An argument type written where a value belongs is an error."""
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, A.TypeName):
+                self.error(
+                    "misplaced-type",
+                    f"`{node}` is an argument type, allowed only in a tool declaration's `args` schema",
+                    node.span,
+                    "write a string value in double quotes, or declare the argument in `tool \"...\" { args: { name: type } }`",
+                )
+            elif isinstance(node, A.ListExpr):
+                stack.extend(node.items)
+            elif isinstance(node, A.ObjectValue):
+                stack.extend(v for _, v in node.entries)
+
+    @v_args(meta=True)
+    def type_name(self, meta, children):
+        name, optional = children
+        if str(name) not in A.ARG_TYPES:
+            self.error(
+                "unknown-type",
+                f"unknown argument type `{name}`",
+                self.tspan(name),
+                did_you_mean(str(name), A.ARG_TYPES) or "types: " + ", ".join(f"`{t}`" for t in A.ARG_TYPES),
+            )
+        return A.TypeName(str(name), optional is not None, self.span(meta))
 
     # -- rules ---------------------------------------------------------------------
     @v_args(meta=True)
@@ -168,13 +213,22 @@ class _Lower(Transformer_NonRecursive):
 
     @v_args(meta=True)
     def agent_group(self, meta, children):
-        return A.AgentGroup(self.string(children[0]), self.span(meta))
+        return A.AgentGroup(tuple(self.string(c) for c in children), self.span(meta))
 
     def action(self, children):
         return str(children[0])
 
+    def actions(self, children):
+        return tuple(children)
+
     def targets(self, children):
         return tuple(self.string(c) for c in children)
+
+    @v_args(meta=True)
+    def handover(self, meta, children):
+        actions = tuple(str(c) for c in children if c.type == "NAME")
+        targets = tuple(self.string(c) for c in children if c.type == "STRING")
+        return ("handover", A.Handover(actions, targets, self.span(meta)))
 
     def resources(self, children):
         return ("resources", tuple(self.string(c) for c in children))
@@ -195,7 +249,7 @@ class _Lower(Transformer_NonRecursive):
     def rule(self, meta, children):
         annotations = tuple(c for c in children if isinstance(c, A.Annotation))
         rest = [c for c in children if not isinstance(c, A.Annotation)]
-        effect, subject, action, targets, *clauses = rest
+        effect, subject, actions, targets, *clauses = rest
         parts = dict(c for c in clauses if c is not None)
         span = self.span(meta)
         ann_id = next((a for a in annotations if a.name == "id"), None)
@@ -207,7 +261,7 @@ class _Lower(Transformer_NonRecursive):
             id=rule_id,
             effect=effect,
             subject=subject,
-            action=action,
+            actions=actions,
             targets=targets,
             resources=parts.get("resources"),
             when=parts.get("when"),
@@ -216,6 +270,7 @@ class _Lower(Transformer_NonRecursive):
             because=parts.get("because"),
             annotations=annotations,
             explicit_id=explicit,
+            handover=parts.get("handover"),
             span=span,
         )
 
@@ -245,6 +300,7 @@ class _Lower(Transformer_NonRecursive):
 
     @v_args(meta=True)
     def request(self, meta, children):
+        self.no_types(children[0])
         return children[0]
 
     @v_args(meta=True)
@@ -266,7 +322,26 @@ class _Lower(Transformer_NonRecursive):
         return (self._effect_name(effect_tok), subject, action, targets, parts, self.span(meta))
 
     @v_args(meta=True)
+    def never_grant(self, meta, children):
+        op, bound, action, *rest = children
+        if str(op) != ">":
+            self.error(
+                "syntax-error",
+                f"expected `>` after `never grant ttl`, not `{op}`",
+                self.tspan(op),
+                "write `never grant ttl > 15m`: no allowed request gets a credential longer than that (or none)",
+            )
+        when = rest.pop() if rest and isinstance(rest[-1], tuple) else None
+        targets = tuple(self.string(t) for t in rest if t is not None)
+        return A.CredentialInvariant(
+            "", bound, str(action) if action is not None else None, targets or None, when[1] if when else None, self.span(meta)
+        )
+
+    @v_args(meta=True)
     def invariant_block(self, meta, children):
+        if isinstance(children[1], A.CredentialInvariant):
+            inv = children[1]
+            return A.CredentialInvariant(self.string(children[0]), inv.bound, inv.action, inv.targets, inv.when, self.span(meta))
         name, (effect, subject, action, targets, parts, _span) = children
         return A.Invariant(
             self.string(name),
@@ -311,6 +386,61 @@ class _Lower(Transformer_NonRecursive):
     def has(self, meta, children):
         path, name = children
         return A.Has(path, str(name), self.span(meta))
+
+    @v_args(meta=True)
+    def arith(self, meta, children):
+        left, op, right = children
+        return A.Arith(str(op), left, right, self.span(meta))
+
+    def where(self, children):
+        return ("where", children[0])
+
+    @v_args(meta=True)
+    def any_call(self, meta, children):
+        return self._call("any", None, meta, children)
+
+    @v_args(meta=True)
+    def call(self, meta, children):
+        name, *rest = children
+        return self._call(str(name), self.tspan(name), meta, rest)
+
+    def _call(self, name: str, name_span: Span | None, meta, children) -> A.Expr:
+        """A quantifier (`any`, `all`, `count`) or a function (`keys`, `values`, `len`)."""
+        span = self.span(meta)
+        where = next((c[1] for c in children if c.__class__ is tuple), None)
+        args = tuple(c for c in children if c is not None and c.__class__ is not tuple)
+        if name in A.QUANTIFIERS:
+            binding = args[0] if len(args) == 1 else None
+            if not (isinstance(binding, A.In) and isinstance(binding.item, A.Path) and not binding.item.attrs):
+                self.error(
+                    "invalid-call",
+                    f"`{name}` takes one binding: `{name}(x in LIST" + (")`" if name == "count" else " where COND)`"),
+                    span,
+                    f"e.g. `{name}(h in history" + (")`" if name == "count" else ' where h.tool == "email.send")`'),
+                )
+                return A.Literal(False, span)
+            if where is None and name != "count":
+                self.error(
+                    "invalid-call",
+                    f"`{name}` needs a condition: `{name}(x in LIST where COND)`",
+                    span,
+                    f'e.g. `{name}(h in history where h.tool == "email.send")`',
+                )
+            item = binding.item
+            return A.Quantifier(name, item.root, binding.container, where, span, item.span)
+        if name in A.FUNCTIONS:
+            if len(args) != 1 or where is not None:
+                self.error("invalid-call", f"`{name}` takes exactly one argument and no `where`", span, f"e.g. `{name}(args)`")
+                return A.Literal(False, span)
+            return A.Call(name, args, span)
+        self.error(
+            "unknown-function",
+            f"unknown function `{name}`",
+            name_span or span,
+            did_you_mean(name, A.QUANTIFIERS + A.FUNCTIONS)
+            or "functions: `any`, `all`, `count`, `keys`, `values`, `len`",
+        )
+        return A.Literal(False, span)
 
     @v_args(meta=True)
     def path(self, meta, children):

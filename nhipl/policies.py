@@ -6,6 +6,7 @@ import gc
 from contextlib import contextmanager
 
 from . import ast as A
+from .argschema import ArgSchema, schema_of
 from .decision import Decision
 from .errors import RequestError
 from .values import glob, type_name
@@ -36,8 +37,10 @@ class Policies:
         rules: list[A.Rule] = []
         agents: dict[str, dict] = {}
         tools: list[tuple[str, dict]] = []
+        schemas: list[ArgSchema] = []
         tests: list[tuple[A.Module, A.Test]] = []
         invariants: list[tuple[A.Module, A.Invariant]] = []
+        credential_invariants: list[tuple[A.Module, A.CredentialInvariant]] = []
         attenuate = False
         for module in self.modules:
             for item in module.items:
@@ -49,19 +52,28 @@ class Policies:
                     attrs = agents.setdefault(item.id, {})
                     attrs.update({e.key: A.value_to_python(e.value) for e in item.entries})
                 elif isinstance(item, A.ToolDecl):
-                    tools.append((item.pattern, {e.key: A.value_to_python(e.value) for e in item.entries}))
+                    tools.append((item.pattern, {e.key: A.value_to_python(e.value) for e in item.entries if e.key != "args"}))
+                    schema = schema_of(item)
+                    if schema is not None:
+                        schemas.append(schema)
                 elif isinstance(item, A.Attenuate):
                     attenuate = True
                 elif isinstance(item, A.Test):
                     tests.append((module, item))
                 elif isinstance(item, A.Invariant):
                     invariants.append((module, item))
+                elif isinstance(item, A.CredentialInvariant):
+                    credential_invariants.append((module, item))
         self.rules: tuple[A.Rule, ...] = tuple(rules)
         self.agents = agents
         self.tools = tuple(tools)
         self.tests = tuple(tests)
         self.invariants = tuple(invariants)
+        self.credential_invariants = tuple(credential_invariants)  # `never grant ttl > D`
         self.attenuate = attenuate
+        # argument schemas, in declaration order (the last matching one applies); None when no tool declares one
+        self.schemas: tuple[ArgSchema, ...] | None = tuple(schemas) or None
+        self._schema_cache: dict[str, ArgSchema | None] = {}
         self._by_id = {r.id: r for r in self.rules}
         self._tool_cache: dict[str, dict] = {}
         self._compiled = None
@@ -101,6 +113,21 @@ class Policies:
             self._tool_cache[tool] = attrs
         return attrs
 
+    def schema(self, tool: str) -> ArgSchema | None:
+        """The argument schema of ``tool``: the last matching declaration that states one."""
+        if self.schemas is None:
+            return None
+        if tool in self._schema_cache:
+            return self._schema_cache[tool]
+        found = None
+        for schema in self.schemas:
+            if glob(schema.pattern).match(tool):
+                found = schema
+        if len(self._schema_cache) > 100_000:
+            self._schema_cache.clear()
+        self._schema_cache[tool] = found
+        return found
+
     # -- evaluation -------------------------------------------------------------------------
     @property
     def compiled(self):
@@ -111,10 +138,19 @@ class Policies:
                 self._compiled = CompiledPolicies(self)
         return self._compiled
 
-    def evaluate(self, request) -> Decision:
-        """Decide one request (a dict). Raises RequestError on bad input."""
+    def evaluate(self, request, explain: bool = False) -> Decision:
+        """Decide one request (a dict). Raises RequestError on bad input. With
+        ``explain=True`` the decision keeps the policies and the request, so that
+        ``decision.explain()`` can say why, rule by rule."""
         compiled = self._compiled
-        return (compiled if compiled is not None else self.compiled).evaluate(request)
+        decision = (compiled if compiled is not None else self.compiled).evaluate(request)
+        return tuple.__new__(Decision, (*decision[:7], self, request)) if explain else decision
+
+    def explain(self, request):
+        """:meth:`Decision.explain` of ``request``: the rule-by-rule explanation."""
+        from .explanation import explain
+
+        return explain(self, request)
 
     def evaluate_many(self, requests) -> list[Decision]:
         """Decide many requests; the fast path for replay and CI."""

@@ -13,15 +13,19 @@ one weighted edge, and latency goes into fixed-size histograms.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Callable, NamedTuple
 
+from nhipl import ast as A
 from nhipl.decision import ALLOW, DENY
 from nhipl.effects import RuleEffect
 from nhipl.errors import RequestError
+from nhipl.approval import ScopedApproval, take
+from nhipl.provenance import Outputs, provenance
+from nhipl.request import MAX_HISTORY
+from nhipl.values import ListView
 
 from .latency import Histogram, LatencyModel
 from .trace import TraceError, TraceReader
@@ -43,10 +47,6 @@ DEFAULT_GRACE = 5.0
 
 # The report's timeline draws at most this many steps: the first ones of the run.
 TIMELINE_STEPS = 2000
-
-# Provenance keeps at most this many tool outputs (and characters) per task.
-OUTPUTS_PER_TASK = 256
-OUTPUT_CHARS_PER_TASK = 1 << 20
 
 
 @dataclass(slots=True)
@@ -87,8 +87,8 @@ class Finding:
 
 
 class _Task:
-    __slots__ = ("id", "intent", "owner", "prompt", "starter", "reached", "approvals", "outputs", "output_chars",
-                 "ended", "end_t", "credentials", "delay", "gated", "request")
+    __slots__ = ("id", "intent", "owner", "prompt", "starter", "reached", "approvals", "outputs",
+                 "ended", "end_t", "credentials", "delay", "gated", "request", "history", "undecided")
 
     def __init__(self, task_id: str, intent: str, owner: str | None, prompt: str | None, starter: str):
         self.id = task_id
@@ -97,15 +97,18 @@ class _Task:
         self.prompt = prompt
         self.starter = starter
         self.reached: dict[str, Chain] = {starter: NO_CHAIN}
-        self.approvals: dict[str, dict] = {}
-        self.outputs: list[tuple[str, str]] = []
-        self.output_chars = 0
+        self.approvals: dict[str, ScopedApproval] = {}
+        self.outputs = Outputs()
         self.ended = False
         self.end_t: float | None = None
         self.credentials: list[_Credential] = []
         self.delay = 0.0
         self.gated: set[str] | None = None
         self.request = {"id": task_id, "intent": intent} if owner is None else {"id": task_id, "intent": intent, "owner": owner}
+        # The task's steps so far, oldest first, each with the effect it got: one list that
+        # only grows, read by each step's request through a view of its prefix (no copy).
+        self.history: list[dict] = []
+        self.undecided = False  # its last recorded step waits in the batch for its decision
 
 
 class _Credential:
@@ -168,10 +171,6 @@ class Chain:
 NO_CHAIN = Chain(None, None)
 
 
-def _text(value: object) -> str:
-    return value if value.__class__ is str else json.dumps(value, sort_keys=True, separators=(",", ":"))  # type: ignore[return-value]
-
-
 class TimelineStep(NamedTuple):
     """One step as the report's timeline draws it (the first :data:`TIMELINE_STEPS` of a run)."""
 
@@ -218,6 +217,9 @@ class Replay:
         self._pending: list[tuple[dict, tuple]] = []
         self._spelled: tuple[Chain, list[str]] = (NO_CHAIN, [])  # the chain last spelled out
         self._times: list[int] = []
+        # Whether a rule reads `history`: only then are the tasks' steps kept, and each step is
+        # decided before the next is built (a step's history holds the effects of all earlier ones).
+        self.history = policies is not None and reads_history(policies)
         if policies is not None:
             policies.evaluate_many([])  # compile now, so that the first step's cost is its own
 
@@ -267,6 +269,8 @@ class Replay:
             self._credential_issue(line, event)
         elif kind == "approval":
             self._approval(event)
+        elif kind == "tool_output":
+            self._tool_output(event)
         elif kind == "credential_revoke":
             self._revoke(line, event)
         elif kind == "task_end":
@@ -309,12 +313,15 @@ class Replay:
                 if reached.depth + 1 > self._longest[0].depth:
                     self._longest = (reached.then(to), task.id, line)
         request = {"principal": agent, "action": "delegate", "tool": to, "delegation": {"chain": self._names(chain)}, "now": ev["t"]}
+        step = None
         if task is not None:
             request["task"] = task.request
-            approval = task.approvals.pop(to, None) if self.approval_per_call else task.approvals.get(to)
+            approval = self._approval_for(task, to, None, ev["t"])
             if approval is not None:
                 request["approval"] = approval
-        self._queue(request, (line, "delegate", agent, task, to, chain))
+            if self.history:
+                step = self._history(task, request, {"t": ev["t"], "agent": agent, "action": "delegate", "tool": to})
+        self._queue(request, (line, "delegate", agent, task, to, chain, step))
 
     def _tool_call(self, line: int, ev: dict) -> None:
         get = ev.get
@@ -322,6 +329,9 @@ class Replay:
         task, chain = self._step_context(line, ev, agent)
         t = ev["t"]
         request = {"principal": agent, "tool": tool, "now": t}
+        action = get("action")
+        if action is not None:
+            request["action"] = action
         if chain.depth:
             request["delegation"] = {"chain": self._names(chain)}
         nodes = self.nodes
@@ -338,56 +348,58 @@ class Replay:
         args = get("args")
         if task is not None:
             request["task"] = task.request
-            approvals = task.approvals
-            if approvals:
-                approval = approvals.pop(tool, None) if self.approval_per_call else approvals.get(tool)
+            if task.approvals:
+                approval = self._approval_for(task, tool, args, t)
                 if approval is not None:
                     request["approval"] = approval
-            if args:
-                request["provenance"] = self._provenance(task, args)
+        recorded = get("provenance")
+        if recorded.__class__ is dict:
+            # Recorded by the enforcement point that decided the step (redaction would
+            # otherwise change what replay derives).
+            request["provenance"] = recorded
         elif args:
-            request["provenance"] = {name: "unknown" for name in args}
+            request["provenance"] = provenance(args, task.prompt, task.outputs) if task is not None else provenance(args, None, None)
         if args is not None:
             request["args"] = args
+        context = get("context")
+        if context is not None:
+            request["context"] = context
         cid = get("credential")
         if cid is not None:
             request["credential"] = self._use(line, agent, agent_node, tool, task, cid, t)
         output = get("output")
-        if output is not None and task is not None and len(task.outputs) < OUTPUTS_PER_TASK and task.output_chars < OUTPUT_CHARS_PER_TASK:
-            text = _text(output)
-            task.outputs.append((tool, text))
-            task.output_chars += len(text)
+        if output is not None and task is not None:
+            task.outputs.add(tool, output)
+        step = None
+        if self.history and task is not None:
+            step = {"t": t, "agent": agent, "action": action or "call", "tool": tool}
+            if resource is not None:
+                step["resource"] = resource
+            if args is not None:
+                step["args"] = args
+            step = self._history(task, request, step)
         self.steps += 1
         pending = self._pending
-        pending.append((request, (line, "call", agent, task, tool, chain)))
+        pending.append((request, (line, "call", agent, task, tool, chain, step)))
         if len(pending) >= self.batch_size:
             self.flush()
 
-    def _provenance(self, task: _Task, args: dict) -> dict:
-        """Where each argument's value came from: ``user`` when it appears
-        in the task's prompt, ``tool:<name>`` when it first appeared in that tool's
-        output, else ``unknown``. A list is ``user`` when every element is; otherwise
-        it takes the origin of its first element that is not from the user."""
-        provenance = {}
-        for name, value in args.items():
-            if isinstance(value, list) and value:
-                origins = [self._origin(task, _text(item)) for item in value]
-                foreign = [o for o in origins if o != "user"]
-                provenance[name] = foreign[0] if foreign else "user"
-            else:
-                provenance[name] = self._origin(task, _text(value))
-        return provenance
-
-    @staticmethod
-    def _origin(task: _Task, text: str) -> str:
-        if not text:
-            return "unknown"
-        if task.prompt is not None and text in task.prompt:
-            return "user"
-        for tool, output in task.outputs:
-            if text in output:
-                return "tool:" + tool
-        return "unknown"
+    def _history(self, task: _Task, request: dict, step: dict) -> dict:
+        """Give ``request`` the task's earlier steps (a view, not a copy) and record ``step``
+        after them; its effect is filled in when it is decided. A step of the same task still
+        waiting in the batch is decided first, so that every step in a view has its effect.
+        At most :data:`MAX_HISTORY` steps are visible; the list is cut back when it holds twice
+        that."""
+        if task.undecided:
+            self.flush()
+        task.undecided = True
+        steps = task.history
+        if len(steps) >= 2 * MAX_HISTORY:
+            steps = task.history = steps[-MAX_HISTORY:]
+        n = len(steps)
+        request["history"] = ListView(steps, n, max(0, n - MAX_HISTORY))
+        steps.append(step)
+        return step
 
     def _use(self, line: int, agent: str, agent_node: str, tool: str, task: _Task | None, cid: str, t: float) -> dict:
         cred = self.credentials.get(cid)
@@ -449,11 +461,27 @@ class Replay:
         task = self.tasks.get(ev["task"])
         if task is None:
             return
-        task.approvals[ev["tool"]] = {"granted": ev["granted"], "by": ev["by"]}
+        uses = ev.get("uses")
+        task.approvals[ev["tool"]] = ScopedApproval({"granted": ev["granted"], "by": ev["by"]}, ev.get("args"),
+                                               1 if uses is None else (None if uses <= 0 else uses), ev.get("expires"))
         task.delay += self.latency.approval_wait.draw(self.rng)
         if task.gated is None:
             task.gated = set()
         task.gated.add(ev["tool"])
+
+    def _approval_for(self, task: _Task, tool: str, args: dict | None, t: float) -> dict | None:
+        """The approval in force for a call of ``tool`` with ``args`` at ``t``, used up by it
+        (with ``approvals="call"``; with ``"task"`` an approval counts for every later call)."""
+        if not self.approval_per_call:
+            grant = task.approvals.get(tool)
+            return grant.granted if grant is not None else None
+        return take(task.approvals, tool, args, t)
+
+    def _tool_output(self, ev: dict) -> None:
+        task = self.tasks.get(ev["task"])
+        output = ev.get("output")
+        if task is not None and not task.ended and output is not None:
+            task.outputs.add(ev["tool"], output)
 
     def _revoke(self, line: int, ev: dict) -> None:
         cred = self.credentials.get(ev["credential"])
@@ -473,7 +501,7 @@ class Replay:
         t = ev["t"]
         task.ended = True
         task.end_t = t
-        task.outputs = []
+        task.outputs.clear()
         for cred in task.credentials:
             if cred.revoked_at is None and cred.expiry > t and cred.task_end_t is None:
                 cred.task_end_t = t
@@ -547,13 +575,16 @@ class Replay:
             self._record(context, decision, cost)
 
     def _record(self, context: tuple, decision, cost: int = 0) -> None:
-        line, step, agent, task, target, chain = context
+        line, step, agent, task, target, chain, recorded = context
         agent_node = f"agent:{agent}"
         target_node = f"agent:{target}" if step == "delegate" else f"tool:{target}"
         stats = self._edge(agent_node, target_node, "delegate" if step == "delegate" else "call")
         if decision is None:
             return
         effect = decision.effect
+        if recorded is not None:
+            recorded["effect"] = effect.value  # the plain word, as in a request read from JSON
+            task.undecided = False
         if effect == ALLOW:
             stats[1] += 1
             if decision.shares:
@@ -601,6 +632,15 @@ class Replay:
                     self._find(Finding(UNUSED_PERMIT, None, None, rule=rule.id,
                                        detail=f"permit `{rule.id}`{where} never determined an allowed step"))
         self.findings.sort(key=Finding.sort_key)
+
+
+def reads_history(policies) -> bool:
+    """Whether a condition of ``policies`` reads the request's ``history``."""
+    for rule in policies.rules:
+        for expr in (rule.when, rule.unless):
+            if expr is not None and any(isinstance(n, A.Path) and n.root == "history" for n in A.iter_exprs(expr)):
+                return True
+    return False
 
 
 def replay(reader: TraceReader, policies, *, seed: int = 0, latency: LatencyModel | None = None, batch_size: int = 256,

@@ -32,10 +32,16 @@ KINDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "credential_issue": ({"t": _NUM, "credential": _STR, "agent": _STR, "ttl": _NUM}, {"scope": _SCOPE, "task": _STR}),
     "tool_call": (
         {"t": _NUM, "agent": _STR, "tool": _STR},
-        {"task": _STR, "resource": _STR, "args": _OBJ, "credential": _STR, "output": _ANY},
+        {"task": _STR, "action": _STR, "resource": _STR, "args": _OBJ, "credential": _STR, "output": _ANY,
+         "context": _OBJ, "provenance": _OBJ},
     ),
-    "approval": ({"t": _NUM, "task": _STR, "tool": _STR, "granted": _BOOL, "by": _STR}, {}),
-    "credential_revoke": ({"t": _NUM, "credential": _STR}, {}),
+    # What a tool returned, recorded after its call (a runtime logs the call before the tool runs).
+    "tool_output": ({"t": _NUM, "task": _STR, "tool": _STR}, {"output": _ANY}),
+    # A scoped approval: `args` that the call's arguments must include, `uses` (absent: one
+    # call; 0: any number), `expires` (seconds since the epoch).
+    "approval": ({"t": _NUM, "task": _STR, "tool": _STR, "granted": _BOOL, "by": _STR},
+                 {"args": _OBJ, "uses": _NUM, "expires": _NUM}),
+    "credential_revoke": ({"t": _NUM, "credential": _STR}, {"reason": _STR}),
     "task_end": ({"t": _NUM, "task": _STR}, {}),
 }
 KIND_NAMES = tuple(KINDS)

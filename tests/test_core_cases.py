@@ -53,6 +53,8 @@ def test_decision(case, evaluator):
 @pytest.mark.parametrize("case", _cases("want_error"))
 def test_load_error(case, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative imports resolve here
+    for name, text in case.get("files", {}).items():  # files the policy imports
+        (tmp_path / name).write_text(text)
     with pytest.raises(nhipl.PolicyError) as info:
         nhipl.loads(case["policy"], source="case.nhipl")
     want = case["want_error"]
@@ -63,7 +65,7 @@ def test_load_error(case, tmp_path, monkeypatch):
     if "help" in want:
         assert want["help"] in (first.help or "")
     rendered = info.value.render()
-    assert rendered.startswith(f"case.nhipl:{want['line']}:{want['column']}: ")
+    assert rendered.startswith(f"{want.get('source', 'case.nhipl')}:{want['line']}:{want['column']}: ")
     assert "^" in rendered and "Traceback" not in rendered
 
 

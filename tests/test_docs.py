@@ -90,3 +90,11 @@ def test_vendored_design_examples_match_design_md():
     design = SHARED_DESIGN.read_text()
     for path in [DESIGN_DATA / "policies" / "support.nhipl", DESIGN_DATA / "tests" / "support_test.nhipl"]:
         assert path.read_text() in design, f"{path} drifted from DESIGN.md"
+
+
+def test_language_python_examples_run():
+    """The Python examples of the language reference run as written (they assert what they show)."""
+    blocks = [b for b in code_blocks(ROOT / "docs" / "language.md", "python") if not b.text.lstrip().startswith(">>>")]
+    assert blocks
+    for block in blocks:
+        exec(compile(block.text, f"language.md:{block.line}", "exec"), {})  # noqa: S102 - the docs' own example

@@ -29,3 +29,19 @@ def test_every_line_of_the_examples_fits(tmp_path):
             # lists inside declarations and test requests are not wrapped yet (docs/lint.md)
             if len(line) > LINE_LENGTH and "[" not in line:
                 assert line.strip().count('"') <= 2 or line.lstrip().startswith("because"), f"{path}:{number}: {line}"
+
+
+def test_a_long_quantifier_breaks_inside_its_where_condition():
+    text = (
+        'forbid any agent to call "email.send" when any(h in history where h.tool matches "vault.*"'
+        ' and h.effect == "allow" and h.agent startswith "spiffe://acme.org/")  # after secrets\n'
+        '    because "nothing leaves";\n'
+    )
+    out = format_text(text)
+    assert out.splitlines()[1:4] == [
+        '    when any(h in history where h.tool matches "vault.*"',
+        '                            and h.effect == "allow"',
+        '                            and h.agent startswith "spiffe://acme.org/")  # after secrets',
+    ]
+    assert format_text(out) == out
+    assert all(len(line) <= LINE_LENGTH for line in out.splitlines())

@@ -142,7 +142,9 @@ def test_depth_bound_from_a_covering_forbid():
     assert codes(text) == ["NHI007"]
     assert codes(text + '@id("f") forbid any agent to delegate "*" when delegation.depth >= 3;') == []
     assert "NHI007" in codes(text + '@id("f") forbid any agent to delegate "spiffe://b/*" when delegation.depth >= 3;')
-    assert codes('import "owasp-agentic";\n@id("p") permit agent in "g" to delegate "spiffe://a/*" grant ttl 5m;') == []
+    assert codes('import "owasp-agentic";\nattenuate delegation;\n@id("p") permit agent in "g" to delegate "spiffe://a/*" grant ttl 5m;') == []
+    # the library does not turn attenuation on (an import never changes how rules combine)
+    assert "NHI008" in codes('import "owasp-agentic";\n@id("p") permit agent in "g" to delegate "spiffe://a/*" grant ttl 5m;')
 
 
 # ---- NHI009 unknown attributes ----------------------------------------------------------------
@@ -345,3 +347,21 @@ def test_true_and_1_are_different_conditions():
 def test_several_gates_together_cover_a_permit(gates, gated):
     text = PAY + gates + '\n@id("p") permit agent in "fin" to call "payments.send", "payments.refund" grant ttl 5m;'
     assert ("NHI003" in codes(text)) == (not gated)
+
+
+# ---- NHI015 / NHI016 (language version 2) ---------------------------------------------------------
+
+
+def test_scoped_delegation_without_attenuation():
+    rule = '@id("h") permit agent "spiffe://a/c" to delegate "spiffe://a/d" for call "deploy.*" when delegation.depth < 2 grant ttl 5m;\n'
+    assert "NHI015" in codes(rule)
+    assert "NHI015" not in codes("attenuate delegation;\n" + rule)
+    assert "NHI015" not in codes(rule.replace(' for call "deploy.*"', ""))
+
+
+def test_unread_argument_schema():
+    decl = 'tool "email.send" { args: { to: string } }\n'
+    assert "NHI016" in codes(decl + '@id("m") permit any agent to call "email.send" grant ttl 5m;')
+    assert "NHI016" not in codes(decl + '@id("m") permit any agent to call "email.*" when args.to == "a" grant ttl 5m;')
+    assert "NHI016" not in codes(decl + '@id("m") forbid any agent to call "email.send" unless args has to;')
+    assert "NHI016" not in codes('tool "email.send" { tags: ["x"] }\n@id("m") permit any agent to call "email.send" grant ttl 5m;')

@@ -232,7 +232,9 @@ require approval for any agent to call "email.send" when not (args.to endswith "
 """
 
 
-def test_log_to_trace_maps_every_record(tmp_path):
+def test_log_to_trace_passes_a_guard_log_through_as_the_trace_it_is(tmp_path):
+    # The guard writes its log as a trace (one event per line, of the trace's kinds); the
+    # importer passes it through, and every event is one the trace reader accepts.
     path = tmp_path / "d.log"
     lead, helper = "spiffe://acme.org/agents/lead", "spiffe://acme.org/agents/helper"
     guard = Guard(nhipl.loads(REPLAY_POLICY), lead, decision_log=path, approver=lambda r, d: {"granted": True, "by": "alice"})
@@ -245,19 +247,21 @@ def test_log_to_trace_maps_every_record(tmp_path):
         send("x@partner.example")
     search("no task")
     events = list(log_to_trace(path.read_text().splitlines(), source=str(path)))
-    shape = [(e["kind"], e.get("task"), e.get("agent"), e.get("tool") or e.get("to")) for e in events]
+    shape = [(e["kind"], e.get("task"), e.get("agent"), e.get("tool") or e.get("to"), e.get("effect"))
+             for e in events if e["kind"] != "tool_output"]
     assert shape == [
-        ("task_start", "T1", lead, None),
-        ("tool_call", "T1", lead, "search.web"),
-        ("delegate", "T1", lead, helper),
-        ("tool_call", "T1", helper, "search.web"),
-        ("approval", "T1", None, "email.send"),
-        ("tool_call", "T1", lead, "email.send"),
-        ("task_end", "T1", None, None),
-        ("tool_call", None, lead, "search.web"),
+        ("task_start", "T1", lead, None, None),
+        ("tool_call", "T1", lead, "search.web", "allow"),
+        ("delegate", "T1", lead, helper, "allow"),
+        ("tool_call", "T1", helper, "search.web", "allow"),
+        ("approval", "T1", None, "email.send", None),
+        ("tool_call", "T1", lead, "email.send", "allow"),
+        ("task_end", "T1", None, None, None),
+        ("tool_call", None, lead, "search.web", "allow"),
     ]
     assert events[0]["intent"] == "research"
-    assert events[4]["granted"] is True and events[4]["by"] == "alice"
+    approval = next(e for e in events if e["kind"] == "approval")
+    assert approval["granted"] is True and approval["by"] == "alice" and approval["args"] == {"to": "x@partner.example"}
     assert events[-1]["args"] == {"query": "no task"} and "task" not in events[-1]
     assert [e["t"] for e in events] == sorted(e["t"] for e in events)
     check_event = pytest.importorskip("nhipl.simulator.trace").check_event

@@ -130,8 +130,6 @@ CASES = {
         ("delegation to a non-workload id", req(action="delegate", tool="bob"), "deny", "owasp-agentic/ASI07-delegate-to-unauthenticated"),
         ("approval granted by the agent itself", req("payments.transfer", task=TASK, approval={"granted": True, "by": FIN}), "deny", "owasp-agentic/ASI09-approval-by-a-workload"),
         ("approval naming nobody", req("payments.transfer", task=TASK, approval={"granted": True}), "deny", "owasp-agentic/ASI09-anonymous-approval"),
-        ("a decommissioned delegator (attenuation)", req(delegation={"chain": ["spiffe://acme.org/agents/retired"]}), "deny", "baseline/inactive-identity-call"),
-        ("an active delegator (attenuation)", req(delegation={"chain": ["spiffe://acme.org/agents/a"]}), "allow", None),
     ],
     "owasp-nhi": [
         ("benign call", req(), "allow", "all-calls"),
@@ -175,3 +173,25 @@ def test_stdlib_decisions(name, label, request_, effect, rule):
 def test_stdlib_never_grants_by_itself(name):
     policies = nhipl.loads(f'import "{name}";')
     assert policies.evaluate(req()).effect == "deny"
+
+
+@pytest.mark.parametrize("name", STDLIB)
+def test_no_library_policy_turns_attenuation_on(name):
+    """An import never changes how every other rule combines: attenuation is the loaded file's choice."""
+    assert not _with(name).attenuate
+    retired = req(delegation={"chain": ["spiffe://acme.org/agents/retired"]})
+    assert _with(name).evaluate(retired).effect == "allow"
+
+
+@pytest.mark.parametrize(
+    "request_,effect,rule",
+    [
+        (req(delegation={"chain": ["spiffe://acme.org/agents/retired"]}), "deny", "baseline/inactive-identity-call"),
+        (req(delegation={"chain": ["spiffe://acme.org/agents/a"]}), "allow", None),
+    ],
+)
+def test_owasp_agentic_with_attenuation_stated_in_the_loaded_file(request_, effect, rule):
+    policies = nhipl.loads('import "owasp-agentic";\nattenuate delegation;\n' + PERMISSIVE, source="permissive.nhipl")
+    decision = policies.evaluate(request_)
+    assert decision.effect == effect, decision.reasons
+    assert rule is None or rule in decision.rules

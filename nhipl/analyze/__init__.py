@@ -24,7 +24,7 @@ from .questions import (
     rules,
     sensitive_reach,
 )
-from .solve import AnalysisBug, Undecided
+from .solve import AnalysisBug, Undecided, Unsupported
 from .space import Bounds
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "RuleFinding",
     "RulesResult",
     "Undecided",
+    "Unsupported",
     "diff",
     "direction",
     "prove",

@@ -25,7 +25,7 @@ import z3
 
 from .. import ast as A
 from ..decision import ALLOW, APPROVAL_REQUIRED, DENY
-from .solve import UNENCODED
+from .solve import UNENCODED, Unsupported
 from .space import ABSENT, ConstNode, FixedNode, IteNode, Node, RequestSpace, ValueNode, ite_node
 from .symbolic import (
     BOOL,
@@ -95,6 +95,12 @@ class PolicyEncoding:
     the region a question is asked about)."""
 
     def __init__(self, policies, space: RequestSpace, rules=None):
+        if policies.schemas is not None:
+            declared = next(
+                item for m in policies.modules for item in m.items
+                if isinstance(item, A.ToolDecl) and any(e.key == "args" for e in item.entries)
+            )  # fmt: skip
+            raise Unsupported("argument schemas on tool declarations", declared.span)
         self.policies = policies
         self.space = space
         self.rules = tuple(policies.rules if rules is None else rules)
@@ -171,6 +177,8 @@ class PolicyEncoding:
             return ite_node(given.sym.present, given, ConstNode({"granted": False}))
         if name == "credential":
             return _Credential(space)
+        if name == "history":
+            raise _Unsupported("the request's `history`")
         if name in space.roots:
             return space.roots[name]
         return ABSENT
@@ -236,6 +244,14 @@ class PolicyEncoding:
             v = node.value()
             inner = node.child(e.name).value()
             return boolean(z3.And(_bool(v.present), v.is_kind(OBJ), _bool(inner.present))), FALSE
+        if isinstance(e, A.Arith):
+            (lv, le), (rv, re) = self.expr(e.left, who), self.expr(e.right, who)
+            both = z3.And(lv.is_kind(NUM), rv.is_kind(NUM))
+            n = _n(lv) + _n(rv) if e.op == "+" else _n(lv) - _n(rv)
+            return Sym(TRUE, NUM, n=n), z3.Or(le, re, z3.Not(both))
+        if isinstance(e, (A.Quantifier, A.Call)):
+            what = f"`{e.kind}`" if isinstance(e, A.Quantifier) else f"`{e.name}`"
+            raise _Unsupported(f"{what} (quantifiers and functions are not encoded)")
         raise _Unsupported(f"expression {type(e).__name__}")
 
     def _logic(self, e, who: Identity) -> tuple[Sym, z3.BoolRef]:
@@ -266,20 +282,43 @@ class PolicyEncoding:
     def scope(self, rule, who: Identity) -> z3.BoolRef:
         """Subject, action, targets, resources and task: matching that never errors."""
         space = self.space
-        conds = [space.action == string_literal(rule.action), _any(glob_constraint(t, space.tool) for t in rule.targets)]
-        if rule.resources is not None:
+        actions = rule.actions if isinstance(rule, A.Rule) else (rule.action,)
+        conds = [_any(space.action == string_literal(a) for a in actions), _any(glob_constraint(t, space.tool) for t in rule.targets)]
+        if rule.resources is not None and getattr(rule, "handover", None) is None:  # a `for` rule's resources are the handed-over step's
             conds.append(space.has_resource)
             conds.append(_any(glob_constraint(r, space.resource) for r in rule.resources))
+        return z3.And(conds + self.task_and_subject(rule, who))
+
+    def task_and_subject(self, rule, who: Identity) -> list:
+        """The rule's task scope and subject, for ``who``."""
+        conds = []
         task_intent = getattr(rule, "task_intent", None)
         if task_intent is not None:
-            intent = space.roots["task"].child("intent").sym
+            intent = self.space.roots["task"].child("intent").sym
             conds += [intent.present, intent.s == string_literal(task_intent)]
         subject = rule.subject
         if isinstance(subject, A.AgentIds):
             conds.append(_any(glob_constraint(i, who.id) for i in subject.ids))
         elif isinstance(subject, A.AgentGroup):
-            conds.append(self.in_group(who, subject.group))
-        return z3.And(conds)
+            conds.append(_any(self.in_group(who, group) for group in subject.groups))
+        return conds
+
+    def handover_scope(self, rule: A.Rule, who: Identity) -> z3.BoolRef:
+        """A `for` rule of delegator ``who`` hands the step over to its next hop (the
+        next identity of the chain, or the principal when ``who`` is last)."""
+        space, i = self.space, who.position
+        next_hop = space.principal_id
+        if i + 1 < len(space.chain):
+            next_hop = z3.If(space.chain_length > i + 1, space.chain[i + 1], space.principal_id)
+        handover = rule.handover
+        conds = [
+            _any(space.action == string_literal(a) for a in handover.actions),
+            _any(glob_constraint(t, space.tool) for t in handover.targets),
+            _any(glob_constraint(t, next_hop) for t in rule.targets),
+        ]
+        if rule.resources is not None:
+            conds += [space.has_resource, _any(glob_constraint(r, space.resource) for r in rule.resources)]
+        return z3.And(conds + self.task_and_subject(rule, who))
 
     def in_group(self, who: Identity, group: str) -> z3.BoolRef:
         """``group`` is one of the principal's groups (the request's, else the declared ones)."""
@@ -325,7 +364,10 @@ class PolicyEncoding:
         for rule in self.rules:
             f = self.rule(rule, who)
             if rule.effect == A.PERMIT:
-                permits.append((rule, f.matched_as_permit))
+                matched = f.matched_as_permit
+                if rule.handover is not None and who.position is not None:
+                    matched = z3.Or(matched, z3.And(self.handover_scope(rule, who), f.holds))
+                permits.append((rule, matched))
             elif rule.effect == A.FORBID:
                 forbids.append((rule, f.matched_as_gate))
             else:

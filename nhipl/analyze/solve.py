@@ -14,7 +14,7 @@ from dataclasses import replace
 import z3
 
 from .. import ast as A
-from ..errors import NhiplError
+from ..errors import LocatedError, NhiplError
 from .space import RequestSpace
 from .symbolic import globs_may_overlap, glob_constraint, string_literal
 
@@ -41,6 +41,18 @@ class Undecided(NhiplError):
         self.question = question
         self.reason = reason
         super().__init__(f"{question}: the solver could not decide ({reason})")
+
+
+class Unsupported(Undecided, LocatedError):
+    """The policy set uses something the encoding does not cover (at ``span``), so no
+    answer is given rather than a wrong one; renders as a located error."""
+
+    def __init__(self, what: str, span):
+        self.question, self.reason = "the exact analysis", f"{what} are not encoded"
+        LocatedError.__init__(
+            self, span.source, span.line, span.column, f"the exact analysis does not encode {what}; no answer is given rather than a wrong one",
+            "run without the SMT solver (`nhipl lint` without `--exact`, `nhipl test` for invariants)", "analysis-unsupported",
+        )
 
 
 class Session:
@@ -178,7 +190,11 @@ def slice_rules(rules, scopes: list[tuple[str, tuple[str, ...]]]) -> list[A.Rule
         by_action.setdefault(action, []).extend(targets)
     kept = []
     for rule in rules:
-        targets = by_action.get(rule.action)
+        targets = [u for action in rule.actions for u in by_action.get(action, ())]
         if targets and any(globs_may_overlap(t, u) for t in rule.targets for u in targets):
             kept.append(rule)
+        elif rule.handover is not None:  # a `for` rule counts for the steps it hands over
+            handed = [u for action in rule.handover.actions for u in by_action.get(action, ())]
+            if handed and any(globs_may_overlap(t, u) for t in rule.handover.targets for u in handed):
+                kept.append(rule)
     return kept

@@ -64,8 +64,11 @@ def _text(decision) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--fail-on", "fail_on", type=click.Choice(["deny", "approval"]), default=None,
               help="Exit 1 when a decision is deny (`deny`), or deny or approval_required (`approval`).")
+@click.option("--explain", "explain", is_flag=True, default=False,
+              help="Also say why, rule by rule: every rule that covered each identity, with the value of its "
+                   "task scope, resources, `when` and `unless`, whether it matched and whether it determined the outcome.")
 @handle_errors
-def eval_(policy_paths: tuple[str, ...], request_path: str, fmt: str, fail_on: str | None) -> None:
+def eval_(policy_paths: tuple[str, ...], request_path: str, fmt: str, fail_on: str | None, explain: bool = False) -> None:
     """Decide one request, or each request of a JSON-lines file.
 
     Exit 0; with --fail-on, 1 when any decision is at least that restrictive; 2 on bad input."""
@@ -79,13 +82,19 @@ def eval_(policy_paths: tuple[str, ...], request_path: str, fmt: str, fail_on: s
         except RequestError as err:
             raise BadInput(f"{name}:{lineno}:1", str(err.message)) from None
     many = len(requests) > 1
-    for (lineno, _), decision in zip(requests, decisions):
+    for (lineno, raw), decision in zip(requests, decisions):
+        why = policies.explain(raw) if explain else None
         if fmt == "json":
-            click.echo(json.dumps(decision.to_dict(), indent=None if many else 2, sort_keys=False))
+            out = decision.to_dict()
+            if why is not None:
+                out["explanation"] = why.to_dict()["identities"]
+            click.echo(json.dumps(out, indent=None if many else 2, sort_keys=False))
         else:
             if many:
                 click.echo(f"{name}:{lineno}: ", nl=False)
             click.echo(_text(decision))
+            if why is not None:
+                click.echo("\n".join("  " + line for line in why.lines()[1:]))
     failing = _FAILING.get(fail_on, ())
     sys.exit(EXIT_FINDINGS if any(d.effect in failing for d in decisions) else EXIT_OK)
 

@@ -76,8 +76,8 @@ def subject_covers(outer: A.Subject, inner: A.Subject) -> bool:
             return True
         case A.AgentIds(ids=ids):
             return isinstance(inner, A.AgentIds) and all_covered(ids, inner.ids)
-        case A.AgentGroup(group=group):
-            return isinstance(inner, A.AgentGroup) and inner.group == group
+        case A.AgentGroup(groups=groups):
+            return isinstance(inner, A.AgentGroup) and set(inner.groups) <= set(groups)
         case unknown:
             assert_never(unknown)
 
@@ -93,7 +93,7 @@ def subjects_overlap(a: A.Subject, b: A.Subject) -> bool:
 def scope_covers(outer: A.Rule, inner: A.Rule, *, resources: bool = True) -> bool:
     """Every request in ``inner``'s scope (subject, action, targets, resources,
     task) is in ``outer``'s. Conditions are not considered."""
-    if outer.action != inner.action:
+    if not set(inner.actions) <= set(outer.actions):
         return False
     if outer.task_intent is not None and outer.task_intent != inner.task_intent:
         return False
@@ -107,7 +107,7 @@ def scope_covers(outer: A.Rule, inner: A.Rule, *, resources: bool = True) -> boo
 
 def scopes_overlap(a: A.Rule, b: A.Rule) -> bool:
     """Some request is in both rules' scopes."""
-    if a.action != b.action:
+    if set(a.actions).isdisjoint(b.actions):
         return False
     if a.task_intent is not None and b.task_intent is not None and a.task_intent != b.task_intent:
         return False
@@ -192,7 +192,7 @@ def _constant_operand(expr: A.Expr):
                     return False, None
                 values.append(value)
             return True, values
-        case A.Path() | A.Not() | A.And() | A.Or() | A.Compare() | A.In() | A.StringTest() | A.Has():
+        case A.Path() | A.Not() | A.And() | A.Or() | A.Compare() | A.In() | A.StringTest() | A.Has() | A.Quantifier() | A.Call() | A.Arith():
             return False, None
         case unknown:
             assert_never(unknown)
@@ -249,8 +249,10 @@ def constant_value(expr: A.Expr, task_intent: str | None = None) -> bool | None:
                     return left.endswith(right)
                 return right in left
             return None
-        case A.Duration() | A.ListExpr() | A.Path():
+        case A.Duration() | A.ListExpr() | A.Path() | A.Call() | A.Arith():
             return None  # not a boolean on its own
+        case A.Quantifier():
+            return None  # its value depends on the list it ranges over
         case unknown:
             assert_never(unknown)
 
@@ -325,7 +327,8 @@ def constant_parts(expr: A.Expr | None, task_intent: str | None = None):
                 stack.extend(reversed(operands))
             case A.Not(operand=operand):
                 stack.append(operand)
-            case A.Literal() | A.Duration() | A.ListExpr() | A.Path() | A.Compare() | A.In() | A.StringTest() | A.Has():
-                pass  # no boolean parts inside
+            case (A.Literal() | A.Duration() | A.ListExpr() | A.Path() | A.Compare() | A.In() | A.StringTest() | A.Has()
+                  | A.Quantifier() | A.Call() | A.Arith()):
+                pass  # no boolean parts inside (a quantifier's condition is about its element)
             case unknown:
                 assert_never(unknown)

@@ -15,6 +15,7 @@ from .. import ast as A
 from ..errors import Span, did_you_mean
 from ..fmt import format_expr, format_subject
 from ..request import SCHEMA
+from ..values import glob
 from . import analysis as an
 
 SEVERITIES = ("error", "warning", "note")
@@ -139,6 +140,29 @@ RULES: dict[str, LintRule] = {
             "Usually a typo that leaves the tool the forbid meant to stop allowed.",
             "nist-airmf:1.0:GOVERN-1.4",
         ),
+        _rule(
+            "NHI014", "never-true-quantifier", "warning",
+            "a quantifier can never be true",
+            "An `any(...)` over the empty list `[]` or with a `where` condition that is the literal "
+            "`false`, or an `all(...)` over a non-empty literal list with a `false` condition, is false "
+            "for every request: usually the wrong list or a condition left over from editing.",
+            "nist-airmf:1.0:GOVERN-1.4",
+        ),
+        _rule(
+            "NHI015", "scoped-delegation-without-attenuation", "warning",
+            "a delegate permit says what it hands over (`for`), but `attenuate delegation;` is not in force",
+            "A `for` clause counts only when attenuation holds each delegator to what it may do: without "
+            "it the delegatee is judged on its own permits and the `for` scope limits nothing.",
+            "owasp-asi:2026:ASI03", "owasp-asi:2026:ASI07", "nist-airmf:1.0:GOVERN-1.4",
+        ),
+        _rule(
+            "NHI016", "unread-argument-schema", "note",
+            "a tool declares an argument schema that no rule reads",
+            "The schema still rejects malformed requests, but no rule's condition reads any argument it "
+            "declares: often the rules name the tool differently, or the schema was written for rules "
+            "that were removed.",
+            "nist-airmf:1.0:GOVERN-1.4",
+        ),
     )
 }
 
@@ -259,7 +283,7 @@ class Facts:
         return span is not None and span.source in self.user_sources
 
     def sensitive_hits(self, rule: A.Rule) -> list[tuple[str, str]]:
-        if rule.action == "delegate":
+        if "delegate" in rule.actions and len(rule.actions) == 1:
             return []
         return [(p, why) for p, why in self.sensitive if any(an.globs_overlap(t, p) for t in rule.targets)]
 
@@ -351,7 +375,7 @@ def _gated(facts: Facts, permit: A.Rule, pattern: str) -> bool:
     reached = [t for t in permit.targets if an.globs_overlap(t, pattern)]
     gated: list[str] = []  # targets of every gate that applies: together they may cover the permit
     for gate in facts.rules:
-        if not _approval_gate(gate) or gate.action != permit.action or gate.resources is not None:
+        if not _approval_gate(gate) or not set(permit.actions) <= set(gate.actions) or gate.resources is not None:
             continue
         if gate.task_intent is not None and gate.task_intent != permit.task_intent:
             continue
@@ -375,7 +399,7 @@ def check_ungated_sensitive(facts: Facts) -> Iterator[RawFinding]:
                     facts.head(rule),
                     rule.span,
                     rule.id,
-                    f"add `require approval for {format_subject(rule.subject)} to {rule.action} \"{pattern}\";` "
+                    f"add `require approval for {format_subject(rule.subject)} to {', '.join(rule.actions)} \"{pattern}\";` "
                     "or `import \"baseline\";`",
                 )
                 break
@@ -401,7 +425,7 @@ def _same_rule(a: A.Rule, b: A.Rule) -> bool:
     return (
         a.effect == b.effect
         and a.subject == b.subject
-        and a.action == b.action
+        and set(a.actions) == set(b.actions)
         and set(a.targets) == set(b.targets)
         and (a.resources is None) == (b.resources is None)
         and set(a.resources or ()) == set(b.resources or ())
@@ -447,9 +471,10 @@ class RuleIndex:
         self._scopes: dict[tuple, dict[str, list[int]]] = {}
         for i, rule in enumerate(rules):
             self._same.setdefault(_duplicate_key(rule), []).append(i)
-            by_prefix = self._scopes.setdefault((rule.effect, rule.action, rule.task_intent, _conditions_key(rule)), {})
-            for prefix in {_literal_prefix(t) for t in rule.targets} or {""}:
-                by_prefix.setdefault(prefix, []).append(i)
+            for action in dict.fromkeys(rule.actions):  # a rule of several actions, under each
+                by_prefix = self._scopes.setdefault((rule.effect, action, rule.task_intent, _conditions_key(rule)), {})
+                for prefix in {_literal_prefix(t) for t in rule.targets} or {""}:
+                    by_prefix.setdefault(prefix, []).append(i)
 
     def same(self, rule: A.Rule) -> list[A.Rule]:
         """The other rules that repeat ``rule``, in order."""
@@ -474,7 +499,7 @@ class RuleIndex:
         return None
 
     def could_cover(self, narrow: A.Rule) -> list[A.Rule]:
-        """In order, every rule that may cover ``narrow`` with the same effect: same action, no
+        """In order, every rule that may cover ``narrow`` with the same effect: its first action, no
         task or the same one, no conditions or the same ones, and a target whose literal
         prefix (the text before its first `*`) starts ``narrow``'s first target, which a glob
         that covers that target must have (a superset of the rules :func:`_subsumes` accepts)."""
@@ -488,7 +513,8 @@ class RuleIndex:
         found: set[int] = set()
         for task in tasks:
             for condition in conditions:
-                by_prefix = self._scopes.get((narrow.effect, narrow.action, task, condition))
+                # A rule that covers `narrow` has every one of its actions, so its first one.
+                by_prefix = self._scopes.get((narrow.effect, narrow.actions[0], task, condition))
                 if not by_prefix:
                     continue
                 if prefixes is None:
@@ -551,7 +577,7 @@ def _depth_bounded(facts: Facts, permit: A.Rule) -> bool:
     if an.mentions(permit, "delegation", ("depth", "chain")):
         return True
     for gate in facts.rules:
-        if gate.effect != A.FORBID or gate.action != "delegate" or gate.resources is not None:
+        if gate.effect != A.FORBID or "delegate" not in gate.actions or gate.resources is not None:
             continue
         if gate.task_intent is not None and gate.task_intent != permit.task_intent:
             continue
@@ -566,7 +592,7 @@ def _depth_bounded(facts: Facts, permit: A.Rule) -> bool:
 
 def check_delegation(facts: Facts) -> Iterator[RawFinding]:
     for rule in facts.permits:
-        if rule.action != "delegate" or not facts.is_user(rule.span) or rule.id in facts.shadowed:
+        if "delegate" not in rule.actions or not facts.is_user(rule.span) or rule.id in facts.shadowed:
             continue
         if not _depth_bounded(facts, rule):
             yield RawFinding(
@@ -766,6 +792,90 @@ def check_case_variant_forbids(facts: Facts) -> Iterator[RawFinding]:
                 break
 
 
+def _never_true(node: A.Quantifier) -> str | None:
+    """Why ``node`` is false for every request, or None."""
+    false_where = isinstance(node.where, A.Literal) and node.where.value is False
+    literal = node.source if isinstance(node.source, A.ListExpr) else None
+    if node.kind == "any" and literal is not None and not literal.items:
+        return "it ranges over the empty list `[]`"
+    if node.kind == "any" and false_where:
+        return "its `where` condition is `false`"
+    if node.kind == "all" and false_where and literal is not None and literal.items:
+        return "its `where` condition is `false` and its list is not empty"
+    return None
+
+
+def check_never_true_quantifiers(facts: Facts) -> Iterator[RawFinding]:
+    for rule in facts.rules:
+        if not facts.is_user(rule.span):
+            continue
+        for expr in (rule.when, rule.unless):
+            for node in A.iter_exprs(expr) if expr is not None else ():
+                why = _never_true(node) if isinstance(node, A.Quantifier) else None
+                if why is not None:
+                    yield RawFinding(
+                        "NHI014",
+                        f"`{node.kind}(...)` in {_rule_name(rule)} can never be true: {why}",
+                        node.span or rule.span,
+                        rule.span,
+                        rule.id,
+                        "check the list after `in` and the condition after `where`",
+                    )
+
+
+def check_scoped_delegation(facts: Facts) -> Iterator[RawFinding]:
+    if facts.policies.attenuate:
+        return
+    for rule in facts.permits:
+        if rule.handover is None or not facts.is_user(rule.span):
+            continue
+        yield RawFinding(
+            "NHI015",
+            f"permit {_rule_name(rule)} says what it hands over (`for`), but `attenuate delegation;` is not in force",
+            rule.handover.span or facts.head(rule),
+            rule.span,
+            rule.id,
+            "add `attenuate delegation;` to a file you load, or the `for` scope limits nothing",
+        )
+
+
+def _arguments_read(rule: A.Rule) -> set[str]:
+    names = set()
+    for expr in (rule.when, rule.unless):
+        for node in A.iter_exprs(expr) if expr is not None else ():
+            if isinstance(node, A.Path) and node.root == "args" and node.attrs:
+                names.add(node.attrs[0])
+            elif isinstance(node, A.Has) and node.path.root == "args" and not node.path.attrs:
+                names.add(node.name)
+    return names
+
+
+def check_unread_schemas(facts: Facts) -> Iterator[RawFinding]:
+    for module in facts.policies.modules:
+        for decl in module.items:
+            if not isinstance(decl, A.ToolDecl) or not facts.is_user(decl.span):
+                continue
+            schema = next((e for e in decl.entries if e.key == "args" and isinstance(e.value, A.ObjectValue)), None)
+            if schema is None or not schema.value.entries:
+                continue
+            declared = {name for name, _ in schema.value.entries}
+            pattern = glob(decl.pattern)
+            if any(
+                declared & _arguments_read(rule)
+                for rule in facts.rules
+                if any(pattern.match(t) or glob(t).match(decl.pattern) or "*" in t for t in rule.targets)
+            ):
+                continue
+            yield RawFinding(
+                "NHI016",
+                f"tool `{decl.pattern}` declares arguments ({', '.join(f'`{n}`' for n in sorted(declared))}) that no rule reads",
+                schema.span or decl.span,
+                decl.span,
+                None,
+                "read the arguments in the rules on this tool, or keep the schema only to reject malformed requests",
+            )
+
+
 CHECKS = (
     check_shared_identity,
     check_standing_privilege,
@@ -778,4 +888,7 @@ CHECKS = (
     check_empty_tasks,
     check_dead_rules,
     check_case_variant_forbids,
+    check_never_true_quantifiers,
+    check_scoped_delegation,
+    check_unread_schemas,
 )

@@ -41,3 +41,27 @@ class DecisionLogError(NhiplError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}")
+
+
+class CredentialError(NhiplError):
+    """A credential was refused by :meth:`~nhipl.runtime.Runtime.verify`. ``reason`` says why,
+    ``credential`` is its id (``jti``) when the token could be read."""
+
+    def __init__(self, reason: str, credential: str | None = None):
+        self.reason = reason
+        self.credential = credential
+        super().__init__(reason)
+
+
+class Invalid(CredentialError):
+    """Not a credential this runtime issued for this use: malformed, a bad signature, an
+    unknown key, or issued for another tool, resource or issuer."""
+
+
+class Expired(CredentialError):
+    """The credential's ``exp`` has passed."""
+
+
+class Revoked(CredentialError):
+    """The credential was revoked: its task ended, it was revoked by hand, or the policies
+    changed so that its request is no longer allowed."""

@@ -1,11 +1,14 @@
 """The guard: checks every tool call an agent makes, as it happens.
 
-The request for a guarded call is built from the guard's identity, the current task and
-delegation chain (context variables, so nested and concurrent tasks never mix) and the
-call's arguments. ``deny`` raises :class:`~nhipl.runtime.errors.Denied`;
-``approval_required`` asks the approver and re-evaluates with its answer; ``allow`` runs
-the tool, which can read the decision (and its credential TTL) with
-:func:`current_decision`.
+A guard runs on a :class:`~nhipl.runtime.Runtime`. Inside ``guard.task(...)`` every call is a
+step of that task's session: its request carries the task's intent, the delegation chain
+that reached the acting identity, the provenance of each argument (from the task's
+instruction and the outputs of earlier guarded tools, which the guard records), the
+task's history and the approval in force. ``deny`` raises
+:class:`~nhipl.runtime.errors.Denied`; ``approval_required`` asks the approver and decides
+again with its answer; ``allow`` runs the tool, which can read the decision (its credential
+TTL and, with one, its ``credential``) with :func:`current_decision`. A call outside any
+task is decided on its own (no task, every argument's provenance ``unknown``).
 
 Context variables follow asyncio tasks automatically. A thread starts with an empty
 context: run thread work with ``contextvars.copy_context().run(fn)`` to carry the task
@@ -18,24 +21,24 @@ import asyncio
 import functools
 import inspect
 import logging
-import math
 import os
 import time
-import uuid
 from contextvars import ContextVar
 from typing import Any, Awaitable, Callable, Mapping, Union
 
 from ..decision import ALLOW, APPROVAL_REQUIRED, DENY, Decision
-from ..errors import RequestError
 from .errors import DecisionLogError, Denied
-from .log import DecisionLog, failed_closed, open_log
+from .log import DecisionLog
+from .plain import DEPTH_LIMIT, _string, json_request, json_value  # noqa: F401 - re-exported
 from .resource import ResourceError, ResourceTemplate
+from .session import Runtime, Task
 
 logger = logging.getLogger("nhipl.runtime")
 
 _acting: ContextVar[str | None] = ContextVar("nhipl_acting_principal", default=None)
 _chain: ContextVar[tuple[str, ...]] = ContextVar("nhipl_delegation_chain", default=())
 _task: ContextVar[dict | None] = ContextVar("nhipl_task", default=None)
+_session: ContextVar[Task | None] = ContextVar("nhipl_task_session", default=None)
 _decision: ContextVar[Decision | None] = ContextVar("nhipl_decision", default=None)
 
 Approval = Union[bool, Mapping[str, Any]]
@@ -47,6 +50,11 @@ def current_task() -> dict | None:
     return _task.get()
 
 
+def current_session() -> Task | None:
+    """The task session of the current context (:class:`~nhipl.runtime.Task`), or None."""
+    return _session.get()
+
+
 def delegation_chain() -> tuple[str, ...]:
     """Who delegated to the acting identity in this context, originator first."""
     return _chain.get()
@@ -54,7 +62,8 @@ def delegation_chain() -> tuple[str, ...]:
 
 def current_decision() -> Decision | None:
     """Inside a guarded tool: the decision that let it run (``credential_ttl`` is the TTL
-    granted, in seconds, or None). Outside one: None."""
+    granted, in seconds, or None; in a task, ``credential`` is the credential issued for
+    the call, or None). Outside one: None."""
     return _decision.get()
 
 
@@ -68,7 +77,9 @@ class Guard:
     async, resolves to) ``True``/``False`` or ``{"granted": bool, "by": "who"}``. Without an
     approver, a call needing approval raises :class:`Denied`. ``principal_attrs`` are
     sent as attributes of the guard's own identity (the enforcement point that builds
-    requests is trusted); ``context`` is sent as the request's ``context``.
+    requests is trusted); ``context`` is sent as the request's ``context``. ``runtime``:
+    a :class:`~nhipl.runtime.Runtime` to share with other guards (its policies and log
+    are then used; ``policies`` may be None).
     """
 
     def __init__(
@@ -80,16 +91,16 @@ class Guard:
         approver: Approver | None = None,
         principal_attrs: Mapping[str, Any] | None = None,
         context: Mapping[str, Any] | None = None,
+        runtime: Runtime | None = None,
     ):
-        if not hasattr(policies, "evaluate"):
-            from ..loader import load
-
-            policies = load(policies)
         if not isinstance(identity, str) or not identity:
             raise ValueError("identity must be a non-empty string (a SPIFFE ID)")
-        self.policies = policies
+        if runtime is None:
+            runtime = Runtime(policies, log=decision_log, source="guard")
+        elif decision_log is not None:
+            raise ValueError("give the decision log to the shared runtime, not to the guard")
+        self.runtime = runtime
         self.identity = _string(identity, "identity")
-        self.decision_log = open_log(decision_log, source="guard")
         self.approver = approver
         self.principal_attrs = json_value(dict(principal_attrs), "principal") if principal_attrs else None
         self.context = json_value(dict(context), "context") if context else None
@@ -97,10 +108,30 @@ class Guard:
     def __repr__(self) -> str:
         return f"<Guard {self.identity}>"
 
+    @property
+    def policies(self):
+        return self.runtime.policies
+
+    @property
+    def decision_log(self) -> DecisionLog | None:
+        return self.runtime.log
+
+    @decision_log.setter
+    def decision_log(self, log: DecisionLog | None) -> None:
+        self.runtime.log = log
+
     # -- requests -----------------------------------------------------------------------
     def acting(self) -> str:
         """The identity calls are made as here: the innermost delegatee, else the guard's."""
         return _acting.get() or self.identity
+
+    def _principal(self, acting: str) -> Mapping[str, Any] | None:
+        return self.principal_attrs if self.principal_attrs and acting == self.identity else None
+
+    def _context(self, context: Mapping[str, Any] | None) -> dict | None:
+        if context:
+            context = json_value(context, "context")
+        return {**self.context, **context} if self.context and context else (context or self.context)  # type: ignore[arg-type]
 
     def request(
         self,
@@ -112,39 +143,44 @@ class Guard:
         context: Mapping[str, Any] | None = None,
     ) -> dict:
         """The request for ``tool`` in the current task and delegation chain, every value
-        plain JSON (:func:`json_value`)."""
+        plain JSON (:func:`json_value`). In a task, it is the session's request (provenance,
+        history and the approval in force included; no approval is used up)."""
         acting = _acting.get() or self.identity
+        session = _session.get()
+        if session is not None:
+            return session.request(acting, _string(tool, "tool"), args, resource, self._context(context),
+                                   action=_string(action, "action"), principal=self._principal(acting))
         principal: Any = acting
-        if self.principal_attrs and acting == self.identity:
-            principal = {**self.principal_attrs, "id": acting}
+        attrs = self._principal(acting)
+        if attrs:
+            principal = {**attrs, "id": acting}
         request: dict = {"principal": principal, "action": _string(action, "action"), "tool": _string(tool, "tool"), "now": time.time()}
         if resource is not None:
             request["resource"] = _string(resource, "resource")
         if args is not None:
             request["args"] = json_value(args, "args")
+            if request["args"] and action != "delegate":
+                request["provenance"] = {name: "unknown" for name in request["args"]}
         task = _task.get()
         if task is not None:
             request["task"] = task
         chain = _chain.get()
         if chain:
             request["delegation"] = {"chain": list(chain)}
-        if context:
-            context = json_value(context, "context")
-        ctx = {**self.context, **context} if self.context and context else (context or self.context)
+        ctx = self._context(context)
         if ctx:
             request["context"] = ctx
         return request
 
     # -- decisions ----------------------------------------------------------------------
     def check(self, request: dict) -> Decision:
-        """Evaluate ``request`` and log the decision. Never raises for deny; returns a
-        ``deny`` when the log cannot be written and the log fails closed. Every value of
-        ``request`` is made plain JSON first (:func:`json_value`)."""
+        """Evaluate ``request`` (as given) and log the decision. Never raises for deny;
+        returns a ``deny`` when the log cannot be written and the log fails closed. Every
+        value of ``request`` is made plain JSON first (:func:`json_value`)."""
         return self._check(json_request(request))
 
     def _check(self, request: dict) -> Decision:
-        decision = self.policies.evaluate(request)
-        return self._log(request, decision)
+        return self.runtime.record(request, self.policies.evaluate(request))
 
     def decide(self, request: dict) -> Decision:
         """Like :meth:`check`, but a call needing approval asks the approver (which must
@@ -155,11 +191,11 @@ class Guard:
     def _decide(self, request: dict) -> Decision:
         decision = self.policies.evaluate(request)
         if decision.effect != APPROVAL_REQUIRED or self.approver is None:
-            return self._log(request, decision)
+            return self.runtime.record(request, decision)
         answer = self._ask(request, decision)
         if inspect.isawaitable(answer):
             answer = _run_sync(answer)
-        return self._approved(request, decision, answer)
+        return self._approved(request, answer)
 
     async def adecide(self, request: dict) -> Decision:
         """:meth:`decide` for async code: an async approver is awaited."""
@@ -168,62 +204,86 @@ class Guard:
     async def _adecide(self, request: dict) -> Decision:
         decision = self.policies.evaluate(request)
         if decision.effect != APPROVAL_REQUIRED or self.approver is None:
-            return self._log(request, decision)
-        answer = self._ask(request, decision)
-        if inspect.isawaitable(answer):
-            try:
-                answer = await answer
-            except BaseException:
-                self._log(request, decision, {"granted": False, "by": None}, decision.rules)
-                raise
-        return self._approved(request, decision, answer)
+            return self.runtime.record(request, decision)
+        answer = await self._aask(request, decision)
+        return self._approved(request, answer)
 
-    def _ask(self, request: dict, decision: Decision):
+    def _ask(self, request: dict, decision: Decision, on_failure: Callable[[], None] | None = None):
         try:
             return self.approver(dict(request), decision)  # type: ignore[misc]
         except BaseException:
             # The approver failed: nothing runs. Record that it was asked, then re-raise.
-            self._log(request, decision, {"granted": False, "by": None}, decision.rules)
+            (on_failure or (lambda: self.runtime.record(request, decision, {"granted": False, "by": None})))()
             raise
 
-    def _approved(self, request: dict, gate: Decision, answer) -> Decision:
+    async def _aask(self, request: dict, decision: Decision, on_failure: Callable[[], None] | None = None):
+        answer = self._ask(request, decision, on_failure)
+        if inspect.isawaitable(answer):
+            try:
+                answer = await answer
+            except BaseException:
+                (on_failure or (lambda: self.runtime.record(request, decision, {"granted": False, "by": None})))()
+                raise
+        return answer
+
+    def _approved(self, request: dict, answer) -> Decision:
         approval = _approval(answer)
         second = {**request, "approval": {k: v for k, v in approval.items() if v is not None}}
-        decision = self.policies.evaluate(second)
-        return self._log(second, decision, approval, gate.rules)
-
-    def _log(self, request: dict, decision: Decision, approval: dict | None = None, gates=()) -> Decision:
-        log = self.decision_log
-        if log is None:
-            return decision
-        try:
-            log.record_decision(request, decision, approval=approval, approval_rules=gates)
-        except DecisionLogError as err:
-            if not log.fail_closed:
-                logger.warning("decision not logged: %s", err)
-                return decision
-            return failed_closed(decision, err)
-        return decision
+        return self.runtime.record(second, self.policies.evaluate(second), approval)
 
     def enforce(self, request: dict) -> Decision:
         """:meth:`decide`, raising :class:`Denied` unless the result is ``allow``."""
-        return self._enforce(json_request(request))
-
-    def _enforce(self, request: dict) -> Decision:
-        decision = self._decide(request)
-        if decision.effect != ALLOW:
-            raise Denied(decision, request)
-        return decision
+        return _enforced(self._decide(json_request(request)), request)
 
     async def aenforce(self, request: dict) -> Decision:
         """:meth:`adecide`, raising :class:`Denied` unless the result is ``allow``."""
-        return await self._aenforce(json_request(request))
+        return _enforced(await self._adecide(json_request(request)), request)
 
-    async def _aenforce(self, request: dict) -> Decision:
-        decision = await self._adecide(request)
-        if decision.effect != ALLOW:
-            raise Denied(decision, request)
-        return decision
+    # -- steps in a task session -------------------------------------------------------------
+    def _step(self, session: Task, tool: str, args: dict | None, resource: str | None):
+        """Decide a guarded call in ``session``: the decision, or an approval question."""
+        acting = self.acting()
+        return session.check(acting, tool, args, resource, self.context, principal=self._principal(acting))
+
+    def _gate(self, session: Task, tool: str, args: dict | None, resource: str | None):
+        """When the call would need approval and an approver is set: the request and the
+        decision to ask about (nothing is logged or used up yet); else None."""
+        if self.approver is None:
+            return None
+        acting = self.acting()
+        request = session.request(acting, tool, args, resource, self.context, principal=self._principal(acting))
+        decision = self.policies.evaluate(request)
+        return (request, decision) if decision.effect == APPROVAL_REQUIRED else None
+
+    def _answered(self, session: Task, tool: str, args: dict | None, answer) -> None:
+        approval = _approval(answer)
+        session.approve(tool, approval["by"] or "approver", args=args, granted=approval["granted"])
+
+    def _refused(self, session: Task, tool: str, args: dict | None, resource: str | None) -> Callable[[], None]:
+        """The approver failed: record a refusal and the step it refused, then re-raise."""
+        def record() -> None:
+            try:
+                session.approve(tool, "approver", args=args, granted=False)
+            except DecisionLogError as err:
+                logger.warning("approval not logged: %s", err)
+            self._step(session, tool, args, resource)
+        return record
+
+    def _session_decide(self, session: Task, tool: str, args: dict | None, resource: str | None) -> Decision:
+        gate = self._gate(session, tool, args, resource)
+        if gate is not None:
+            answer = self._ask(*gate, self._refused(session, tool, args, resource))
+            if inspect.isawaitable(answer):
+                answer = _run_sync(answer)
+            self._answered(session, tool, args, answer)
+        return self._step(session, tool, args, resource)
+
+    async def _session_adecide(self, session: Task, tool: str, args: dict | None, resource: str | None) -> Decision:
+        gate = self._gate(session, tool, args, resource)
+        if gate is not None:
+            answer = await self._aask(*gate, self._refused(session, tool, args, resource))
+            self._answered(session, tool, args, answer)
+        return self._step(session, tool, args, resource)
 
     # -- tools --------------------------------------------------------------------------
     def tool(self, name: str | Callable | None = None, *, resource: str | Callable[[dict], str] | None = None):
@@ -231,7 +291,9 @@ class Guard:
 
         ``name`` is the tool name policies see (default: the function's name).
         ``resource`` is a format string over the arguments (``"repo:{repo}"``) or a
-        function of the arguments dict. Usable bare (``@guard.tool``) or called."""
+        function of the arguments dict. Usable bare (``@guard.tool``) or called.
+        In a task, the tool's return value is recorded as the task's output (for the
+        provenance of later arguments)."""
         if callable(name):
             return self.wrap(name)
         return lambda fn: self.wrap(fn, name=name, resource=resource)
@@ -243,50 +305,73 @@ class Guard:
 
         template = ResourceTemplate(resource, dotted=False) if isinstance(resource, str) else None
 
-        def build(args: tuple, kwargs: dict) -> dict:
-            call_args = bind(args, kwargs)
+        def build(args: tuple, kwargs: dict) -> tuple[dict, str | None]:
+            call_args = json_value(bind(args, kwargs), "args")
             try:
                 rendered = template.render(call_args) if template is not None else _resource(resource, call_args)
             except ResourceError as err:
                 # Fail closed: a call whose resource cannot be rendered is denied, and logged.
                 request = self.request(tool_name, call_args)
                 refused = Decision(DENY, (), None, (), (f"the resource cannot be rendered: {err.message}",))
-                raise Denied(self._log(request, refused), request) from None
-            return self.request(tool_name, call_args, resource=rendered)
+                session = _session.get()
+                if session is not None:
+                    raise Denied(refused, request) from None
+                raise Denied(self.runtime.record(request, refused), request) from None
+            return call_args, rendered
 
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def guarded_async(*args, **kwargs):
-                request = build(args, kwargs)
-                decision = await self._aenforce(request)
+                call_args, rendered = build(args, kwargs)
+                session = _session.get()
+                if session is None:
+                    request = self.request(tool_name, call_args, resource=rendered)
+                    decision = _enforced(await self._adecide(request), request)
+                else:
+                    decision = await self._session_adecide(session, tool_name, call_args, rendered)
+                    _enforced(decision, decision.request)
                 token = _decision.set(decision)
                 try:
-                    return await fn(*args, **kwargs)
+                    result = await fn(*args, **kwargs)
                 finally:
                     _decision.reset(token)
+                if session is not None:
+                    session.record_output(tool_name, result)
+                return result
 
             guarded_async.nhipl_tool = tool_name  # type: ignore[attr-defined]
             return guarded_async
 
         @functools.wraps(fn)
         def guarded(*args, **kwargs):
-            request = build(args, kwargs)
-            decision = self._enforce(request)
+            call_args, rendered = build(args, kwargs)
+            session = _session.get()
+            if session is None:
+                request = self.request(tool_name, call_args, resource=rendered)
+                decision = _enforced(self._decide(request), request)
+            else:
+                decision = self._session_decide(session, tool_name, call_args, rendered)
+                _enforced(decision, decision.request)
             token = _decision.set(decision)
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
             finally:
                 _decision.reset(token)
+            if session is not None:
+                session.record_output(tool_name, result)
+            return result
 
         guarded.nhipl_tool = tool_name  # type: ignore[attr-defined]
         return guarded
 
     # -- context ------------------------------------------------------------------------
-    def task(self, intent: str, *, id: str | None = None, owner: str | None = None) -> "TaskScope":
-        """Open a task (``with`` or ``async with``): calls inside carry
-        ``task: {id, intent, owner}``. The id defaults to a fresh UUID."""
-        return TaskScope(self, intent, id, owner)
+    def task(self, intent: str, *, id: str | None = None, owner: str | None = None, prompt: str | None = None) -> "TaskScope":
+        """Open a task (``with`` or ``async with``): a task session of the runtime, started
+        by the acting identity. ``prompt`` is the user's instruction (arguments found in it
+        have provenance ``user``). The id defaults to a fresh UUID. Leaving the block ends
+        the task, which revokes its credentials."""
+        return TaskScope(self, intent, id, owner, prompt)
 
     def delegate(self, to: str) -> "DelegationScope":
         """Hand work to ``to`` (``with`` or ``async with``). The delegation itself is
@@ -296,44 +381,54 @@ class Guard:
         return DelegationScope(self, to)
 
 
+def _enforced(decision: Decision, request: dict | None) -> Decision:
+    if decision.effect != ALLOW:
+        if request is not None and request.get("history") is not None:
+            request = {**request, "history": list(request["history"])}  # plain JSON, as it was
+        raise Denied(decision, request)
+    return decision
+
+
 class TaskScope:
-    def __init__(self, guard: Guard, intent: str, task_id: str | None, owner: str | None):
+    def __init__(self, guard: Guard, intent: str, task_id: str | None, owner: str | None, prompt: str | None):
         if not isinstance(intent, str):
             raise TypeError("intent must be a string")
         self.guard = guard
-        self.task: dict = {"id": task_id or uuid.uuid4().hex, "intent": intent}
-        if owner is not None:
-            self.task["owner"] = owner
-        self.task = json_value(self.task, "task")
-        self._token = None
+        self.intent = intent
+        self.task_id = task_id
+        self.owner = owner
+        self.prompt = prompt
+        self.session: Task | None = None
+        self._tokens: tuple | None = None
+
+    @property
+    def task(self) -> dict | None:
+        return self.session.request_task if self.session is not None else None
 
     def __enter__(self) -> dict:
-        self._record("task_start")
-        self._token = _task.set(self.task)
-        return self.task
+        session = self.guard.runtime.start_task(self.guard.acting(), self.intent, self.prompt, self.task_id, self.owner)
+        self.session = session
+        # A task starts afresh: its originator is the acting identity, with no chain in it.
+        self._tokens = (_task.set(session.request_task), _session.set(session), _chain.set(()))
+        return session.request_task
 
     def __exit__(self, *exc) -> None:
-        _task.reset(self._token)
-        self._record("task_end")
+        task_token, session_token, chain_token = self._tokens  # type: ignore[misc]
+        _chain.reset(chain_token)
+        _session.reset(session_token)
+        _task.reset(task_token)
+        # Once the task is over there is nothing left to protect, and raising from
+        # __exit__ would hide the body's own exception.
+        try:
+            self.session.end()  # type: ignore[union-attr]
+        except DecisionLogError as err:
+            logger.warning("task_end not logged: %s", err)
 
     async def __aenter__(self) -> dict:
         return self.__enter__()
 
     async def __aexit__(self, *exc) -> None:
         self.__exit__(*exc)
-
-    def _record(self, event: str) -> None:
-        log = self.guard.decision_log
-        if log is None:
-            return
-        try:
-            log.record_task(event, self.task, self.guard.acting())
-        except DecisionLogError as err:
-            # A task may not start unrecorded; once it is over there is nothing left to
-            # protect, and raising from __exit__ would hide the body's own exception.
-            if log.fail_closed and event == "task_start":
-                raise
-            logger.warning("%s not logged: %s", event, err)
 
 
 class DelegationScope:
@@ -346,18 +441,30 @@ class DelegationScope:
         self._tokens: tuple | None = None
 
     def __enter__(self) -> Decision:
-        self.decision = self.guard._enforce(self.guard.request(self.to, action="delegate"))
-        self._enter()
+        session = _session.get()
+        if session is None:
+            request = self.guard.request(self.to, action="delegate")
+            self.decision = _enforced(self.guard._decide(request), request)
+        else:
+            self.decision = session.delegate(self.guard.acting(), self.to).decision
+        self._enter(session)
         return self.decision
 
     async def __aenter__(self) -> Decision:
-        self.decision = await self.guard._aenforce(self.guard.request(self.to, action="delegate"))
-        self._enter()
+        session = _session.get()
+        if session is None:
+            request = self.guard.request(self.to, action="delegate")
+            self.decision = _enforced(await self.guard._adecide(request), request)
+        else:
+            self.decision = session.delegate(self.guard.acting(), self.to).decision
+        self._enter(session)
         return self.decision
 
-    def _enter(self) -> None:
+    def _enter(self, session: Task | None) -> None:
         acting = self.guard.acting()
-        self._tokens = (_acting.set(_string(self.to, "delegation")), _chain.set(_chain.get() + (acting,)))
+        to = _string(self.to, "delegation")
+        chain = tuple(session.chain(to) or ()) if session is not None else _chain.get() + (acting,)
+        self._tokens = (_acting.set(to), _chain.set(chain))
 
     def __exit__(self, *exc) -> None:
         acting_token, chain_token = self._tokens  # type: ignore[misc]
@@ -432,116 +539,6 @@ def _resource(resource, args: dict) -> str | None:
     if not isinstance(rendered, str):
         raise ResourceError(f"the resource function returned {type(rendered).__name__}, not a string")
     return rendered
-
-
-# -- plain JSON at the boundary ---------------------------------------------------------------
-
-DEPTH_LIMIT = 64
-
-
-def json_request(request: Mapping[str, Any]) -> dict:
-    """``request`` with every value made plain JSON (see :func:`json_value`)."""
-    return json_value(request, "request")
-
-
-class _NotJSON(Exception):
-    def __init__(self, reason: str):
-        self.reason = reason
-        self.path: list[str] = []
-
-
-_PLAIN = frozenset({str, int, bool, type(None)})
-
-
-def json_value(value: Any, where: str = "value") -> Any:
-    """``value`` as plain JSON types, the only ones both evaluators read alike.
-
-    A ``str`` subclass (a string enum) becomes its string, an ``int`` subclass (an int
-    enum) its int, a ``float`` subclass its float; any mapping (``OrderedDict``, a
-    ``MappingProxyType``) a dict with string keys; a list or tuple a list; a path
-    (``os.PathLike``) its string. Anything else (sets, bytes, objects), a non-string key,
-    a NaN or infinite float, or nesting deeper than 64 raises
-    :class:`~nhipl.errors.RequestError` naming where. Plain values come back as they are
-    (the same objects), so the common case costs one walk and no copies."""
-    try:
-        return _plain(value, 0)
-    except _NotJSON as err:
-        path = where + "".join(reversed(err.path))
-        raise RequestError(f"`{path}` {err.reason}", path) from None
-
-
-def _string(value: Any, where: str) -> str:
-    if value.__class__ is str:
-        return value
-    if isinstance(value, str):
-        return str.__str__(value)
-    raise RequestError(f"`{where}` must be a string, not {type(value).__name__}", where)
-
-
-def _plain(value: Any, depth: int) -> Any:
-    cls = value.__class__
-    if cls in _PLAIN:
-        return value
-    if cls is float:
-        if math.isfinite(value):
-            return value
-        raise _NotJSON(f"is {value!r}; only finite numbers are allowed")
-    if depth >= DEPTH_LIMIT:
-        raise _NotJSON(f"is nested more than {DEPTH_LIMIT} deep")
-    if cls is dict:
-        out = None
-        for key, item in value.items():
-            if key.__class__ is str and item.__class__ in _PLAIN:
-                continue
-            try:
-                if key.__class__ is not str:
-                    raise _NotJSON(f"has a key that is not a string: {type(key).__name__}")
-                plain = _plain(item, depth + 1)
-            except _NotJSON as err:
-                err.path.append(f".{key}")
-                raise
-            if plain is not item:
-                if out is None:
-                    out = dict(value)
-                out[key] = plain
-        return value if out is None else out
-    if cls is list:
-        changed = None
-        for index, item in enumerate(value):
-            if item.__class__ in _PLAIN:
-                continue
-            try:
-                plain = _plain(item, depth + 1)
-            except _NotJSON as err:
-                err.path.append(f"[{index}]")
-                raise
-            if plain is not item:
-                if changed is None:
-                    changed = list(value)
-                changed[index] = plain
-        return value if changed is None else changed
-    if isinstance(value, Mapping):
-        for key in value:
-            if not isinstance(key, str):
-                raise _NotJSON(f"has a key that is not a string: {type(key).__name__}")
-        return _plain({str.__str__(k): v for k, v in value.items()}, depth)
-    if isinstance(value, tuple):
-        return _plain(list(value), depth)
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int.__index__(value)
-    if isinstance(value, float):
-        return _plain(float.__float__(value), depth)
-    if isinstance(value, os.PathLike):
-        path = os.fspath(value)
-        if isinstance(path, str):
-            return path
-    raise _NotJSON(
-        f"is a {type(value).__name__}, which is not a JSON value (strings, numbers, booleans, null, lists and objects only)"
-    )
 
 
 def _approval(answer) -> dict:

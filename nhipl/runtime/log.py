@@ -204,8 +204,9 @@ class DecisionLog:
         )
 
     # -- appending ------------------------------------------------------------------------
-    def append(self, body: dict) -> None:
-        """Write ``body`` as one line, stamped with ``t`` and ``time`` under the lock.
+    def append(self, body: dict, t: float | None = None) -> None:
+        """Write ``body`` as one line, stamped with ``t`` and ``time`` under the lock
+        (``t``: the instant the event happened; default, the time of writing).
 
         ``body`` must already be redacted and JSON-safe. Raises :class:`DecisionLogError`."""
         try:
@@ -225,7 +226,8 @@ class DecisionLog:
                 if fcntl is not None:
                     self._flock(fd, fcntl.LOCK_EX)
             try:
-                t = time.time()
+                if t is None:
+                    t = time.time()
                 # "replace": a lone surrogate from a Python caller becomes `?`, never a crash.
                 line = f'{{"t":{t!r},"time":"{_iso(t)}",{rest[1:]}\n'.encode("utf-8", "replace")
                 self._write_line(fd, line)

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from .. import ast as A
@@ -41,7 +42,7 @@ DEFAULT_SEED = 0
 class InvariantResult:
     """The outcome of one invariant search. ``counterexample`` is None when it held."""
 
-    invariant: A.Invariant
+    invariant: A.Invariant | A.CredentialInvariant
     source: str
     examples: int
     in_scope: int
@@ -67,7 +68,7 @@ def scope_policies(policies: Policies, invariant: A.Invariant) -> Policies:
         id="invariant-scope",
         effect=A.FORBID,
         subject=invariant.subject or A.AnyAgent(),
-        action=invariant.action,
+        actions=(invariant.action,),
         targets=invariant.targets,
         resources=invariant.resources,
         when=invariant.when,
@@ -108,6 +109,54 @@ def check_invariant(
         except RequestError:
             return False  # the strategy draws valid requests; never count a bad one
 
+    return _search(invariant, source, strategy, violates, counts, policies, max_examples, seed)
+
+
+def credential_scopes(policies: Policies, invariant: A.CredentialInvariant, vocab: Vocabulary) -> list[A.Invariant]:
+    """A credential invariant's scope as ``never allow`` invariants, one per action it
+    covers (its `to` action, else every action the policies name), so the request
+    search and the scope check are those of effect invariants."""
+    actions = [invariant.action] if invariant.action is not None else sorted({a for r in policies.rules for a in r.actions} | set(vocab.actions))
+    targets = invariant.targets or ("*",)
+    return [A.Invariant(invariant.name, "allow", None, a, targets, None, invariant.when, None, invariant.span) for a in actions]
+
+
+def check_credential_invariant(
+    policies: Policies,
+    invariant: A.CredentialInvariant,
+    *,
+    source: str = "",
+    max_examples: int = DEFAULT_MAX_EXAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> InvariantResult:
+    """Search for an allowed request in scope whose ``credential_ttl`` is null or
+    longer than the invariant's bound."""
+    vocab = Vocabulary.of(policies)
+    parts = credential_scopes(policies, invariant, vocab)
+    for part in parts:
+        vocab.add_invariant(part)
+    scopes = [scope_policies(policies, part) for part in parts]
+    bound = invariant.bound.seconds
+    counts = {"examples": 0, "in_scope": 0}
+
+    def violates(request: dict) -> bool:
+        counts["examples"] += 1
+        try:
+            if not any(in_scope(scope, request) for scope in scopes):
+                return False
+            counts["in_scope"] += 1
+            decision = policies.evaluate(request)
+        except RequestError:
+            return False
+        return decision.effect == "allow" and (decision.credential_ttl is None or decision.credential_ttl > bound)
+
+    if not parts:  # no action at all: nothing can be allowed
+        return InvariantResult(invariant, source, 0, 0)
+    strategy = st.one_of([invariant_requests(policies, part, vocab) for part in parts])
+    return _search(invariant, source, strategy, violates, counts, policies, max_examples, seed)
+
+
+def _search(invariant, source, strategy, violates, counts, policies, max_examples, seed) -> InvariantResult:
     config = settings(
         max_examples=max_examples,
         derandomize=False,  # the seed below makes the run reproducible, and `--seed` varies it

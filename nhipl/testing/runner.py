@@ -20,7 +20,7 @@ from ..decision import Decision
 from ..errors import Diagnostic, PolicyError, RequestError, Span
 from ..loader import load
 from ..policies import Policies
-from .invariants import DEFAULT_MAX_EXAMPLES, DEFAULT_SEED, InvariantResult, check_invariant
+from .invariants import DEFAULT_MAX_EXAMPLES, DEFAULT_SEED, InvariantResult, check_credential_invariant, check_invariant
 
 TEST_SUFFIX = "_test.nhipl"
 # Folders never searched for test files.
@@ -100,8 +100,13 @@ def explain_invariant(result: InvariantResult) -> str:
     if result.holds:
         return f"held on {result.examples} requests ({result.in_scope} in scope)"
     decision = result.decision
+    if isinstance(inv, A.CredentialInvariant):
+        ttl = "no credential ttl" if decision.credential_ttl is None else f"credential ttl {decision.credential_ttl}s"
+        claim = f"never grant ttl > {inv.bound}, but this request is {_effect_by(decision.effect, decision.rules)} with {ttl}"
+    else:
+        claim = f"never {inv.effect}, but this request is {_effect_by(decision.effect, decision.rules)}"
     lines = [
-        f"never {inv.effect}, but this request is {_effect_by(decision.effect, decision.rules)}",
+        claim,
         "counterexample (smallest found): " + json.dumps(result.counterexample, sort_keys=False),
     ]
     lines.extend(_decision_details(decision))
@@ -242,12 +247,12 @@ def run_files(
                 done.add(declaration_key(module, case))
                 result.cases.append(run_case(policies, module, case))
         if invariants:
-            for module, inv in policies.invariants:
+            searches = [(m, inv, check_invariant) for m, inv in policies.invariants]
+            searches += [(m, inv, check_credential_invariant) for m, inv in policies.credential_invariants]
+            for module, inv, check in searches:
                 if declaration_key(module, inv) in done or not selected(pattern, module.source, inv.name):
                     continue
                 done.add(declaration_key(module, inv))
-                result.invariants.append(
-                    check_invariant(policies, inv, source=module.source, max_examples=max_examples, seed=seed)
-                )
+                result.invariants.append(check(policies, inv, source=module.source, max_examples=max_examples, seed=seed))
         files.append(result)
     return RunResult(files, time.perf_counter() - start)

@@ -77,10 +77,11 @@ class Scope:
         """The part of this scope where ``rule`` applies."""
         subject = rule.subject
         return Scope(
-            actions=(rule.action,) if self.actions is None or rule.action in self.actions else (),
+            actions=tuple(a for a in dict.fromkeys(rule.actions) if self.actions is None or a in self.actions),
             tools=_globs(self.tools, rule.targets),
             principals=_globs(self.principals, subject.ids if isinstance(subject, A.AgentIds) else None),
             resources=_globs(self.resources, rule.resources),
+            # a principal in the rule's first group is in one of its groups
             groups=self.groups + ((subject.group,) if isinstance(subject, A.AgentGroup) else ()),
             intent=rule.task_intent or self.intent,
             required=self.required | read_paths(rule.when),
@@ -128,7 +129,7 @@ def read_paths(expr: A.Expr | None) -> frozenset:
             stack.extend((node.item, node.container))
         elif isinstance(node, A.Has):
             paths.add((node.path.root,) + node.path.attrs + (node.name,))
-        elif isinstance(node, A.Path):
+        elif isinstance(node, A.Path) and node.root in SCHEMA_BY_NAME:  # not a quantifier's name
             paths.add((node.root,) + node.attrs)
     return frozenset(paths)
 
@@ -169,9 +170,33 @@ def scoped_requests(
     aimed = [replace(scope, required=scope.required | required)] if required else []
     aimed += [replace(scope.narrow(r), required=scope.narrow(r).required | required) for r in focus_rules]
     focused = [s for s in (_requests(vocab, policies.agents, a) for a in aimed) if s is not None]
-    if not focused:
-        return general
-    return st.one_of(general, st.one_of(*focused))
+    found = general if not focused else st.one_of(general, st.one_of(*focused))
+    if getattr(policies, "schemas", None) is None:
+        return found
+    # Argument schemas: most draws fit the tool's schema (so the rules are reached),
+    # the others keep their arguments as drawn (so schema denials are tried too).
+    return st.tuples(found, st.integers(0, 3), st.randoms(use_true_random=False)).map(
+        lambda t: _fit_schema(policies, t[0], t[2]) if t[1] else t[0]
+    )
+
+
+_TYPED = {"string": "x", "number": 1, "bool": True, "list": [], "object": {}, "any": "x"}
+
+
+def _fit_schema(policies, request: dict, rng) -> dict:
+    """``request`` with its ``args`` made to fit its tool's schema: unknown arguments
+    dropped, missing required and wrongly typed ones given a value of their type."""
+    from ..argschema import violation
+
+    schema = policies.schema(request["tool"])
+    if schema is None or violation(schema, request["tool"], request.get("args")) is None:
+        return request
+    args = {k: v for k, v in (request.get("args") or {}).items() if k in schema.arguments and v is not None}
+    for name, (kind, optional) in schema.arguments.items():
+        fits = name in args and violation(schema._replace(arguments={name: (kind, False)}), request["tool"], {name: args[name]}) is None
+        if not fits and (not optional or name in args or rng.random() < 0.5):
+            args[name] = _TYPED[kind]
+    return {**request, "args": args}
 
 
 def invariant_requests(policies, invariant: A.Invariant, vocabulary: Vocabulary | None = None) -> st.SearchStrategy[dict]:
@@ -326,6 +351,9 @@ def _fields(vocab: Vocabulary, scope: Scope, with_resource: bool) -> st.SearchSt
         if tree:
             strategies[root] = _object(tree, {p[1:] for p in required_paths if p[0] == root and len(p) > 1})
     strategies["now"] = numbers
+    steps = _tree(vocab, "history")
+    if steps:  # a condition reads the task's earlier steps: a few steps with the attributes it reads
+        strategies["history"] = st.lists(_object(steps, set()), max_size=4)
     chain = st.lists(st.sampled_from(vocab.principals), max_size=vocab.max_chain)
     strategies["delegation"] = st.fixed_dictionaries({"chain": chain})
     return st.fixed_dictionaries(

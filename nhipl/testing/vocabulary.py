@@ -30,7 +30,7 @@ _BOOLEAN_FIELDS = attribute_paths("boolean")
 # Set by the request builder itself, not drawn as free values.
 _DERIVED = attribute_paths("derived", "identity", "identities", "strings")
 # Roots whose attributes the request may carry as free-form objects.
-OBJECT_ROOTS = ("args", "context", "provenance", "task", "credential", "approval", "principal")
+OBJECT_ROOTS = ("args", "context", "provenance", "task", "credential", "approval", "principal", "history")
 
 
 def instantiate(pattern: str) -> str:
@@ -86,7 +86,8 @@ class Vocabulary:
         for pattern, _attrs in policies.tools:
             _add(vocab.tools, instantiate(pattern))
         for rule in policies.rules:
-            vocab._scope(rule.subject, rule.action, rule.targets, rule.resources)
+            for action in rule.actions:
+                vocab._scope(rule.subject, action, rule.targets, rule.resources)
             if rule.task_intent is not None:
                 _add(vocab.intents, rule.task_intent)
             vocab._condition(rule.when)
@@ -120,7 +121,14 @@ class Vocabulary:
             for i in subject.ids:
                 _add(self.principals, instantiate(i))
         elif isinstance(subject, A.AgentGroup):
-            _add(self.groups, subject.group)
+            for group in subject.groups:
+                _add(self.groups, group)
+
+    def _path(self, node: A.Path) -> tuple[str, ...]:
+        """The request path ``node`` reads; a step of the history for a quantifier's name."""
+        if node.root in getattr(self, "_steps", ()):
+            return ("history",) + node.attrs
+        return _path(node)
 
     def _value(self, path: tuple[str, ...], value: object) -> None:
         root = path[0]
@@ -155,6 +163,10 @@ class Vocabulary:
     def _condition(self, expr: A.Expr | None) -> None:
         if expr is None:
             return
+        # a quantifier over `history` reads steps: `h.tool` is a step attribute, kept as `history.tool`
+        self._steps = {
+            n.name for n in A.iter_exprs(expr) if isinstance(n, A.Quantifier) and n.source == A.Path("history")
+        }
         boolean_positions: list[A.Expr] = [expr]
         for node in A.iter_exprs(expr):
             if isinstance(node, (A.And, A.Or)):
@@ -168,10 +180,10 @@ class Vocabulary:
             elif isinstance(node, A.StringTest):
                 self._string_test(node)
             elif isinstance(node, A.Has):
-                self._mention(_path(node.path) + (node.name,))
+                self._mention(self._path(node.path) + (node.name,))
         for node in boolean_positions:
             if isinstance(node, A.Path):
-                path = _path(node)
+                path = self._path(node)
                 self._value(path, True)
                 self._value(path, False)
 
@@ -179,7 +191,7 @@ class Vocabulary:
         for p, lit in ((node.left, node.right), (node.right, node.left)):
             if not isinstance(p, A.Path):
                 continue
-            path = _path(p)
+            path = self._path(p)
             if isinstance(lit, A.Path):
                 self._mention(path)
                 continue
@@ -210,13 +222,13 @@ class Vocabulary:
     def _membership(self, node: A.In) -> None:
         item, container = node.item, node.container
         if isinstance(item, A.Path) and isinstance(container, A.ListExpr):
-            path = _path(item)
+            path = self._path(item)
             for x in container.items:
                 value = _literal(x)
                 if value is not _NOT_LITERAL:
                     self._value(path, value)
         elif isinstance(container, A.Path):
-            path = _path(container)
+            path = self._path(container)
             value = _literal(item)
             if path == ("principal", "groups"):
                 if isinstance(value, str):
@@ -229,7 +241,7 @@ class Vocabulary:
     def _string_test(self, node: A.StringTest) -> None:
         if not isinstance(node.left, A.Path):
             return
-        path = _path(node.left)
+        path = self._path(node.left)
         pattern = _literal(node.right)
         if not isinstance(pattern, str):
             self._mention(path)

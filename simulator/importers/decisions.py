@@ -35,7 +35,8 @@ def log_to_trace(
 ) -> Iterator[dict]:
     """Trace events from the lines of a decision log.
 
-    The mapping, record by record:
+    A log written as a trace (records with ``kind``, as :class:`nhipl.runtime.Runtime`
+    writes them) passes through as it is. Older logs are mapped record by record:
 
     - ``task_start`` → ``task_start`` {t, task: task.id, agent, intent}; ``task_end`` →
       ``task_end`` {t, task}.
@@ -100,6 +101,11 @@ def _convert(record, started: set[str]) -> tuple[str | None, list[dict]]:
     if version is not None and version != FORMAT_VERSION:
         return f"unsupported decision-log format version `{version}` (this nhipl reads {FORMAT_VERSION})", []
     event = record.get("event")
+    if event is None and record.get("kind").__class__ is str:
+        # A log the runtime writes as a trace: its events are trace events already.
+        if not _number(record.get("t")):
+            return "field `t` must be a number of seconds", []
+        return None, [record]
     if event.__class__ is not str:
         return "missing required field `event`", []
     if event not in _KNOWN_EVENTS:
