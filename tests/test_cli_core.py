@@ -60,7 +60,7 @@ def test_eval_deny_still_exits_zero(policy):
 
 
 BAD_POLICIES = {
-    "syntax": ("permit any agent to call t;\n", "p.nhipl:1:26: unexpected `t`, expected a string"),
+    "syntax": ("permit any agent to call t;\n", "p.nhipl:1:26: unexpected `t`, expected `,`, a string"),
     "missing-semicolon": ('permit any agent to call "t"\n', "p.nhipl:1:29: expected `;`"),
     "duplicate": ('@id("a") permit any agent to call "t";\n@id("a") permit any agent to call "u";\n', "p.nhipl:2:1: duplicate rule id `a`"),
     "unknown-path": ('permit any agent to call "t" when tsak.intent == "x";\n', "p.nhipl:1:35: unknown request path `tsak`"),
