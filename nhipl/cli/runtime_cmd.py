@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..loader import load
-from ._base import BadInput, NumberRange, handle_errors, main
+from ._base import BadFile, NumberRange, handle_errors, main
 
 
 @main.command(
@@ -82,7 +82,7 @@ def mcp_proxy(
             approval_timeout=approval_timeout,
         )
     except DecisionLogError as err:
-        raise BadInput(f"{err.path}:1:1", err.message) from None
+        raise BadFile(err.path, err.message) from None
     except ProxyError as err:
-        raise BadInput(f"{server[0]}:1:1", str(err)) from None
+        raise BadFile(server[0], str(err)) from None
     sys.exit(code)
