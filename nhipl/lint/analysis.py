@@ -194,6 +194,8 @@ def _constant_operand(expr: A.Expr):
             return True, values
         case A.Path() | A.Not() | A.And() | A.Or() | A.Compare() | A.In() | A.StringTest() | A.Has():
             return False, None
+        case A.Quantifier() | A.Call() | A.Arith():
+            return False, None  # depends on the request
         case unknown:
             assert_never(unknown)
 
@@ -251,6 +253,8 @@ def constant_value(expr: A.Expr, task_intent: str | None = None) -> bool | None:
             return None
         case A.Duration() | A.ListExpr() | A.Path():
             return None  # not a boolean on its own
+        case A.Quantifier() | A.Call() | A.Arith():
+            return None  # over request values (NHI014 reports quantifiers that are never true)
         case unknown:
             assert_never(unknown)
 
@@ -327,5 +331,7 @@ def constant_parts(expr: A.Expr | None, task_intent: str | None = None):
                 stack.append(operand)
             case A.Literal() | A.Duration() | A.ListExpr() | A.Path() | A.Compare() | A.In() | A.StringTest() | A.Has():
                 pass  # no boolean parts inside
+            case A.Quantifier() | A.Call() | A.Arith():
+                pass  # their parts read the bound element: not constant on their own
             case unknown:
                 assert_never(unknown)
