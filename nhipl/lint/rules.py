@@ -447,7 +447,7 @@ _UNCONDITIONAL = repr((None, None))
 def _duplicate_key(rule: A.Rule) -> tuple:
     """Equal for any two rules :func:`_same_rule` calls the same (the converse need not hold)."""
     resources = None if rule.resources is None else frozenset(rule.resources)
-    return (rule.effect, rule.subject, rule.action, frozenset(rule.targets), resources, rule.task_intent,
+    return (rule.effect, rule.subject, frozenset(rule.actions), frozenset(rule.targets), resources, rule.task_intent,
             _conditions_key(rule), rule.ttl)
 
 
@@ -471,9 +471,10 @@ class RuleIndex:
         self._scopes: dict[tuple, dict[str, list[int]]] = {}
         for i, rule in enumerate(rules):
             self._same.setdefault(_duplicate_key(rule), []).append(i)
-            by_prefix = self._scopes.setdefault((rule.effect, rule.action, rule.task_intent, _conditions_key(rule)), {})
-            for prefix in {_literal_prefix(t) for t in rule.targets} or {""}:
-                by_prefix.setdefault(prefix, []).append(i)
+            for action in dict.fromkeys(rule.actions):  # a rule of several actions may cover each
+                by_prefix = self._scopes.setdefault((rule.effect, action, rule.task_intent, _conditions_key(rule)), {})
+                for prefix in {_literal_prefix(t) for t in rule.targets} or {""}:
+                    by_prefix.setdefault(prefix, []).append(i)
 
     def same(self, rule: A.Rule) -> list[A.Rule]:
         """The other rules that repeat ``rule``, in order."""
@@ -498,7 +499,7 @@ class RuleIndex:
         return None
 
     def could_cover(self, narrow: A.Rule) -> list[A.Rule]:
-        """In order, every rule that may cover ``narrow`` with the same effect: same action, no
+        """In order, every rule that may cover ``narrow`` with the same effect: ``narrow``'s (first) action, no
         task or the same one, no conditions or the same ones, and a target whose literal
         prefix (the text before its first `*`) starts ``narrow``'s first target, which a glob
         that covers that target must have (a superset of the rules :func:`_subsumes` accepts)."""
