@@ -62,6 +62,8 @@ def test_nist_table_matches_the_tags():
         assert set(re.findall(r"`([a-z-]+/[A-Za-z0-9-]+)`", rows[0])) == rules, tag
 
 
-def test_the_example_runs():
-    [block] = [b.text for b in code_blocks(DOC_PATH, "nhipl")]
-    assert run_tests(nhipl.loads(block, "stdlib.md")) == 4
+def test_the_examples_run():
+    attenuation, example = [b.text for b in code_blocks(DOC_PATH, "nhipl")]
+    policies = nhipl.loads(attenuation, "stdlib.md")
+    assert policies.attenuate and run_tests(policies) == 2
+    assert run_tests(nhipl.loads(example, "stdlib.md")) == 4

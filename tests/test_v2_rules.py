@@ -251,3 +251,21 @@ def test_invariant_search_fills_arguments_a_schema_requires(tmp_path):
     result = run_files([str(test_file)], max_examples=100)
     assert [r.holds for r in result.files[0].invariants] == [False, False]
     assert all(set(r.counterexample["args"]) >= {"to", "subject"} for r in result.files[0].invariants)
+
+
+# ---- the language server ------------------------------------------------------------------------
+
+
+def test_the_language_server_lists_and_runs_a_credential_invariant(tmp_path):
+    from nhipl.lsp.analysis import analyse
+    from nhipl.lsp.lenses import INVARIANT, lenses, run as run_lens
+    from nhipl.lsp.symbols import document_symbols
+
+    path = tmp_path / "cred_test.nhipl"
+    text = '@id("long") permit any agent to call "vault.read" grant ttl 1h;\ninvariant "short" { never grant ttl > 15m }\n'
+    path.write_text(text)
+    analysis = analyse(text, str(path), lint=False)
+    assert [(s.name, s.detail) for s in document_symbols(analysis)][-1] == ("short", "invariant: never grant ttl > 15m")
+    (lens,) = [lens for lens in lenses(analysis) if lens.kind == INVARIANT]
+    outcome = run_lens(analysis, INVARIANT, "short", lens.line, max_examples=50)
+    assert not outcome.passed and "never grant ttl > 15m, but this request is allow" in outcome.detail

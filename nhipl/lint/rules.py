@@ -447,7 +447,7 @@ _UNCONDITIONAL = repr((None, None))
 def _duplicate_key(rule: A.Rule) -> tuple:
     """Equal for any two rules :func:`_same_rule` calls the same (the converse need not hold)."""
     resources = None if rule.resources is None else frozenset(rule.resources)
-    return (rule.effect, rule.subject, rule.action, frozenset(rule.targets), resources, rule.task_intent,
+    return (rule.effect, rule.subject, frozenset(rule.actions), frozenset(rule.targets), resources, rule.task_intent,
             _conditions_key(rule), rule.ttl)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from nhipl import ast as A
 from nhipl.testing import CaseResult, check_invariant
+from nhipl.testing.invariants import check_credential_invariant
 
 from .analysis import Analysis
 
@@ -37,7 +38,7 @@ def lenses(analysis: Analysis) -> list[Lens]:
         return []
     out = []
     for item in module.items:
-        if isinstance(item, (A.Test, A.Invariant)) and item.span is not None:
+        if isinstance(item, (A.Test, A.Invariant, A.CredentialInvariant)) and item.span is not None:
             kind = TEST if isinstance(item, A.Test) else INVARIANT
             out.append(Lens(kind, item.name, item.span.line, item.span.column))
     return out
@@ -49,7 +50,7 @@ def run(analysis: Analysis, kind: str, name: str, line: int, *, max_examples: in
         return Outcome(False, "⚠ not run: the file has errors", "fix the errors in the file first")
     policies = analysis.policies
     found = None
-    pool = policies.tests if kind == TEST else policies.invariants
+    pool = policies.tests if kind == TEST else (*policies.invariants, *policies.credential_invariants)
     for module, item in pool:
         if module.source == analysis.path and item.name == name and item.span is not None and item.span.line == line:
             found = item
@@ -63,9 +64,11 @@ def run(analysis: Analysis, kind: str, name: str, line: int, *, max_examples: in
         if result.passed:
             return Outcome(True, f"✓ passed: {got}", result.explain())
         return Outcome(False, f"✗ failed: got {got}", result.explain())
-    result = check_invariant(policies, found, source=analysis.path, max_examples=max_examples)
+    check = check_credential_invariant if isinstance(found, A.CredentialInvariant) else check_invariant
+    result = check(policies, found, source=analysis.path, max_examples=max_examples)
     if result.holds:
         return Outcome(True, f"✓ held on {result.examples} requests", f"held on {result.examples} requests ({result.in_scope} in scope)")
     decision = result.decision
-    detail = f"never {found.effect}, but this request is {decision.effect}\ncounterexample: {json.dumps(result.counterexample)}"
+    claim = f"never grant ttl > {found.bound}" if isinstance(found, A.CredentialInvariant) else f"never {found.effect}"
+    detail = f"{claim}, but this request is {decision.effect}\ncounterexample: {json.dumps(result.counterexample)}"
     return Outcome(False, f"✗ counterexample: {decision.effect}", detail)

@@ -48,6 +48,8 @@ def document_symbols(analysis: Analysis) -> list[Symbol]:
             out.append(Symbol(item.name, TEST_BLOCK, f"test: expect {item.expect.effect}", item.span))
         elif isinstance(item, A.Invariant):
             out.append(Symbol(item.name, INVARIANT_BLOCK, f"invariant: never {item.effect}", item.span))
+        elif isinstance(item, A.CredentialInvariant):
+            out.append(Symbol(item.name, INVARIANT_BLOCK, f"invariant: never grant ttl > {item.bound}", item.span))
         elif isinstance(item, A.Import):
             out.append(Symbol(item.target, IMPORT, "import", item.span))
     return out

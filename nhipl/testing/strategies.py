@@ -422,8 +422,13 @@ def policy_texts(
         if intents and draw(st.integers(0, 3)) == 0:
             rule = f"task {quote(draw(st.sampled_from(intents)))} {{ {rule} }}"
         lines.append(rule)
+    if len(agents) > 1 and draw(st.booleans()):  # scoped delegation: the first agent hands calls to the second
+        handed = draw(targets)
+        lines.append(f'@id("r-hand") permit {draw(subjects)} to delegate {quote(agents[1])} for call {quote(handed)};')
     if draw(st.booleans()):
         lines.append(f"tool {quote(tools[0].split('.')[0] + '.*')} {{ sensitive: true }}")
+    if draw(st.integers(0, 3)) == 0:  # an argument schema naming every argument the conditions read
+        lines.append(f"tool {quote(draw(st.sampled_from(tools)))} {{ args: {{ amount: number?, to: string? }} }}")
     return "\n".join(lines) + "\n"
 
 
