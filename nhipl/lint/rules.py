@@ -447,7 +447,7 @@ _UNCONDITIONAL = repr((None, None))
 def _duplicate_key(rule: A.Rule) -> tuple:
     """Equal for any two rules :func:`_same_rule` calls the same (the converse need not hold)."""
     resources = None if rule.resources is None else frozenset(rule.resources)
-    return (rule.effect, rule.subject, rule.action, frozenset(rule.targets), resources, rule.task_intent,
+    return (rule.effect, rule.subject, frozenset(rule.actions), frozenset(rule.targets), resources, rule.task_intent,
             _conditions_key(rule), rule.ttl)
 
 
@@ -471,9 +471,12 @@ class RuleIndex:
         self._scopes: dict[tuple, dict[str, list[int]]] = {}
         for i, rule in enumerate(rules):
             self._same.setdefault(_duplicate_key(rule), []).append(i)
-            by_prefix = self._scopes.setdefault((rule.effect, rule.action, rule.task_intent, _conditions_key(rule)), {})
-            for prefix in {_literal_prefix(t) for t in rule.targets} or {""}:
-                by_prefix.setdefault(prefix, []).append(i)
+            # under each of its actions: a rule that covers another holds every action of it,
+            # its first one included, which is where `could_cover` looks
+            for action in dict.fromkeys(rule.actions):
+                by_prefix = self._scopes.setdefault((rule.effect, action, rule.task_intent, _conditions_key(rule)), {})
+                for prefix in {_literal_prefix(t) for t in rule.targets} or {""}:
+                    by_prefix.setdefault(prefix, []).append(i)
 
     def same(self, rule: A.Rule) -> list[A.Rule]:
         """The other rules that repeat ``rule``, in order."""
