@@ -471,7 +471,9 @@ class RuleIndex:
         self._scopes: dict[tuple, dict[str, list[int]]] = {}
         for i, rule in enumerate(rules):
             self._same.setdefault(_duplicate_key(rule), []).append(i)
-            for action in dict.fromkeys(rule.actions):  # a rule of several actions, under each
+            # under each of its actions: a rule that covers another holds every action of it,
+            # its first one included, which is where `could_cover` looks
+            for action in dict.fromkeys(rule.actions):
                 by_prefix = self._scopes.setdefault((rule.effect, action, rule.task_intent, _conditions_key(rule)), {})
                 for prefix in {_literal_prefix(t) for t in rule.targets} or {""}:
                     by_prefix.setdefault(prefix, []).append(i)
