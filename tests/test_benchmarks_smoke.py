@@ -47,3 +47,10 @@ def test_misses_child_runs_the_workload_and_summaries_parse(tmp_path):
     (tmp_path / "bad.out").write_text("events: Ir\n")
     with pytest.raises(SystemExit, match="no summary line"):
         misses.summary(str(tmp_path / "bad.out"))
+
+
+def test_proxy_overhead_script_compares_two_trees():
+    root = str(BENCH.parent)
+    done = run("proxy_overhead.py", "--before", root, "--rounds", "1", "--calls", "20")
+    assert done.returncode == 0, done.stderr
+    assert "before: through proxy + log" in done.stdout and "after: through proxy" in done.stdout and "added p50" in done.stdout

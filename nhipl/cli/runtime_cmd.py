@@ -23,6 +23,9 @@ from ._base import BadInput, NumberRange, handle_errors, main
     default=None,
     help="The request's resource, rendered from the call's arguments (`file:{arguments.path}`).",
 )
+@click.option("--prompt", default=None, help="The user's instruction for this session: an argument whose value appears in it has provenance `user`.")
+@click.option("--store", default="memory", show_default=True, help="Where the task and its credentials live: `memory` or `redis://host:port/db` (shared with other proxies and `nhipl serve`).")
+@click.option("--key", "key_path", default=None, type=click.Path(dir_okay=False), help="The private key that signs credentials (PEM or JWK). Default: one made at start.")
 @click.option("--log", "log_path", default=None, type=click.Path(dir_okay=False), help="Append decisions to this JSON-lines file.")
 @click.option(
     "--log-fail-open",
@@ -44,6 +47,9 @@ def mcp_proxy(
     intent: str | None,
     prefix: str | None,
     resource: str | None,
+    prompt: str | None,
+    store: str,
+    key_path: str | None,
     log_path: str | None,
     log_fail_open: bool,
     approval_timeout: float,
@@ -80,9 +86,12 @@ def mcp_proxy(
             log_path=log_path,
             log_fail_closed=not log_fail_open,
             approval_timeout=approval_timeout,
+            prompt=prompt,
+            store=store,
+            key=key_path,
         )
     except DecisionLogError as err:
         raise BadInput(f"{err.path}:1:1", err.message) from None
     except ProxyError as err:
-        raise BadInput(f"{server[0]}:1:1", str(err)) from None
+        raise BadInput(f"{err.option or server[0]}:1:1", str(err)) from None
     sys.exit(code)
