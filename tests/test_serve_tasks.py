@@ -107,7 +107,7 @@ def test_a_credential_lives_until_its_task_ends(served):
     assert introspect(server, token, tool="mail.send") == {"active": False}, "another audience is refused"
 
     status, _, out = server.request("DELETE", f"/v1/tasks/{task}")
-    assert (status, out) == (200, {"ended": True, "task": task})
+    assert (status, out) == (200, {"ended": True, "task": task, "revoked": [first["credential"]["id"]]})
     assert introspect(server, token) == {"active": False}
     status, _, out = server.post(f"/v1/tasks/{task}/steps", {"agent": SUPPORT, "tool": "tickets.read"})
     assert status == 404 and out["field"] == "id"

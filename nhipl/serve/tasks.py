@@ -21,7 +21,6 @@ import math
 import re
 from urllib.parse import parse_qs
 
-from ..errors import RequestError
 from .authzen import BadBody, _kind, _no_unknown
 
 TASK_ID = re.compile(r"[A-Za-z0-9._:~@+-]{1,200}")
@@ -96,9 +95,10 @@ def introspection_body(raw: bytes, content_type: bytes | None) -> dict:
     return fields(body, INTROSPECT)
 
 
-def unverified_audience(token: str) -> str | None:
-    """The ``aud`` a compact JWT names, read without checking anything: only to choose what
-    to verify it for (verification itself then checks the signature and the audience)."""
+def claimed_target(token: str) -> tuple[str, str | None] | None:
+    """The tool (``aud``) and resource (from ``scope``) a compact JWT names, read without
+    checking anything: only to choose what to verify it for; verification then checks the
+    signature, the audience and the scope."""
     parts = token.split(".")
     if len(parts) != 3 or len(parts[1]) > 16384:
         return None
@@ -106,26 +106,20 @@ def unverified_audience(token: str) -> str | None:
         payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    aud = payload.get("aud") if isinstance(payload, dict) else None
-    if isinstance(aud, list) and len(aud) == 1:
-        aud = aud[0]
-    return aud if isinstance(aud, str) and aud else None
-
-
-class TaskGone(LookupError):
-    """The task named is not running (never started, ended, or expired from the store)."""
-
-
-class TaskExists(ValueError):
-    """``POST /v1/tasks`` named a ``task_id`` that is already running."""
+    if not isinstance(payload, dict):
+        return None
+    aud, scope = payload.get("aud"), payload.get("scope")
+    if not (isinstance(aud, str) and aud and isinstance(scope, str)):
+        return None
+    _, _, resource = scope.partition(" ")
+    return aud, resource or None
 
 
 def open_task(runtime, task_id: str):
-    """The running task ``task_id`` of ``runtime`` (from this process or the shared store), or None."""
-    try:
-        return runtime.task(task_id)
-    except LookupError:
-        return None
+    """The running task ``task_id`` of ``runtime``, or None. A task's session lives in the
+    process that started it (the store shares its credentials, revocations and keys)."""
+    task = runtime._tasks.get(task_id)
+    return None if task is None or task.ended else task
 
 
 def introspection(runtime, body: dict) -> dict:
@@ -134,11 +128,13 @@ def introspection(runtime, body: dict) -> dict:
     from ..runtime import Expired, Invalid, Revoked
 
     token = body["token"]
-    tool = body.get("tool") or unverified_audience(token)
-    if tool is None:
+    claimed = claimed_target(token)
+    if claimed is None:
         return {"active": False}
+    tool = body.get("tool", claimed[0])
+    resource = body.get("resource") if "tool" in body or "resource" in body else claimed[1]
     try:
-        claims = runtime.verify(token, tool, resource=body.get("resource"))
+        claims = runtime.verify(token, tool, resource=resource)
     except (Expired, Invalid, Revoked):
         return {"active": False}
     return {"active": True, **claims}
@@ -160,16 +156,13 @@ __all__ = [
     "DELEGATION",
     "INTROSPECT",
     "OUTPUT",
-    "RequestError",
     "START",
     "STEP",
-    "TaskExists",
-    "TaskGone",
     "introspection",
     "open_task",
     "fields",
     "introspection_body",
     "step_response",
     "task_id_problem",
-    "unverified_audience",
+    "claimed_target",
 ]
