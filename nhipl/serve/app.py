@@ -438,7 +438,10 @@ class App:
 
     async def step(self, raw: bytes, scope):
         def act(task, body):
-            decision = task.check(body["agent"], body["tool"], args=body.get("args") or {}, resource=body.get("resource"), context=body.get("context"))
+            decision = task.check(
+                body["agent"], body["tool"], args=body.get("args") or {}, resource=body.get("resource"),
+                context=body.get("context"), action=body.get("action", "call"),
+            )
             self.metrics.decided(decision.effect)
             return 200, tasks.step_response(decision), self._runtime_headers()
 
