@@ -17,7 +17,16 @@ latency is the difference of the percentiles.
     .venv/bin/python benchmarks/guard_overhead.py
     .venv/bin/python benchmarks/guard_overhead.py --calls 20000 --proxy-calls 3000 --json out.json
 
-Target (issue 9): the guard adds at most 2x the bare ``evaluate`` cost per call.
+Runtime task sessions (in-process, same run):
+
+* ``runtime step``: ``task.check`` in a task session with an instruction, recorded tool
+  outputs (provenance of every argument), a history of earlier steps and a live credential
+  to reuse, no log; compared with a bare ``evaluate`` of the request it builds;
+* ``mint a credential``: sign an EdDSA JWT with the step's claims and keep it in the store;
+* ``reuse a credential``: find the live credential for the step and check it is not revoked.
+
+Targets: the guard adds at most 2x the bare ``evaluate`` cost per call; a runtime step at
+most 3x; minting at most 150 µs; reusing at most 5 µs.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ import textwrap
 import time
 
 import nhipl
-from nhipl.runtime import DecisionLog, Guard
+from nhipl.runtime import DecisionLog, Guard, Runtime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 POLICY = os.path.join(HERE, "..", "examples", "support-triage", "policies.nhipl")
@@ -107,6 +116,37 @@ def guard_figures(calls: int, log_dir: str) -> dict:
         out["guarded async call + log"] = asyncio.run(many())
     base = out["evaluate"]["p50_us"]
     for name, figures in out.items():
+        figures["x_evaluate_p50"] = round(figures["p50_us"] / base, 2)
+    return out
+
+
+def runtime_figures(calls: int) -> dict:
+    policies = nhipl.load(POLICY)
+    rt = Runtime(policies)
+    task = rt.start_task(TRIAGE, "triage-ticket", prompt="triage ticket 4711 for acme and reply to the customer")
+    for n in range(20):
+        task.record_output("zendesk.search", {"ticket": 4700 + n, "subject": f"printer on floor {n} is on fire"})
+    for n in range(50):  # a history of earlier steps
+        task.check(TRIAGE, "zendesk.read_ticket", {"ticket_id": 4000 + n})
+    args = {"ticket_id": 4711, "include_comments": True}
+    step = task.check(TRIAGE, "zendesk.read_ticket", args)
+    assert step.effect == "allow" and step.credential is not None, step
+    request = step.request
+    out = {"evaluate": time_calls(lambda: policies.evaluate(request), calls)}
+    history = task.history
+
+    def checked_step():
+        task.check(TRIAGE, "zendesk.read_ticket", args)
+        del history[-1]  # keep the history's length fixed across the run
+
+    out["runtime step"] = time_calls(checked_step, calls)
+    key = (TRIAGE, task.id, "call", "zendesk.read_ticket", None)
+    now = time.time()
+    out["reuse a credential"] = time_calls(lambda: rt._live(key, now), calls)
+    decision = policies.evaluate(request)
+    out["mint a credential"] = time_calls(lambda: rt._credential(task, TRIAGE, [], request, decision, now), min(calls, 5000))
+    base = out["evaluate"]["p50_us"]
+    for figures in out.values():
         figures["x_evaluate_p50"] = round(figures["p50_us"] / base, 2)
     return out
 
@@ -193,18 +233,24 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20000, help="guarded calls per variant")
     parser.add_argument("--proxy-calls", type=int, default=2000, help="tools/call round trips per variant")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--no-proxy", action="store_true", help="skip the MCP proxy round trips")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work_dir:
         figures = {
             "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
             "guard": guard_figures(args.calls, work_dir),
-            "proxy": proxy_figures(args.proxy_calls, work_dir),
+            "runtime": runtime_figures(args.calls),
         }
+        if not args.no_proxy:
+            figures["proxy"] = proxy_figures(args.proxy_calls, work_dir)
     print(f"guard, per call ({args.calls} calls; x = p50 over bare evaluate p50)")
     for name, f in figures["guard"].items():
         print(f"  {name:26s} p50 {f['p50_us']:8.2f} µs   p99 {f['p99_us']:8.2f} µs   x{f['x_evaluate_p50']}")
+    print(f"runtime task sessions ({args.calls} steps; x = p50 over bare evaluate p50)")
+    for name, f in figures["runtime"].items():
+        print(f"  {name:26s} p50 {f['p50_us']:8.2f} µs   p99 {f['p99_us']:8.2f} µs   x{f['x_evaluate_p50']}")
     print(f"mcp proxy, per tools/call round trip ({args.proxy_calls} calls)")
-    for name, f in figures["proxy"].items():
+    for name, f in figures.get("proxy", {}).items():
         added = f" (added p50 {f['added_p50_us']} µs, p99 {f['added_p99_us']} µs)" if "added_p50_us" in f else ""
         print(f"  {name:22s} p50 {f['p50_us']:8.1f} µs   p99 {f['p99_us']:8.1f} µs{added}")
     if args.json:

@@ -11,6 +11,7 @@ from .errors import Diagnostic, NhiplError, PolicyError, RequestError
 from .loader import load, loads
 from .policies import Policies
 from .runtime.errors import Denied
+from .values import ListView
 
 __version__ = "0.1.0"
 
@@ -19,6 +20,7 @@ __all__ = [
     "Denied",
     "Diagnostic",
     "EvalError",
+    "ListView",
     "NhiplError",
     "Policies",
     "PolicyError",

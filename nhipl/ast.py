@@ -137,7 +137,46 @@ class Has:
     span: Span | None = _span()
 
 
-Expr = Union[Literal, Duration, ListExpr, Path, Not, And, Or, Compare, In, StringTest, Has]
+QUANTIFIERS = ("any", "all", "count")
+FUNCTIONS = ("keys", "values", "len")
+
+
+@dataclass(frozen=True, slots=True)
+class Quantifier:
+    """``any(x in LIST where COND)``, ``all(...)``, ``count(x in LIST [where COND])``:
+    ``name`` is bound to each element of ``source`` inside ``where`` only."""
+
+    kind: str
+    name: str
+    source: "Expr"
+    where: "Expr | None" = None
+    span: Span | None = _span()
+    name_span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """``keys(o)``, ``values(o)``, ``len(v)``."""
+
+    name: str
+    args: tuple["Expr", ...]
+    span: Span | None = _span()
+
+
+ARITH_OPS = ("+", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class Arith:
+    """``a + b``, ``a - b`` on numbers."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span | None = _span()
+
+
+Expr = Union[Literal, Duration, ListExpr, Path, Not, And, Or, Compare, In, StringTest, Has, Quantifier, Call, Arith]
 Value = Union[Literal, Duration, ListExpr, ObjectValue]
 
 
@@ -159,8 +198,15 @@ class AgentIds:
 
 @dataclass(frozen=True, slots=True)
 class AgentGroup:
-    group: str
+    """``agent in "g", "h"``: a principal in any of the groups."""
+
+    groups: tuple[str, ...]
     span: Span | None = _span()
+
+    @property
+    def group(self) -> str:
+        """The first group (the only one in a version-1 policy)."""
+        return self.groups[0]
 
 
 Subject = Union[AnyAgent, AgentIds, AgentGroup]
@@ -180,7 +226,7 @@ class Rule:
     id: str
     effect: RuleEffect
     subject: Subject
-    action: str
+    actions: tuple[str, ...]
     targets: tuple[str, ...]
     resources: tuple[str, ...] | None = None
     when: Expr | None = None
@@ -191,6 +237,11 @@ class Rule:
     task_intent: str | None = None
     explicit_id: bool = False
     span: Span | None = _span()
+
+    @property
+    def action(self) -> str:
+        """The first action (the only one in a version-1 policy); see ``actions``."""
+        return self.actions[0]
 
     def annotation(self, name: str) -> Annotation | None:
         for a in self.annotations:
@@ -340,3 +391,11 @@ def iter_exprs(expr: Expr):
             stack.extend(reversed(node.items))
         elif isinstance(node, Has):
             stack.append(node.path)
+        elif isinstance(node, Quantifier):
+            if node.where is not None:
+                stack.append(node.where)
+            stack.append(node.source)
+        elif isinstance(node, Call):
+            stack.extend(reversed(node.args))
+        elif isinstance(node, Arith):
+            stack.extend((node.right, node.left))

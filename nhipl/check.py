@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from . import ast as A
 from .errors import Diagnostic, RequestError, Span, did_you_mean
+from .parse import keywords
 from .request import ROOTS, SCHEMA, parse_request
 
 ANNOTATIONS = {"id": (1, 1), "maps": (1, None), "description": (1, 1)}
-_SCALAR_ROOTS = {f.name: f"a {f.kind}" for f in SCHEMA if f.kind in ("string", "number")}
+_SCALAR_ROOTS = {f.name: f"a {f.kind}" for f in SCHEMA if f.kind in ("string", "number", "list")}
 _AGENT_KEYS = {"groups": "list of strings", "max_credential_ttl": "duration", "owner": "string"}
 _TOOL_KEYS = {"sensitive": "boolean", "tags": "list of strings"}
 
@@ -33,9 +34,56 @@ class Checker:
     def expr(self, expr: A.Expr | None) -> None:
         if expr is None:
             return
-        for node in A.iter_exprs(expr):
-            if isinstance(node, A.Path):
+        names = {n.name for n in A.iter_exprs(expr) if isinstance(n, A.Quantifier)}
+        self.scoped(expr, frozenset(), names)
+
+    def scoped(self, expr: A.Expr, bound: frozenset[str], names: set[str]) -> None:
+        """Check ``expr`` with the quantifier names ``bound`` around it (``names``: every
+        name any quantifier of the condition binds). Recursion is bounded by the parser's
+        nesting limit."""
+        stack: list[tuple[A.Expr, frozenset[str]]] = [(expr, bound)]
+        while stack:
+            node, bound = stack.pop()
+            if isinstance(node, A.Quantifier):
+                self.binding(node, bound)
+                stack.append((node.source, bound))
+                if node.where is not None:
+                    stack.append((node.where, bound | {node.name}))
+            elif isinstance(node, A.Path):
+                if node.root in bound:
+                    continue
+                if node.root in names:
+                    self.error(
+                        "shadowed-name",
+                        f"`{node.root}` is bound only inside its quantifier's `where`",
+                        node.span,
+                        f"read `{node.root}` inside the `where` of the quantifier that binds it",
+                    )
+                    continue
                 self.path(node)
+            elif isinstance(node, A.Has):
+                stack.append((node.path, bound))
+            else:
+                for child in _children(node):
+                    stack.append((child, bound))
+
+    def binding(self, node: A.Quantifier, bound: frozenset[str]) -> None:
+        name = node.name
+        if name in ROOTS or name in keywords() or name in A.STRING_TESTS:
+            what = "a request field" if name in ROOTS else "a keyword"
+            self.error(
+                "shadowed-name",
+                f"`{name}` is {what}; a quantifier cannot bind it",
+                node.name_span or node.span,
+                "pick another name, such as `h`, `p` or `x`",
+            )
+        elif name in bound:
+            self.error(
+                "shadowed-name",
+                f"`{name}` is already bound by an enclosing quantifier",
+                node.name_span or node.span,
+                "give the inner quantifier another name",
+            )
 
     def path(self, node: A.Path) -> None:
         if node.root not in ROOTS:
@@ -153,6 +201,23 @@ class Checker:
     def invariant(self, inv: A.Invariant) -> None:
         self.expr(inv.when)
         self.expr(inv.unless)
+
+
+def _children(node: A.Expr) -> tuple[A.Expr, ...]:
+    """The direct sub-expressions of ``node`` (a quantifier's are handled by the caller)."""
+    if isinstance(node, (A.And, A.Or)):
+        return node.operands
+    if isinstance(node, A.Not):
+        return (node.operand,)
+    if isinstance(node, (A.Compare, A.StringTest, A.Arith)):
+        return (node.left, node.right)
+    if isinstance(node, A.In):
+        return (node.item, node.container)
+    if isinstance(node, A.ListExpr):
+        return node.items
+    if isinstance(node, A.Call):
+        return node.args
+    return ()
 
 
 def check(modules: list[A.Module], lines: dict[str, list[str]]) -> list[Diagnostic]:

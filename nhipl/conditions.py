@@ -16,8 +16,8 @@ from typing import Callable, assert_never
 
 from . import ast as A
 from . import semantics as S
-from .request import _NO_APPROVAL, Request
-from .values import a_type, equal, glob
+from .request import _NO_APPROVAL, ROOTS, Request
+from .values import ListView, a_type, equal, glob
 
 
 class Scope:
@@ -30,12 +30,13 @@ class Scope:
     condition, and slot reads are the interpreter's fastest attribute access. Made
     empty (``Scope()``) and then filled, which is cheaper than an ``__init__``."""
 
-    __slots__ = ("request", "principal", "depth", "tool")
+    __slots__ = ("request", "principal", "depth", "tool", "bound")
 
     request: Request
     principal: dict
     depth: int
     tool: Callable[[str], dict]
+    bound: dict  # quantifier names -> the element being tested; set by the first quantifier
 
 
 Cond = Callable[[Scope], object]
@@ -77,11 +78,13 @@ def _root_getter(root: str) -> Callable[[tuple], object]:
 
 
 # Roots read as the Request attribute of the same name.
-_REQUEST_ROOTS = frozenset({"action", "resource", "args", "task", "credential", "context", "provenance", "now"})
+_REQUEST_ROOTS = frozenset({"action", "resource", "args", "task", "credential", "context", "provenance", "now", "history"})
 
 
 def _compile_path(node: A.Path) -> Cond:
     root, attrs = node.root, node.attrs
+    if root not in ROOTS:  # a quantifier's name (check refuses any other)
+        return _compile_bound(root, attrs)
     if root == "delegation" and attrs == ("depth",):
         return attrgetter("depth")
     if root == "delegation" and attrs == ("chain",):
@@ -247,7 +250,7 @@ def _compile_in(node: A.In) -> Cond:
     def in_dynamic(env):
         v = get_item(env)
         container = get_container(env)
-        if container.__class__ is not list:
+        if container.__class__ is not list and container.__class__ is not ListView:
             raise S.not_a_list(container)
         return any(equal(v, m) for m in container)
 
@@ -296,7 +299,7 @@ def _compile_strtest(node: A.StringTest) -> Cond:
 def _compile_has(node: A.Has) -> Cond:
     root, attrs, name = node.path.root, node.path.attrs, node.name
 
-    get_root = _root_getter(root)
+    get_root = _root_getter(root) if root in ROOTS else _bound_getter(root)
 
     def has(scope):
         value = get_root(scope)
@@ -346,8 +349,145 @@ def compile_expr(node: A.Expr) -> Cond:
             return _compile_strtest(node)
         case A.Has():
             return _compile_has(node)
+        case A.Quantifier():
+            return _compile_quantifier(node)
+        case A.Call(name=name, args=(arg,)):
+            return _compile_call(name, compile_expr(arg))
+        case A.Call():
+            raise AssertionError("unreachable: lowering gives every function one argument")
+        case A.Arith(op=op, left=left, right=right):
+            return _compile_arith(op, left, right)
         case unknown:
             assert_never(unknown)
+
+
+# ---- version 2: quantifiers, functions, arithmetic ------------------------------------
+
+
+def _bound_getter(name: str) -> Cond:
+    def get(scope):
+        try:
+            return scope.bound[name]
+        except (AttributeError, KeyError):
+            return None  # unreachable for a checked policy: names are read inside their quantifier
+
+    return get
+
+
+def _compile_bound(name: str, attrs: tuple[str, ...]) -> Cond:
+    """``x``, ``x.a.b`` where a quantifier binds ``x``: read from ``scope.bound``."""
+    if not attrs:
+
+        def get0(scope):
+            return scope.bound[name]
+
+        return get0
+    if len(attrs) == 1:
+        (attr,) = attrs
+
+        def get1(scope):
+            value = scope.bound[name]
+            if value.__class__ is dict:
+                try:
+                    return value[attr]
+                except KeyError:
+                    pass
+            raise S.missing(name, value, attr)
+
+        return get1
+
+    def get_n(scope):
+        value = scope.bound[name]
+        walked = name
+        for attr in attrs:
+            if value.__class__ is not dict or attr not in value:
+                raise S.missing(walked, value, attr)
+            value, walked = value[attr], f"{walked}.{attr}"
+        return value
+
+    return get_n
+
+
+def _compile_quantifier(node: A.Quantifier) -> Cond:
+    """One closure per quantifier: the loop over the list, with the element stored in
+    ``scope.bound`` under the quantifier's name for the condition to read."""
+    kind, name, items_of = node.kind, node.name, compile_expr(node.source)
+    if node.where is None:  # count(x in LIST)
+
+        def count_all(scope):
+            items = items_of(scope)
+            cls = items.__class__
+            if cls is not list and cls is not ListView:
+                raise S.not_a_list_for(kind, items)
+            return len(items)
+
+        return count_all
+    holds = _checked(compile_expr(node.where), node.where, S.where(kind))
+
+    def elements(scope):
+        items = items_of(scope)
+        cls = items.__class__
+        if cls is not list and cls is not ListView:
+            raise S.not_a_list_for(kind, items)
+        try:
+            bound = scope.bound
+        except AttributeError:
+            bound = scope.bound = {}
+        return items, bound
+
+    if kind == "any":
+
+        def any_(scope):
+            items, bound = elements(scope)
+            for item in items:
+                bound[name] = item
+                if holds(scope):
+                    return True
+            return False
+
+        return any_
+    if kind == "all":
+
+        def all_(scope):
+            items, bound = elements(scope)
+            for item in items:
+                bound[name] = item
+                if not holds(scope):
+                    return False
+            return True
+
+        return all_
+
+    def count(scope):
+        items, bound = elements(scope)
+        n = 0
+        for item in items:
+            bound[name] = item
+            if holds(scope):
+                n += 1
+        return n
+
+    return count
+
+
+def _compile_call(function: str, arg: Cond) -> Cond:
+    call = S.call
+    if function == "len":
+
+        def len_(scope):
+            value = arg(scope)
+            cls = value.__class__
+            if cls is list or cls is str or cls is dict or cls is ListView:
+                return len(value)
+            raise S.bad_argument(function, value)
+
+        return len_
+    return lambda scope: call(function, arg(scope))
+
+
+def _compile_arith(op: str, left: A.Expr, right: A.Expr) -> Cond:
+    get_l, get_r, arith = compile_expr(left), compile_expr(right), S.arith
+    return lambda scope: arith(op, get_l(scope), get_r(scope))
 
 
 def _compile_not(operand: A.Expr) -> Cond:
@@ -423,7 +563,9 @@ def _compile_or(operands: tuple[A.Expr, ...]) -> Cond:
 def _is_boolean(node: A.Expr) -> bool:
     """True when the compiled closure of ``node`` returns exactly True or False
     (or raises): every operator does; only paths and literals may not."""
-    return isinstance(node, (A.Compare, A.In, A.StringTest, A.Has, A.And, A.Or, A.Not))
+    return isinstance(node, (A.Compare, A.In, A.StringTest, A.Has, A.And, A.Or, A.Not)) or (
+        isinstance(node, A.Quantifier) and node.kind != "count"
+    )
 
 
 def _checked(f: Cond, node: A.Expr, what: str) -> Cond:
@@ -477,6 +619,12 @@ def shape(node: A.Expr | None) -> object:
             return ("in", shape(item), shape(container))
         case A.Has(path=path, name=name):
             return ("has", shape(path), name)
+        case A.Quantifier(kind=kind, name=name, source=source, where=where):
+            return ("quantifier", kind, name, shape(source), shape(where))
+        case A.Call(name=name, args=args):
+            return ("call", name, tuple(shape(a) for a in args))
+        case A.Arith(op=op, left=left, right=right):
+            return ("arith", op, shape(left), shape(right))
         case unknown:
             assert_never(unknown)
 

@@ -56,7 +56,7 @@ class FormatError(NhiplError):
 
 # ---- expressions -------------------------------------------------------------------
 
-_OR, _AND, _NOT, _TEST, _ATOM = 1, 2, 3, 4, 5
+_OR, _AND, _NOT, _TEST, _SUM, _ATOM = 1, 2, 3, 4, 5, 6
 
 
 def _level(expr: A.Expr) -> int:
@@ -69,7 +69,9 @@ def _level(expr: A.Expr) -> int:
             return _NOT
         case A.Compare() | A.In() | A.StringTest() | A.Has():
             return _TEST
-        case A.Literal() | A.Duration() | A.ListExpr() | A.Path():
+        case A.Arith():
+            return _SUM
+        case A.Literal() | A.Duration() | A.ListExpr() | A.Path() | A.Quantifier() | A.Call():
             return _ATOM
         case unknown:
             assert_never(unknown)
@@ -127,11 +129,18 @@ def _expr_text(expr: A.Expr) -> str:
             # `not (a == b)` reads better than `not a == b`; both parse the same.
             return "not " + format_expr(operand, _TEST + 1 if _level(operand) == _TEST else _NOT)
         case A.Compare(op=op, left=left, right=right) | A.StringTest(op=op, left=left, right=right):
-            return f"{format_expr(left, _ATOM)} {op} {format_expr(right, _ATOM)}"
+            return f"{format_expr(left, _SUM)} {op} {format_expr(right, _SUM)}"
         case A.In(item=item, container=container):
-            return f"{format_expr(item, _ATOM)} in {format_expr(container, _ATOM)}"
+            return f"{format_expr(item, _SUM)} in {format_expr(container, _SUM)}"
         case A.Has(path=path, name=name):
             return f"{path.dotted()} has {name}"
+        case A.Arith(op=op, left=left, right=right):
+            return f"{format_expr(left, _SUM)} {op} {format_expr(right, _ATOM)}"
+        case A.Quantifier(kind=kind, name=name, source=source, where=where):
+            text = f"{kind}({name} in {format_expr(source, _SUM)}"
+            return text + (f" where {format_expr(where)})" if where is not None else ")")
+        case A.Call(name=name, args=args):
+            return f"{name}(" + ", ".join(format_expr(a) for a in args) + ")"
         case unknown:
             assert_never(unknown)
 
@@ -157,7 +166,7 @@ def format_subject(subject: A.Subject) -> str:
         return "any agent"
     if isinstance(subject, A.AgentIds):
         return "agent " + ", ".join(format_string(i) for i in subject.ids)
-    return f"agent in {format_string(subject.group)}"
+    return "agent in " + ", ".join(format_string(g) for g in subject.groups)
 
 
 _EFFECT_TEXT = {A.PERMIT: "permit", A.FORBID: "forbid", A.APPROVAL: "require approval for"}
@@ -174,7 +183,8 @@ def _header_words(rule: A.Rule | A.Invariant) -> list[str]:
         head = [f"{_EFFECT_TEXT[rule.effect]} {format_subject(rule.subject)}", "to"]
     targets = [format_string(t) for t in rule.targets]
     # A long subject breaks before `to`: `permit agent "a", "b"` / `    to call "x"`.
-    first = " ".join(head[1:] + [rule.action, targets[0]])
+    actions = ", ".join(rule.actions) if isinstance(rule, A.Rule) else rule.action
+    first = " ".join(head[1:] + [actions, targets[0]])
     words = [head[0], first] + targets[1:] if len(head) > 1 else [f"{head[0]} {first}"] + targets[1:]
     if rule.resources is not None:
         resources = [format_string(r) for r in rule.resources]

@@ -153,7 +153,8 @@ class TargetIndex:
 class Bucket:
     """The rules that can apply to one (action, tool), split by subject. Every
     rule sits in exactly one of ``any``, ``ids`` (once per agent id), ``groups``
-    or ``id_globs``, so gathering never yields a rule twice. Read only when a fit
+    (once per group) or ``id_globs``; gathering drops the repeats of a rule that
+    names several groups of one identity. Read only when a fit
     is worked out, not per decision."""
 
     __slots__ = ("any", "ids", "groups", "id_globs")
@@ -167,8 +168,9 @@ class Bucket:
             match cr.rule.subject:
                 case A.AnyAgent():
                     any_.append(cr)
-                case A.AgentGroup(group=group):
-                    groups.setdefault(group, []).append(cr)
+                case A.AgentGroup(groups=wanted):
+                    for group in dict.fromkeys(wanted):
+                        groups.setdefault(group, []).append(cr)
                 case A.AgentIds(ids=subject_ids):
                     globs = tuple(glob(i) for i in subject_ids)
                     if all(g.exact for g in globs):
@@ -190,6 +192,8 @@ class Bucket:
         found = [*self.any, *self.ids.get(pid, ())]
         for g in groups:
             found += self.groups.get(g, ())
+        if len(groups) > 1:  # a rule naming several of the identity's groups is found once
+            found = list({cr.index: cr for cr in found}.values())
         for globs, cr in self.id_globs:
             if any(g.match(pid) for g in globs):
                 found.append(cr)
@@ -224,9 +228,10 @@ class RuleIndex:
         conditions: dict = {}  # one closure per distinct condition, shared by the rules
         for i, rule in enumerate(policies.rules):
             cr = CompiledRule(i, rule, conditions)
-            index = self.by_action.setdefault(rule.action, TargetIndex())
-            for target in rule.targets:
-                index.add(target, cr)
+            for action in dict.fromkeys(rule.actions):
+                index = self.by_action.setdefault(action, TargetIndex())
+                for target in rule.targets:
+                    index.add(target, cr)
         for index in self.by_action.values():
             index.freeze()
         # action -> tool -> bucket, filled as tools are seen; an action no rule

@@ -14,7 +14,7 @@ from . import ast as A
 from . import semantics as S
 from .decision import Decision, EvalError, combine, explain
 from .request import Request, parse_request
-from .values import equal, glob_match, is_number
+from .values import equal, glob_match, is_list, is_number
 
 
 def evaluate(policies, request) -> Decision:
@@ -31,7 +31,7 @@ def evaluate(policies, request) -> Decision:
 
 def _covers(rule: A.Rule, req: Request, principal: dict) -> bool:
     """The rule's subject, action and targets match the call."""
-    if rule.action != req.action:
+    if req.action not in rule.actions:
         return False
     if not any(glob_match(t, req.tool) for t in rule.targets):
         return False
@@ -40,9 +40,9 @@ def _covers(rule: A.Rule, req: Request, principal: dict) -> bool:
             return True
         case A.AgentIds(ids=ids):
             return any(glob_match(i, principal["id"]) for i in ids)
-        case A.AgentGroup(group=group):
+        case A.AgentGroup(groups=wanted):
             groups = principal.get("groups")
-            return isinstance(groups, list) and group in groups
+            return isinstance(groups, list) and any(group in groups for group in wanted)
         case unknown:
             assert_never(unknown)
 
@@ -127,7 +127,7 @@ def _eval(expr: A.Expr, env: dict) -> object:
             return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
         case A.In(item=item, container=container):
             value, within = _eval(item, env), _eval(container, env)
-            if not isinstance(within, list):
+            if not is_list(within):
                 raise S.not_a_list(within)
             return any(equal(value, x) for x in within)
         case A.StringTest(op=op, left=left, right=right):
@@ -147,5 +147,26 @@ def _eval(expr: A.Expr, env: dict) -> object:
             except S.EvalFailure:
                 return False
             return isinstance(value, dict) and name in value
+        case A.Quantifier(kind=kind, name=name, source=source, where=where):
+            items = _eval(source, env)
+            if not is_list(items):
+                raise S.not_a_list_for(kind, items)
+            if where is None:
+                return len(items)  # type: ignore[arg-type]
+            count = 0
+            for item in items:  # type: ignore[union-attr]
+                holds = _boolean(_eval(where, {**env, name: item}), S.where(kind))
+                if kind == "any" and holds:
+                    return True
+                if kind == "all" and not holds:
+                    return False
+                count += holds
+            return {"any": False, "all": True}.get(kind, count)
+        case A.Call(name=name, args=(arg,)):
+            return S.call(name, _eval(arg, env))
+        case A.Call():
+            raise AssertionError("unreachable: lowering gives every function one argument")
+        case A.Arith(op=op, left=left, right=right):
+            return S.arith(op, _eval(left, env), _eval(right, env))
         case unknown:
             assert_never(unknown)

@@ -168,10 +168,13 @@ class _Lower(Transformer_NonRecursive):
 
     @v_args(meta=True)
     def agent_group(self, meta, children):
-        return A.AgentGroup(self.string(children[0]), self.span(meta))
+        return A.AgentGroup(tuple(self.string(c) for c in children), self.span(meta))
 
     def action(self, children):
         return str(children[0])
+
+    def actions(self, children):
+        return tuple(children)
 
     def targets(self, children):
         return tuple(self.string(c) for c in children)
@@ -195,7 +198,7 @@ class _Lower(Transformer_NonRecursive):
     def rule(self, meta, children):
         annotations = tuple(c for c in children if isinstance(c, A.Annotation))
         rest = [c for c in children if not isinstance(c, A.Annotation)]
-        effect, subject, action, targets, *clauses = rest
+        effect, subject, actions, targets, *clauses = rest
         parts = dict(c for c in clauses if c is not None)
         span = self.span(meta)
         ann_id = next((a for a in annotations if a.name == "id"), None)
@@ -207,7 +210,7 @@ class _Lower(Transformer_NonRecursive):
             id=rule_id,
             effect=effect,
             subject=subject,
-            action=action,
+            actions=actions,
             targets=targets,
             resources=parts.get("resources"),
             when=parts.get("when"),
@@ -311,6 +314,61 @@ class _Lower(Transformer_NonRecursive):
     def has(self, meta, children):
         path, name = children
         return A.Has(path, str(name), self.span(meta))
+
+    @v_args(meta=True)
+    def arith(self, meta, children):
+        left, op, right = children
+        return A.Arith(str(op), left, right, self.span(meta))
+
+    def where(self, children):
+        return ("where", children[0])
+
+    @v_args(meta=True)
+    def any_call(self, meta, children):
+        return self._call("any", None, meta, children)
+
+    @v_args(meta=True)
+    def call(self, meta, children):
+        name, *rest = children
+        return self._call(str(name), self.tspan(name), meta, rest)
+
+    def _call(self, name: str, name_span: Span | None, meta, children) -> A.Expr:
+        """A quantifier (`any`, `all`, `count`) or a function (`keys`, `values`, `len`)."""
+        span = self.span(meta)
+        where = next((c[1] for c in children if c.__class__ is tuple), None)
+        args = tuple(c for c in children if c is not None and c.__class__ is not tuple)
+        if name in A.QUANTIFIERS:
+            binding = args[0] if len(args) == 1 else None
+            if not (isinstance(binding, A.In) and isinstance(binding.item, A.Path) and not binding.item.attrs):
+                self.error(
+                    "invalid-call",
+                    f"`{name}` takes one binding: `{name}(x in LIST" + (")`" if name == "count" else " where COND)`"),
+                    span,
+                    f"e.g. `{name}(h in history" + (")`" if name == "count" else ' where h.tool == "email.send")`'),
+                )
+                return A.Literal(False, span)
+            if where is None and name != "count":
+                self.error(
+                    "invalid-call",
+                    f"`{name}` needs a condition: `{name}(x in LIST where COND)`",
+                    span,
+                    f'e.g. `{name}(h in history where h.tool == "email.send")`',
+                )
+            item = binding.item
+            return A.Quantifier(name, item.root, binding.container, where, span, item.span)
+        if name in A.FUNCTIONS:
+            if len(args) != 1 or where is not None:
+                self.error("invalid-call", f"`{name}` takes exactly one argument and no `where`", span, f"e.g. `{name}(args)`")
+                return A.Literal(False, span)
+            return A.Call(name, args, span)
+        self.error(
+            "unknown-function",
+            f"unknown function `{name}`",
+            name_span or span,
+            did_you_mean(name, A.QUANTIFIERS + A.FUNCTIONS)
+            or "functions: `any`, `all`, `count`, `keys`, `values`, `len`",
+        )
+        return A.Literal(False, span)
 
     @v_args(meta=True)
     def path(self, meta, children):

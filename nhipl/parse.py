@@ -243,7 +243,9 @@ def _hint_for(token: Token, expected: set[str]) -> str | None:
     if token.type == "NAME" and word in _EFFECT_WORDS and "_PERMIT" in expected:
         return f"rules start with `permit`, `forbid` or `require approval for`; did you mean `{_EFFECT_WORDS[word]}`?"
     if "_TO" in expected and word == ",":
-        return 'a rule has one subject: `any agent`, `agent "id", "id"` or `agent in "group"`; write one rule per group'
+        return 'a rule has one subject: `any agent`, `agent "id", "id"` or `agent in "g", "h"`'
+    if token.type == "_AGENT" and expected == {"STRING"}:
+        return 'a rule has one subject: `agent "id", "id"` or `agent in "g", "h"`'
     if "_TO" in expected and token.type == "NAME":
         return "a rule reads `EFFECT SUBJECT to ACTION \"target\"`, e.g. `permit any agent to call \"x.read\";`"
     if token.type == "STRING" and "NAME" in expected and "_TO" not in expected:
@@ -256,16 +258,16 @@ _AFTER_ACTION = re.compile(r"\bto\s+[A-Za-z_][A-Za-z0-9_]*\s*(\"(?:[^\"\\]|\\.)*
 
 
 def _hint_for_actions(token: Token, expected: set[str], text: str) -> str | None:
-    """`to call "*", delegate "*"` or `to call, delegate "*"`: one action per rule."""
+    """`to call "*", delegate "*"`: several actions come before the targets they share."""
     word = str(token)
-    if expected != {"STRING"} or not (word in _ACTION_WORDS or word == ","):
+    if expected != {"STRING"} or word not in _ACTION_WORDS:
         return None
     start = token.start_pos or 0
     statement = text[text.rfind(";", 0, start) + 1 : start]
     if not _AFTER_ACTION.search(statement):
         return None
-    return "a rule names one action: write one rule per action, e.g. `permit ... to call \"x\";` and " \
-           "`permit ... to delegate \"y\";`"
+    return "list the actions before the targets they share, e.g. `to call, delegate \"*\"`; " \
+           "for other targets per action, write one rule per action"
 
 
 def _check_nesting(tree: Tree, text: str, source: str) -> None:
@@ -389,3 +391,15 @@ def parse_chunks(text: str, source: str = "<string>", size: int = CHUNK_CHARS):
 
 def source_line(text: str, lineno: int) -> str:
     return _line(text, lineno)
+
+
+@lru_cache(maxsize=1)
+def keywords() -> frozenset[str]:
+    """The language's keywords (whole words the lexer reads as keywords), from the grammar."""
+    words = set()
+    for term in _parser().terminals:
+        pattern = getattr(term.pattern, "value", "")
+        m = re.fullmatch(r"([a-z_]+)\(\?!\[A-Za-z0-9_\]\)", pattern)
+        if term.name.startswith("_") and m:
+            words.add(m.group(1))
+    return frozenset(words)

@@ -28,8 +28,15 @@ OUTPUT_CHARS_PER_TASK = 1 << 20
 def as_text(value: Any) -> str:
     """``value`` as the text provenance searches for: a string as it is, anything else
     as compact JSON with sorted keys."""
-    if value.__class__ is str:
+    cls = value.__class__
+    if cls is str:
         return value
+    if cls is int:
+        return int.__repr__(value)  # what JSON writes, without the encoder's cost
+    if cls is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
     try:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     except (TypeError, ValueError, RecursionError):  # keys of mixed types, nesting too deep
@@ -39,17 +46,23 @@ def as_text(value: Any) -> str:
 class Outputs:
     """The tool outputs a task has seen, oldest first, as ``(tool, text)`` pairs."""
 
-    __slots__ = ("items", "chars")
+    __slots__ = ("items", "chars", "seen")
 
     def __init__(self) -> None:
         self.items: list[tuple[str, str]] = []
         self.chars = 0
+        self.seen: set[str] = set()
 
     def add(self, tool: str, output: Any) -> bool:
-        """Keep ``output`` of ``tool`` unless the task's budget is spent; whether it was kept."""
+        """Keep ``output`` of ``tool`` unless the task's budget is spent or the same text was
+        kept before (an origin is where a value *first* appeared, so a repeat changes
+        nothing); whether it was kept."""
         if len(self.items) >= OUTPUTS_PER_TASK or self.chars >= OUTPUT_CHARS_PER_TASK:
             return False
         text = as_text(output)
+        if text in self.seen:
+            return False
+        self.seen.add(text)
         self.items.append((tool, text))
         self.chars += len(text)
         return True
@@ -57,6 +70,7 @@ class Outputs:
     def clear(self) -> None:
         self.items = []
         self.chars = 0
+        self.seen = set()
 
     def __len__(self) -> int:
         return len(self.items)

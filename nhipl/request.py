@@ -11,7 +11,7 @@ import unicodedata
 from typing import NamedTuple
 
 from .errors import RequestError, did_you_mean
-from .values import is_number, type_name
+from .values import ListView, is_number, type_name
 
 
 class Field(NamedTuple):
@@ -43,6 +43,7 @@ SCHEMA: tuple[Field, ...] = (
     Field("context", "object", open=True),
     Field("provenance", "object", open=True),
     Field("now", "number"),
+    Field("history", "list"),
 )
 SCHEMA_BY_NAME = {f.name: f for f in SCHEMA}
 
@@ -61,6 +62,10 @@ ROOTS = frozenset(FIELDS)
 MAX_CHAIN_LENGTH = 256
 """The longest delegation chain a request may carry: real chains are a handful of hops, and
 attenuation evaluates the request once per identity in the chain, so the bound caps that cost."""
+
+MAX_HISTORY = 10_000
+"""How many steps of a request's ``history`` are kept: the latest ones (a longer history is cut
+from the front, so conditions see the most recent 10,000 steps of a task)."""
 
 MAX_NUMBER = 1e300
 """The largest magnitude of a request's time fields (``now``, ``credential.issued_at`` and
@@ -87,6 +92,7 @@ class Request:
         "context",
         "provenance",
         "now",
+        "history",
     )
 
     def env(self, principal: dict, tool_attrs: dict, chain: list | tuple | None = None) -> dict:
@@ -114,6 +120,7 @@ class Request:
             env["provenance"] = self.provenance
         if self.now is not None:
             env["now"] = self.now
+        env["history"] = self.history
         return env
 
     @property
@@ -293,6 +300,7 @@ def _parse(raw: object) -> Request:
 
     if len(raw) == given + (task is not None) + (delegation is not None):  # type: ignore[arg-type]
         req.resource = req.args = req.context = req.provenance = req.now = req.credential = req.approval = None
+        req.history = NO_HISTORY
         return req
     if not _FIELD_SET.issuperset(raw):  # type: ignore[arg-type]
         raise _unknown_field(raw)  # type: ignore[arg-type, misc]
@@ -361,4 +369,31 @@ def _parse(raw: object) -> Request:
         if _non_finite(approval):
             raise RequestError("field `approval` holds a number that is not finite (NaN or an infinity)", "approval")
     req.approval = approval
+    req.history = _history(get("history"))
     return req
+
+
+NO_HISTORY = ListView([])
+
+
+def _history(history: object) -> list | ListView:
+    """A request's ``history``: a list of objects, the latest :data:`MAX_HISTORY` of them.
+    A :class:`~nhipl.values.ListView` comes from an enforcement point that validated each
+    step as it recorded it, so it is taken as it is (no copy, no walk)."""
+    if history is None:
+        return NO_HISTORY
+    cls = history.__class__
+    if cls is ListView:
+        if len(history) > MAX_HISTORY:  # type: ignore[arg-type]
+            return ListView(history.items, history.stop, history.stop - MAX_HISTORY)  # type: ignore[attr-defined]
+        return history  # type: ignore[return-value]
+    if cls is not list:
+        raise _fail("history", "a list of objects (the earlier steps of the task)", history)
+    if len(history) > MAX_HISTORY:  # type: ignore[arg-type]
+        history = history[-MAX_HISTORY:]  # type: ignore[index]
+    for i, step in enumerate(history):  # type: ignore[arg-type]
+        if step.__class__ is not dict:
+            raise RequestError(f"field `history` must be a list of objects; step {i} is {type_name(step)}", "history")
+    if _non_finite(history):
+        raise RequestError("field `history` holds a number that is not finite (NaN or an infinity)", "history")
+    return history  # type: ignore[return-value]

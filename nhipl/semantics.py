@@ -10,7 +10,7 @@ rules about decisions, from the smallest ttl to attenuation, are in
 from __future__ import annotations
 
 from . import ast as A
-from .values import a_type
+from .values import ListView, a_type
 
 
 class EvalFailure(Exception):
@@ -95,3 +95,57 @@ def intent_guard(when: A.Expr | None) -> tuple[str | None, A.Expr | None]:
         ):
             return right.value, rest
     return None, when
+
+
+# ---- version 2: quantifiers, functions, arithmetic -----------------------------------
+
+
+def where(kind: str) -> str:
+    """What the boolean check of a quantifier's condition is about."""
+    return f"the `where` condition of `{kind}`"
+
+
+def not_a_list_for(kind: str, value: object) -> EvalFailure:
+    return EvalFailure(f"`{kind}` needs a list after `in`, not {a_type(value)}")
+
+
+def bad_argument(function: str, value: object) -> EvalFailure:
+    wants = "a list, a string or an object" if function == "len" else "an object"
+    return EvalFailure(f"`{function}` needs {wants}, not {a_type(value)}")
+
+
+def not_numbers(op: str, left: object, right: object) -> EvalFailure:
+    return EvalFailure(f"`{op}` needs two numbers, not {a_type(left)} and {a_type(right)}")
+
+
+def overflow(op: str) -> EvalFailure:
+    return EvalFailure(f"`{op}` overflows: the result is not a finite number")
+
+
+def arith(op: str, a: object, b: object) -> int | float:
+    """``a op b`` on two numbers (booleans are not numbers), never NaN or an infinity."""
+    ca, cb = a.__class__, b.__class__
+    if not ((ca is int or ca is float) and (cb is int or cb is float)):
+        raise not_numbers(op, a, b)
+    try:
+        value = a + b if op == "+" else a - b  # type: ignore[operator]
+    except OverflowError:
+        raise overflow(op) from None
+    if value.__class__ is float and value - value != 0:
+        raise overflow(op)
+    return value
+
+
+def call(function: str, value: object) -> object:
+    """``keys(o)``, ``values(o)`` or ``len(v)``."""
+    cls = value.__class__
+    if function == "len":
+        if cls is list or cls is str or cls is dict or cls is ListView:
+            return len(value)  # type: ignore[arg-type]
+        raise bad_argument(function, value)
+    if cls is not dict:
+        raise bad_argument(function, value)
+    keys = sorted(value)  # type: ignore[call-overload]
+    if function == "keys":
+        return keys
+    return [value[k] for k in keys]  # type: ignore[index]

@@ -8,6 +8,48 @@ values of different types are simply unequal (``1 == true`` is false).
 from __future__ import annotations
 
 from functools import lru_cache
+from itertools import islice
+
+
+class ListView:
+    """A read-only list of the first ``stop`` items of a list that only grows, from
+    ``start``: what a request's ``history`` can be without copying a task's steps for
+    every step. Conditions read it as a list (``type_name`` says "list")."""
+
+    __slots__ = ("items", "start", "stop")
+
+    def __init__(self, items: list, stop: int | None = None, start: int = 0):
+        self.items = items
+        self.stop = len(items) if stop is None else stop
+        self.start = start
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __iter__(self):
+        if self.start == 0:
+            return islice(self.items, self.stop)
+        return map(self.items.__getitem__, range(self.start, self.stop))
+
+    def __getitem__(self, i):
+        if i.__class__ is slice:
+            return [self.items[j] for j in range(self.start, self.stop)[i]]
+        return self.items[range(self.start, self.stop)[i]]
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is ListView or other.__class__ is list:
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))  # type: ignore[arg-type]
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ListView({list(self)!r})"
+
+
+def is_list(value: object) -> bool:
+    cls = value.__class__
+    return cls is list or cls is ListView
 
 
 def type_name(value: object) -> str:
@@ -20,7 +62,7 @@ def type_name(value: object) -> str:
         return "number"
     if cls is str:
         return "string"
-    if cls is list or cls is tuple:
+    if cls is list or cls is tuple or cls is ListView:
         return "list"
     if cls is dict:
         return "object"

@@ -61,9 +61,9 @@ def cast_from_policy(policies) -> Cast:
         if rule.task_intent is not None:
             intents.add(rule.task_intent)
         intents |= _intents_in(rule.when) | _intents_in(rule.unless)
-        if rule.action == "call":
+        if "call" in rule.actions:
             tools.update(t.replace("*", "any") for t in rule.targets)
-        elif rule.action == "delegate":
+        if "delegate" in rule.actions:
             agents.update(t for t in rule.targets if _exact(t))
     if not agents:
         raise ValueError("the policy names no identity exactly: declare one (`agent \"spiffe://...\" { ... }`) "

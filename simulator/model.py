@@ -77,14 +77,14 @@ def _could_permit(policies, agent: str, tool: str) -> bool:
     scope, resources and conditions aside)."""
     groups = policies.principal(agent, None).get("groups") or ()
     for rule in policies.rules:
-        if rule.effect != "permit" or rule.action != "call" or not any(glob_match(t, tool) for t in rule.targets):
+        if rule.effect != "permit" or "call" not in rule.actions or not any(glob_match(t, tool) for t in rule.targets):
             continue
         subject = rule.subject
         if isinstance(subject, A.AgentIds):
             if any(glob_match(i, agent) for i in subject.ids):
                 return True
         elif isinstance(subject, A.AgentGroup):
-            if subject.group in groups:
+            if any(g in groups for g in subject.groups):
                 return True
         else:
             return True

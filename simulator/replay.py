@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Callable, NamedTuple
 
+from nhipl import ast as A
 from nhipl.decision import ALLOW, DENY
 from nhipl.effects import RuleEffect
 from nhipl.errors import RequestError
 from nhipl.approval import ScopedApproval, take
 from nhipl.provenance import Outputs, provenance
+from nhipl.request import MAX_HISTORY
+from nhipl.values import ListView
 
 from .latency import Histogram, LatencyModel
 from .trace import TraceError, TraceReader
@@ -85,7 +88,7 @@ class Finding:
 
 class _Task:
     __slots__ = ("id", "intent", "owner", "prompt", "starter", "reached", "approvals", "outputs",
-                 "ended", "end_t", "credentials", "delay", "gated", "request")
+                 "ended", "end_t", "credentials", "delay", "gated", "request", "history")
 
     def __init__(self, task_id: str, intent: str, owner: str | None, prompt: str | None, starter: str):
         self.id = task_id
@@ -102,6 +105,9 @@ class _Task:
         self.delay = 0.0
         self.gated: set[str] | None = None
         self.request = {"id": task_id, "intent": intent} if owner is None else {"id": task_id, "intent": intent, "owner": owner}
+        # The task's steps so far, oldest first, each with the effect it got: one list that
+        # only grows, read by each step's request through a view of its prefix (no copy).
+        self.history: list[dict] = []
 
 
 class _Credential:
@@ -210,6 +216,9 @@ class Replay:
         self._pending: list[tuple[dict, tuple]] = []
         self._spelled: tuple[Chain, list[str]] = (NO_CHAIN, [])  # the chain last spelled out
         self._times: list[int] = []
+        # Whether a rule reads `history`: only then are the tasks' steps kept, and each step is
+        # decided before the next is built (a step's history holds the effects of all earlier ones).
+        self.history = policies is not None and reads_history(policies)
         if policies is not None:
             policies.evaluate_many([])  # compile now, so that the first step's cost is its own
 
@@ -303,12 +312,15 @@ class Replay:
                 if reached.depth + 1 > self._longest[0].depth:
                     self._longest = (reached.then(to), task.id, line)
         request = {"principal": agent, "action": "delegate", "tool": to, "delegation": {"chain": self._names(chain)}, "now": ev["t"]}
+        step = None
         if task is not None:
             request["task"] = task.request
             approval = self._approval_for(task, to, None, ev["t"])
             if approval is not None:
                 request["approval"] = approval
-        self._queue(request, (line, "delegate", agent, task, to, chain))
+            if self.history:
+                step = self._history(task, request, {"t": ev["t"], "agent": agent, "action": "delegate", "tool": to})
+        self._queue(request, (line, "delegate", agent, task, to, chain, step))
 
     def _tool_call(self, line: int, ev: dict) -> None:
         get = ev.get
@@ -357,11 +369,32 @@ class Replay:
         output = get("output")
         if output is not None and task is not None:
             task.outputs.add(tool, output)
+        step = None
+        if self.history and task is not None:
+            step = {"t": t, "agent": agent, "action": action or "call", "tool": tool}
+            if resource is not None:
+                step["resource"] = resource
+            if args is not None:
+                step["args"] = args
+            step = self._history(task, request, step)
         self.steps += 1
         pending = self._pending
-        pending.append((request, (line, "call", agent, task, tool, chain)))
-        if len(pending) >= self.batch_size:
+        pending.append((request, (line, "call", agent, task, tool, chain, step)))
+        if len(pending) >= self.batch_size or step is not None:
             self.flush()
+
+    @staticmethod
+    def _history(task: _Task, request: dict, step: dict) -> dict:
+        """Give ``request`` the task's earlier steps (a view, not a copy) and record ``step``
+        after them; its effect is filled in when it is decided. At most :data:`MAX_HISTORY`
+        steps are visible; the list is cut back when it holds twice that."""
+        steps = task.history
+        if len(steps) >= 2 * MAX_HISTORY:
+            steps = task.history = steps[-MAX_HISTORY:]
+        n = len(steps)
+        request["history"] = ListView(steps, n, max(0, n - MAX_HISTORY))
+        steps.append(step)
+        return step
 
     def _use(self, line: int, agent: str, agent_node: str, tool: str, task: _Task | None, cid: str, t: float) -> dict:
         cred = self.credentials.get(cid)
@@ -484,7 +517,7 @@ class Replay:
     def _queue(self, request: dict, context: tuple) -> None:
         self.steps += 1
         self._pending.append((request, context))
-        if len(self._pending) >= self.batch_size:
+        if len(self._pending) >= self.batch_size or context[6] is not None:
             self.flush()
 
     def _timed(self, requests):
@@ -537,13 +570,15 @@ class Replay:
             self._record(context, decision, cost)
 
     def _record(self, context: tuple, decision, cost: int = 0) -> None:
-        line, step, agent, task, target, chain = context
+        line, step, agent, task, target, chain, recorded = context
         agent_node = f"agent:{agent}"
         target_node = f"agent:{target}" if step == "delegate" else f"tool:{target}"
         stats = self._edge(agent_node, target_node, "delegate" if step == "delegate" else "call")
         if decision is None:
             return
         effect = decision.effect
+        if recorded is not None:
+            recorded["effect"] = effect.value  # the plain word, as in a request read from JSON
         if effect == ALLOW:
             stats[1] += 1
             if decision.shares:
@@ -591,6 +626,15 @@ class Replay:
                     self._find(Finding(UNUSED_PERMIT, None, None, rule=rule.id,
                                        detail=f"permit `{rule.id}`{where} never determined an allowed step"))
         self.findings.sort(key=Finding.sort_key)
+
+
+def reads_history(policies) -> bool:
+    """Whether a condition of ``policies`` reads the request's ``history``."""
+    for rule in policies.rules:
+        for expr in (rule.when, rule.unless):
+            if expr is not None and any(isinstance(n, A.Path) and n.root == "history" for n in A.iter_exprs(expr)):
+                return True
+    return False
 
 
 def replay(reader: TraceReader, policies, *, seed: int = 0, latency: LatencyModel | None = None, batch_size: int = 256,

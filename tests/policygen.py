@@ -51,8 +51,63 @@ operands = st.one_of(
 )
 
 
+# ---- version 2: quantifiers, functions, arithmetic -------------------------------------------
+STEP_PATHS = ["h.tool", "h.effect", "h.t", "h.agent", "h.args.a", "h.action", "h", "h.resource"]
+NUMBERS = ["now", "context.n", "args.a", "credential.age", "len(args)", "len(history)", "len(args.s)", "1", "0", "5m", "args.b"]
+
+
+def _sum(parts) -> str:
+    return " ".join(parts)
+
+
+arithmetic = st.tuples(
+    st.sampled_from(NUMBERS), st.sampled_from(["+", "-"]), st.sampled_from(NUMBERS + ["1h", "args.s", "true"])
+).map(_sum)
+
+step_operands = st.one_of(
+    st.sampled_from(STEP_PATHS),
+    literals,
+    st.sampled_from(['"allow"', '"deny"', '"t.read"', "now - 1h", "now", "h.t + 5"]),
+)
+
+step_atoms = st.one_of(
+    st.tuples(step_operands, st.sampled_from(["==", "!=", ">=", "<"]), step_operands).map(" ".join),
+    st.tuples(st.sampled_from(["h.tool", "h.agent", "h"]), st.sampled_from(["matches", "startswith"]), st.sampled_from(['"t.*"', '"spiffe://x/*"', '"t"'])).map(" ".join),
+    st.sampled_from(["h has tool", "h has args", "h.effect in [\"allow\", \"approval_required\"]", "h.tool == tool.name", "true", "false", "h.t"]),
+)
+
+step_conditions = st.one_of(
+    step_atoms,
+    st.lists(step_atoms, min_size=2, max_size=2).map(lambda es: " and ".join(f"({e})" for e in es)),
+    st.lists(step_atoms, min_size=2, max_size=2).map(lambda es: " or ".join(f"({e})" for e in es)),
+)
+
+value_conditions = st.sampled_from(
+    [
+        'v startswith "tool:"', 'v == "user"', "v == 1", "v > 0", "v", 'v in ["x", "user"]', "len(v) > 0",
+        "any(w in v where w == 1)",
+    ]
+)
+
+
+def _quantifiers() -> st.SearchStrategy[str]:
+    lists = st.sampled_from(["values(provenance)", "keys(args)", "values(args)", "args.l", "args", "[1, \"x\", []]", "[]", "history"])
+    return st.one_of(
+        st.tuples(st.sampled_from(["any", "all"]), step_conditions).map(lambda t: f"{t[0]}(h in history where {t[1]})"),
+        st.tuples(step_conditions, st.sampled_from([">=", "==", "<"]), st.sampled_from(["0", "1", "2", "len(history) - 1"])).map(
+            lambda t: f"count(h in history where {t[0]}) {t[1]} {t[2]}"
+        ),
+        st.sampled_from(["0", "1", "2"]).map(lambda n: f"count(h in history) >= {n}"),
+        st.tuples(st.sampled_from(["any", "all"]), lists, value_conditions).map(lambda t: f"{t[0]}(v in {t[1]} where {t[2]})"),
+        st.tuples(lists, value_conditions).map(lambda t: f"count(v in {t[0]} where {t[1]}) > 0"),
+        st.tuples(arithmetic, st.sampled_from(["==", ">", "<="]), st.sampled_from(NUMBERS)).map(" ".join),
+        st.sampled_from(['"a" in keys(args)', "len(args.l) == 2", "keys(args) == keys(context)", "len(provenance) > 0"]),
+    )
+
+
 def _atoms() -> st.SearchStrategy[str]:
     return st.one_of(
+        _quantifiers(),
         st.tuples(operands, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), operands).map(" ".join),
         st.tuples(operands, st.just("in"), operands).map(" ".join),
         st.tuples(operands, st.sampled_from(["matches", "startswith", "endswith", "contains"]), operands).map(" ".join),
@@ -86,9 +141,10 @@ def rules(draw, index: int) -> str:
                 lambda ids: "agent " + ", ".join(_lit(i) for i in ids)
             ),
             st.sampled_from(GROUPS).map(lambda g: f"agent in {_lit(g)}"),
+            st.lists(st.sampled_from(GROUPS + ["g3"]), min_size=2, max_size=3).map(lambda gs: "agent in " + ", ".join(_lit(g) for g in gs)),
         )
     )
-    action = draw(st.sampled_from(ACTIONS))
+    action = ", ".join(draw(st.lists(st.sampled_from(ACTIONS + ["issue_credential"]), min_size=1, max_size=3)))
     targets = draw(st.lists(st.sampled_from(TARGET_GLOBS), min_size=1, max_size=3))
     text = f'@id("r{index}") {effect} {subject} to {action} ' + ", ".join(_lit(t) for t in targets)
     if draw(st.booleans()) and draw(st.booleans()):
@@ -141,7 +197,7 @@ def policy_texts(draw) -> str:
 json_values = st.recursive(
     st.one_of(
         st.integers(-3, 3),
-        st.sampled_from([1.5, 0.0]),
+        st.sampled_from([1.5, 0.0, 1.7e308]),
         st.booleans(),
         st.sampled_from(["x", "y", "", "r:1", "i1"]),
         st.none(),
@@ -168,6 +224,8 @@ def requests(draw) -> dict:
         if draw(st.booleans()):
             principal["max_credential_ttl"] = draw(st.integers(1, 500))
     request = {"principal": principal, "tool": draw(st.sampled_from(TOOLS + ["other"]))}
+    if draw(st.integers(0, 5)) == 0:
+        request["action"] = "issue_credential"
     fields = {
         "action": _optional(st.sampled_from(ACTIONS)),
         "resource": _optional(st.sampled_from(RESOURCES)),
@@ -180,7 +238,12 @@ def requests(draw) -> dict:
         ),
         "approval": _optional(st.fixed_dictionaries({}, optional={"granted": st.booleans(), "by": st.just("h")})),
         "now": _optional(st.integers(0, 200)),
-        "provenance": _optional(st.fixed_dictionaries({}, optional={"a": st.sampled_from(["user", "tool:t.read", "unknown"])})),
+        "provenance": _optional(
+            st.fixed_dictionaries(
+                {}, optional={k: st.sampled_from(["user", "tool:t.read", "tool:web.get", "unknown"]) for k in ("a", "b", "s")}
+            )
+        ),
+        "history": _optional(histories()),
     }
     for name, strategy in fields.items():
         if draw(st.booleans()):
@@ -188,3 +251,30 @@ def requests(draw) -> dict:
             if value is not None:
                 request[name] = value
     return request
+
+
+steps = st.fixed_dictionaries(
+    {},
+    optional={
+        "t": st.integers(0, 200),
+        "agent": st.sampled_from(PRINCIPALS),
+        "action": st.sampled_from(ACTIONS),
+        "tool": st.sampled_from(TOOLS),
+        "resource": st.sampled_from(RESOURCES),
+        "args": st.dictionaries(st.sampled_from(["a", "b"]), json_values, max_size=2),
+        "effect": st.sampled_from(["allow", "deny", "approval_required"]),
+    },
+)
+
+
+@st.composite
+def histories(draw):
+    """A task's earlier steps: a list, or (as the simulator gives it) a read-only view of
+    the first steps of a longer shared list."""
+    from nhipl.values import ListView
+
+    listed = draw(st.lists(steps, max_size=5))
+    if draw(st.booleans()):
+        return listed
+    later = draw(st.lists(steps, max_size=2))
+    return ListView(listed + later, len(listed))

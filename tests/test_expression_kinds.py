@@ -30,6 +30,9 @@ SAMPLES = {
     A.In: A.In(PATH, A.ListExpr((A.Literal(1), A.Literal(2)))),
     A.StringTest: A.StringTest("startswith", A.Path("tool", ("name",)), A.Literal("t")),
     A.Has: A.Has(A.Path("context"), "n"),
+    A.Quantifier: A.Quantifier("any", "x", A.ListExpr((A.Literal(1), PATH)), A.Compare("==", A.Path("x"), A.Literal(1))),
+    A.Call: A.Call("len", (A.Path("context"),)),
+    A.Arith: A.Arith("-", PATH, A.Duration(1, "h")),
 }
 
 

@@ -20,12 +20,20 @@ def test_runtime_doc_examples_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "runtime_doc"}
     python_blocks = blocks("python")
-    assert len(python_blocks) >= 4
+    assert len(python_blocks) >= 10
     for code in python_blocks:
         exec(compile(code, str(DOC), "exec"), namespace)  # noqa: S102 - our own documentation
     out = capsys.readouterr().out
+    # A task's life: each printed line is the one the page shows under its block.
+    assert "allow call:tickets.read ticket:7 300\n" in out
+    assert "deny {'to': 'user', 'body': 'tool:vault.read'} forbidden by `no-secrets-out`" in out
+    assert "approval_required\nallow 120\n" in out
+    assert "True {'sub': 'spiffe://acme.org/agents/support'} T-1\nTrue\n" in out
+    assert "was revoked: task `T-1` ended" in out
+    assert "\nTrue\n" in out.split("ended")[1]  # reload revoked the vault credential
+    # The guard.
     assert "ticket 7: my invoice is wrong" in out
-    assert "sent to customer@example.com with a 120s credential" in out
+    assert "sent to customer@example.com with a 120s credential (call:email.send)" in out
     assert "error: `tickets.read` denied" in out  # the writer holds no more than it was given
     assert "error: `email.send` denied" in out  # outside the task no permit applies
     assert "['ticket 0', 'ticket 1', 'ticket 2']" in out
@@ -35,11 +43,23 @@ def test_runtime_doc_examples_run(tmp_path, monkeypatch, capsys):
     writer_mail = next(r for r in records if r.get("tool") == "email.send" and r.get("effect") == "allow")
     assert writer_mail["chain"] == ["spiffe://acme.org/agents/support"]
     assert writer_mail["approval"] == {"granted": True, "by": "alice@acme.com"}
+    runtime_log = [json.loads(line) for line in Path("decisions.jsonl").read_text().splitlines()]
+    reasons = [r["reason"] for r in runtime_log if r["kind"] == "credential_revoke"]
+    assert any(r.startswith("the policy context changed: the request is now deny") for r in reasons)
 
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     for script in blocks("sh"):
         subprocess.run(["sh", "-e", "-c", script], check=True, env=env, timeout=120)
-    trace = [json.loads(line) for line in Path("day.trace.jsonl").read_text().splitlines()]
-    assert {"task_start", "delegate", "approval", "tool_call", "task_end"} <= {e["kind"] for e in trace}
+    steps = sum(r["kind"] in ("tool_call", "delegate") for r in records)
     report = json.loads(Path("report/report.json").read_text())
-    assert report["summary"]["steps"] == sum(e["kind"] in ("tool_call", "delegate") for e in trace)
+    assert report["summary"]["steps"] == steps
+    # Replayed under the policies that made it, every step gets the effect the guard gave it.
+    effects = {r["effect"] for r in records if r["kind"] in ("tool_call", "delegate")}
+    denied = sum(r.get("effect") == "deny" for r in records)
+    assert effects >= {"allow", "deny"}
+    assert sum(f["kind"] == "overreach" and f["subkind"] == "denied" for f in report["findings"]) == denied
+    assert not [f for f in report["findings"] if f["kind"] == "revocation_gap"]
+    trace = [json.loads(line) for line in Path("day.trace.jsonl").read_text().splitlines()]
+    assert {"task_start", "delegate", "tool_call", "task_end", "credential_issue", "credential_revoke"} <= {e["kind"] for e in trace}
+    imported = json.loads(Path("report-imported/report.json").read_text())
+    assert imported["summary"]["steps"] == steps

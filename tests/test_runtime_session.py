@@ -8,9 +8,11 @@ import time
 
 import jwt as pyjwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import nhipl
-from nhipl.runtime import Denied, Expired, Invalid, Revoked, Runtime
+from nhipl.runtime import CredentialError, Denied, Expired, Invalid, Revoked, Runtime
 
 A = "spiffe://acme.org/agents/support"
 B = "spiffe://acme.org/agents/writer"
@@ -245,3 +247,72 @@ def test_a_failed_log_write_denies_the_step(policies, tmp_path):
     rt.log = log
     d = task.check(A, "vault.read")
     assert d.effect == "deny" and d.credential is None and "failing closed" in d.reasons[0]
+
+
+def test_each_step_carries_the_task_s_history():
+    policies = nhipl.loads(
+        '@id("vault") permit any agent to call "vault.read" grant ttl 1m;\n'
+        '@id("mail") permit any agent to call "email.send";\n'
+        '@id("nothing-leaves-after-secrets") forbid any agent to call "email.send"\n'
+        '    when any(h in history where h.tool matches "vault.*" and h.effect == "allow")\n'
+        '    because "nothing leaves a task that has read a secret";\n'
+    )
+    rt = Runtime(policies)
+    task = rt.start_task(A, "ops")
+    assert task.check(A, "email.send", {"to": "x"}).effect == "allow"
+    assert task.check(B, "vault.read").effect == "deny"  # not part of the task: denied, and in the history
+    assert task.check(A, "vault.read", {"name": "db"}, resource="db").effect == "allow"
+    late = task.check(A, "email.send", {"to": "x"})
+    assert late.effect == "deny" and late.rules == ("nothing-leaves-after-secrets",)
+    history = list(late.request["history"])
+    assert [(h["agent"], h["tool"], h["effect"]) for h in history] == [
+        (A, "email.send", "allow"), (B, "vault.read", "deny"), (A, "vault.read", "allow")]
+    assert history[2]["resource"] == "db" and history[2]["args"] == {"name": "db"} and history[2]["action"] == "call"
+    assert all(h["t"] <= late.request["now"] for h in history)
+    other = rt.start_task(A, "ops")  # another task's history is its own
+    assert other.check(A, "email.send", {"to": "x"}).effect == "allow"
+
+
+def test_a_task_id_runs_once_at_a_time(rt):
+    task = rt.start_task(A, "s", task_id="T")
+    with pytest.raises(ValueError, match="already running"):
+        rt.start_task(A, "s", task_id="T")
+    task.end()
+    rt.start_task(A, "s", task_id="T").end()
+
+
+def test_the_memory_store_forgets_expired_credentials():
+    from nhipl.runtime.store import MemoryStore
+
+    store = MemoryStore()
+    for n in range(3000):
+        store.add_credential({"jti": f"j{n}", "exp": 1.0, "task": "t"})
+    store.revoke("j2999", 1.0, "x")
+    assert len(store._credentials) < 1100 and len(store._tasks["t"]) < 1100
+    assert store.live_credentials(2.0) == [] and store.revoked("j2999") is None and store.task_credentials("t") == []
+
+
+_FUZZED = Runtime(nhipl.loads(POLICY))
+_tokens = st.one_of(
+    st.text(max_size=80),
+    st.builds(lambda parts: ".".join(parts), st.lists(st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=+/", max_size=40), min_size=1, max_size=4)),
+    st.binary(max_size=40),
+    st.none(), st.integers(), st.lists(st.integers(), max_size=2),
+)
+
+
+@given(token=_tokens, tool=st.text(max_size=10), resource=st.one_of(st.none(), st.text(max_size=10)))
+def test_verify_refuses_anything_but_a_credential_with_its_own_error(token, tool, resource):
+    with pytest.raises(CredentialError):
+        _FUZZED.verify(token, tool, resource)
+
+
+def test_a_signed_token_with_edited_parts_is_refused(rt):
+    token = rt.start_task(A, "s").check(A, "vault.read").credential.token
+    head, body, sig = token.split(".")
+    none = pyjwt.utils.base64url_encode(json.dumps({"alg": "none"}).encode()).decode()
+    hmac = pyjwt.utils.base64url_encode(json.dumps({"alg": "HS256", "kid": rt.signer.kid}).encode()).decode()
+    for bad in (f"{head}.{body}.", f"{head}..{sig}", f".{body}.{sig}", f"{head}.{body}.{sig[::-1]}",
+                f"{none}.{body}.", f"{hmac}.{body}.{sig}"):
+        with pytest.raises(Invalid):
+            rt.verify(bad, "vault.read")

@@ -264,3 +264,33 @@ def test_decision_log_records_validate(tmp_path):
         validator.validate(record)
     records[1]["effect"] = "maybe"
     assert not validator.is_valid(records[1])
+
+
+def test_a_runtime_log_validates_as_decision_log_records_and_as_trace_events(tmp_path):
+    from nhipl.runtime import Runtime
+
+    policies = nhipl.loads(
+        '@id("r") permit any agent to call "t" grant ttl 5m;\n'
+        '@id("d") permit any agent to delegate "spiffe://x/*";\n'
+        '@id("g") require approval for any agent to call "t" when args.n == 2;\n'
+    )
+    path = tmp_path / "log.jsonl"
+    rt = Runtime(policies, log=str(path))
+    task = rt.start_task("spiffe://x/a", "i", prompt="use 1")
+    task.check("spiffe://x/a", "t", {"n": 1, "token": "ghp_" + "x" * 36})
+    task.record_output("t", {"n": 2})
+    task.delegate("spiffe://x/a", "spiffe://x/b").check("t", {"n": 2})
+    task.approve("t", by="alice", args={"n": 2}, ttl=60)
+    rt.revoke(task.check("spiffe://x/a", "t", {"n": 2}).credential.id, "by hand")
+    task.end()
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["kind"] for r in records} == {"task_start", "tool_call", "tool_output", "delegate", "approval",
+                                            "credential_issue", "credential_revoke", "task_end"}
+    log_schema, trace_schema = _validator("decision-log"), _validator("trace-event")
+    for record in records:
+        log_schema.validate(record)
+        trace_schema.validate(record)
+        assert check_event(record) is None
+    step = next(r for r in records if r["kind"] == "tool_call")
+    step["effect"] = "maybe"
+    assert not log_schema.is_valid(step)

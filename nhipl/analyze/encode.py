@@ -171,6 +171,8 @@ class PolicyEncoding:
             return ite_node(given.sym.present, given, ConstNode({"granted": False}))
         if name == "credential":
             return _Credential(space)
+        if name == "history":
+            raise _Unsupported("the request's `history`")
         if name in space.roots:
             return space.roots[name]
         return ABSENT
@@ -236,6 +238,14 @@ class PolicyEncoding:
             v = node.value()
             inner = node.child(e.name).value()
             return boolean(z3.And(_bool(v.present), v.is_kind(OBJ), _bool(inner.present))), FALSE
+        if isinstance(e, A.Arith):
+            (lv, le), (rv, re) = self.expr(e.left, who), self.expr(e.right, who)
+            both = z3.And(lv.is_kind(NUM), rv.is_kind(NUM))
+            n = _n(lv) + _n(rv) if e.op == "+" else _n(lv) - _n(rv)
+            return Sym(TRUE, NUM, n=n), z3.Or(le, re, z3.Not(both))
+        if isinstance(e, (A.Quantifier, A.Call)):
+            what = f"`{e.kind}`" if isinstance(e, A.Quantifier) else f"`{e.name}`"
+            raise _Unsupported(f"{what} (quantifiers and functions are not encoded)")
         raise _Unsupported(f"expression {type(e).__name__}")
 
     def _logic(self, e, who: Identity) -> tuple[Sym, z3.BoolRef]:
@@ -266,7 +276,8 @@ class PolicyEncoding:
     def scope(self, rule, who: Identity) -> z3.BoolRef:
         """Subject, action, targets, resources and task: matching that never errors."""
         space = self.space
-        conds = [space.action == string_literal(rule.action), _any(glob_constraint(t, space.tool) for t in rule.targets)]
+        actions = rule.actions if isinstance(rule, A.Rule) else (rule.action,)
+        conds = [_any(space.action == string_literal(a) for a in actions), _any(glob_constraint(t, space.tool) for t in rule.targets)]
         if rule.resources is not None:
             conds.append(space.has_resource)
             conds.append(_any(glob_constraint(r, space.resource) for r in rule.resources))
@@ -278,7 +289,7 @@ class PolicyEncoding:
         if isinstance(subject, A.AgentIds):
             conds.append(_any(glob_constraint(i, who.id) for i in subject.ids))
         elif isinstance(subject, A.AgentGroup):
-            conds.append(self.in_group(who, subject.group))
+            conds.append(_any(self.in_group(who, group) for group in subject.groups))
         return z3.And(conds)
 
     def in_group(self, who: Identity, group: str) -> z3.BoolRef:

@@ -128,7 +128,7 @@ def diff(old, new, *, bounds: Bounds = Bounds(), timeout: float = DEFAULT_TIMEOU
     old_rules, new_rules = old.rules, new.rules
     scope = None
     if delta is not None:
-        scopes = [(r.action, r.targets) for r in delta]
+        scopes = [(action, r.targets) for r in delta for action in r.actions]
         scope = region(space, scopes)
         old_rules, new_rules = slice_rules(old.rules, scopes), slice_rules(new.rules, scopes)
     a = PolicyEncoding(old, space, old_rules).decision()
@@ -291,7 +291,7 @@ def rules(policies, *, bounds: Bounds = Bounds(), timeout: float = DEFAULT_TIMEO
     for rule in policies.rules:
         if only is not None and not only(rule):
             continue
-        scopes = [(rule.action, rule.targets)]
+        scopes = [(action, rule.targets) for action in rule.actions]
         space = RequestSpace(bounds)
         enc = PolicyEncoding(policies, space, slice_rules(policies.rules, scopes))
         decision = enc.decision()
@@ -391,7 +391,7 @@ def _no_request_attrs(space: RequestSpace) -> list:
 
 def _grant(policies, agent, chain, rule, bounds, timeout, notes) -> Grant | None:
     space = RequestSpace(bounds)
-    scopes = [(rule.action, rule.targets)]
+    scopes = [(action, rule.targets) for action in rule.actions]
     decision = PolicyEncoding(policies, space, slice_rules(policies.rules, scopes)).decision()
     session = Session(space, timeout)
     session.add(region(space, scopes), *_identity_constraints(space, agent, chain), *_no_request_attrs(space))

@@ -178,7 +178,7 @@ def slice_rules(rules, scopes: list[tuple[str, tuple[str, ...]]]) -> list[A.Rule
         by_action.setdefault(action, []).extend(targets)
     kept = []
     for rule in rules:
-        targets = by_action.get(rule.action)
+        targets = [u for action in rule.actions for u in by_action.get(action, ())]
         if targets and any(globs_may_overlap(t, u) for t in rule.targets for u in targets):
             kept.append(rule)
     return kept

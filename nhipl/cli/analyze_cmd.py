@@ -276,7 +276,7 @@ def _reach_json(node) -> dict:
         "grants": [
             {
                 "rule": g.rule.id,
-                "action": g.rule.action,
+                "action": ", ".join(g.rule.actions),
                 "targets": list(g.rule.targets),
                 "resources": list(g.rule.resources) if g.rule.resources is not None else None,
                 "task": g.rule.task_intent,
@@ -309,7 +309,7 @@ def _reach_text(node, level: int) -> None:
         click.echo(f"{pad}  can be allowed nothing")
     for g in node.grants:
         rule = g.rule
-        text = f"{pad}  {rule.action} {', '.join(rule.targets)}"
+        text = f"{pad}  {', '.join(rule.actions)} {', '.join(rule.targets)}"
         if rule.resources is not None:
             text += " on " + ", ".join(rule.resources)
         if rule.task_intent is not None:

@@ -137,7 +137,7 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
         steps: list[tuple[int, dict]] = []
         keep = steps.append if (requests_out or emit_tests) else None
         report = simulate(reader, policies, seed=seed, latency=latency, revocation_grace=grace, progress=progress,
-                          approvals=approvals, exact=exact, on_request=(lambda line, request: keep((line, request))) if keep else None)
+                          approvals=approvals, exact=exact, on_request=(lambda line, request: keep((line, _written(request)))) if keep else None)
     finally:
         if progress is not None:
             progress.close()
@@ -168,6 +168,12 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
             write_atomically(target, content, force=force)
         click.echo(f"wrote {path}", err=True)
     sys.exit(EXIT_FINDINGS if fail_on and _fails(report, fail_on) else EXIT_OK)
+
+
+def _written(request: dict) -> dict:
+    """``request`` as it is written out: its history (a view of the task's steps) as a list."""
+    history = request.get("history")
+    return request if history is None or history.__class__ is list else {**request, "history": list(history)}
 
 
 def _imports_from(test_file: str, policy_paths) -> tuple[str, ...]:

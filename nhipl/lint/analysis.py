@@ -74,7 +74,7 @@ def subject_covers(outer: A.Subject, inner: A.Subject) -> bool:
         return True
     if isinstance(outer, A.AgentIds):
         return isinstance(inner, A.AgentIds) and all_covered(outer.ids, inner.ids)
-    return isinstance(inner, A.AgentGroup) and inner.group == outer.group
+    return isinstance(inner, A.AgentGroup) and set(inner.groups) <= set(outer.groups)
 
 
 def subjects_overlap(a: A.Subject, b: A.Subject) -> bool:
@@ -86,7 +86,7 @@ def subjects_overlap(a: A.Subject, b: A.Subject) -> bool:
 def scope_covers(outer: A.Rule, inner: A.Rule, *, resources: bool = True) -> bool:
     """Every request in ``inner``'s scope (subject, action, targets, resources,
     task) is in ``outer``'s. Conditions are not considered."""
-    if outer.action != inner.action:
+    if not set(inner.actions) <= set(outer.actions):
         return False
     if outer.task_intent is not None and outer.task_intent != inner.task_intent:
         return False
@@ -100,7 +100,7 @@ def scope_covers(outer: A.Rule, inner: A.Rule, *, resources: bool = True) -> boo
 
 def scopes_overlap(a: A.Rule, b: A.Rule) -> bool:
     """Some request is in both rules' scopes."""
-    if a.action != b.action:
+    if set(a.actions).isdisjoint(b.actions):
         return False
     if a.task_intent is not None and b.task_intent is not None and a.task_intent != b.task_intent:
         return False

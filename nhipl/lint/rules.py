@@ -139,6 +139,14 @@ RULES: dict[str, LintRule] = {
             "Usually a typo that leaves the tool the forbid meant to stop allowed.",
             "nist-airmf:1.0:GOVERN-1.4",
         ),
+        _rule(
+            "NHI014", "never-true-quantifier", "warning",
+            "a quantifier can never be true",
+            "An `any(...)` over the empty list `[]` or with a `where` condition that is the literal "
+            "`false`, or an `all(...)` over a non-empty literal list with a `false` condition, is false "
+            "for every request: usually the wrong list or a condition left over from editing.",
+            "nist-airmf:1.0:GOVERN-1.4",
+        ),
     )
 }
 
@@ -258,7 +266,7 @@ class Facts:
         return span is not None and span.source in self.user_sources
 
     def sensitive_hits(self, rule: A.Rule) -> list[tuple[str, str]]:
-        if rule.action == "delegate":
+        if "delegate" in rule.actions and len(rule.actions) == 1:
             return []
         return [(p, why) for p, why in self.sensitive if any(an.globs_overlap(t, p) for t in rule.targets)]
 
@@ -350,7 +358,7 @@ def _gated(facts: Facts, permit: A.Rule, pattern: str) -> bool:
     reached = [t for t in permit.targets if an.globs_overlap(t, pattern)]
     gated: list[str] = []  # targets of every gate that applies: together they may cover the permit
     for gate in facts.rules:
-        if not _approval_gate(gate) or gate.action != permit.action or gate.resources is not None:
+        if not _approval_gate(gate) or not set(permit.actions) <= set(gate.actions) or gate.resources is not None:
             continue
         if gate.task_intent is not None and gate.task_intent != permit.task_intent:
             continue
@@ -374,7 +382,7 @@ def check_ungated_sensitive(facts: Facts) -> Iterator[RawFinding]:
                     facts.head(rule),
                     rule.span,
                     rule.id,
-                    f"add `require approval for {format_subject(rule.subject)} to {rule.action} \"{pattern}\";` "
+                    f"add `require approval for {format_subject(rule.subject)} to {', '.join(rule.actions)} \"{pattern}\";` "
                     "or `import \"baseline\";`",
                 )
                 break
@@ -400,7 +408,7 @@ def _same_rule(a: A.Rule, b: A.Rule) -> bool:
     return (
         a.effect == b.effect
         and a.subject == b.subject
-        and a.action == b.action
+        and set(a.actions) == set(b.actions)
         and set(a.targets) == set(b.targets)
         and (a.resources is None) == (b.resources is None)
         and set(a.resources or ()) == set(b.resources or ())
@@ -460,7 +468,7 @@ def _depth_bounded(facts: Facts, permit: A.Rule) -> bool:
     if an.mentions(permit, "delegation", ("depth", "chain")):
         return True
     for gate in facts.rules:
-        if gate.effect != A.FORBID or gate.action != "delegate" or gate.resources is not None:
+        if gate.effect != A.FORBID or "delegate" not in gate.actions or gate.resources is not None:
             continue
         if gate.task_intent is not None and gate.task_intent != permit.task_intent:
             continue
@@ -475,7 +483,7 @@ def _depth_bounded(facts: Facts, permit: A.Rule) -> bool:
 
 def check_delegation(facts: Facts) -> Iterator[RawFinding]:
     for rule in facts.permits:
-        if rule.action != "delegate" or not facts.is_user(rule.span) or rule.id in facts.shadowed:
+        if "delegate" not in rule.actions or not facts.is_user(rule.span) or rule.id in facts.shadowed:
             continue
         if not _depth_bounded(facts, rule):
             yield RawFinding(
@@ -675,6 +683,37 @@ def check_case_variant_forbids(facts: Facts) -> Iterator[RawFinding]:
                 break
 
 
+def _never_true(node: A.Quantifier) -> str | None:
+    """Why ``node`` is false for every request, or None."""
+    false_where = isinstance(node.where, A.Literal) and node.where.value is False
+    literal = node.source if isinstance(node.source, A.ListExpr) else None
+    if node.kind == "any" and literal is not None and not literal.items:
+        return "it ranges over the empty list `[]`"
+    if node.kind == "any" and false_where:
+        return "its `where` condition is `false`"
+    if node.kind == "all" and false_where and literal is not None and literal.items:
+        return "its `where` condition is `false` and its list is not empty"
+    return None
+
+
+def check_never_true_quantifiers(facts: Facts) -> Iterator[RawFinding]:
+    for rule in facts.rules:
+        if not facts.is_user(rule.span):
+            continue
+        for expr in (rule.when, rule.unless):
+            for node in A.iter_exprs(expr) if expr is not None else ():
+                why = _never_true(node) if isinstance(node, A.Quantifier) else None
+                if why is not None:
+                    yield RawFinding(
+                        "NHI014",
+                        f"`{node.kind}(...)` in {_rule_name(rule)} can never be true: {why}",
+                        node.span or rule.span,
+                        rule.span,
+                        rule.id,
+                        "check the list after `in` and the condition after `where`",
+                    )
+
+
 CHECKS = (
     check_shared_identity,
     check_standing_privilege,
@@ -687,4 +726,5 @@ CHECKS = (
     check_empty_tasks,
     check_dead_rules,
     check_case_variant_forbids,
+    check_never_true_quantifiers,
 )

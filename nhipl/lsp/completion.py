@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from nhipl import ast as A
 
 from .analysis import Analysis
-from .language import ACTIONS, EFFECTS, ITEM_SNIPPETS, PATHS, RULE_CLAUSES
+from .language import ACTIONS, EFFECTS, FUNCTIONS, ITEM_SNIPPETS, PATHS, RULE_CLAUSES
 from .tokens import AGENT_DECL, AGENT_REF, GROUP, IMPORT, RULE_ID_REF, TOOL_REF, Token, string_role, tokenize
 from .workspace import Workspace
 
@@ -90,7 +90,8 @@ def _declared(analysis: Analysis, role: str, workspace: Workspace) -> dict[str, 
                     out.setdefault(g, f"group of `{agent}`")
         for rule in policies.rules:
             if isinstance(rule.subject, A.AgentGroup):
-                out.setdefault(rule.subject.group, "group named by a rule")
+                for group in rule.subject.groups:
+                    out.setdefault(group, "group named by a rule")
     elif role == TOOL_REF and policies is not None:
         out = {pattern: "declared tool" for pattern, _ in policies.tools}
         for rule in policies.rules:
@@ -137,7 +138,7 @@ def _keywords(tokens: list[Token]) -> list[tuple[str, str]]:
     if prev == "attenuate":
         return [("delegation", "keyword")]
     if prev in ("when", "unless", "and", "or", "not", "("):
-        return [(r, "path") for r in PATHS] + [("not", "keyword")]
+        return [(r, "path") for r in PATHS] + [("not", "keyword")] + [(f, "function") for f in FUNCTIONS]
     if tokens and tokens[-1].kind == "string" and in_rules:
         # after a rule's subject: `to`; after its targets or resources: the clauses
         role = string_role(tokens, len(tokens) - 1)
@@ -207,6 +208,6 @@ def complete(analysis: Analysis, workspace: Workspace, offset: int) -> list[Sugg
             Suggestion(v, "value", f'"{v}"', start, offset, d) for v, d in sorted(_declared(analysis, role, workspace).items())
         ]
     for label, kind in _keywords(tokens):
-        insert = ITEM_SNIPPETS.get(label, label) if kind == "snippet" else label
-        suggestions.append(Suggestion(label, kind, insert, start, offset, ""))
+        insert = ITEM_SNIPPETS.get(label, label) if kind == "snippet" else label + "(" if kind == "function" else label
+        suggestions.append(Suggestion(label, kind, insert, start, offset, FUNCTIONS.get(label, "") if kind == "function" else ""))
     return suggestions

@@ -16,7 +16,8 @@ KEYWORDS: dict[str, str] = {
     "require": "`require approval for SUBJECT to ACTION ...`: a matched request that is otherwise allowed needs `approval.granted == true`, else the decision is `approval_required`. It never grants anything by itself.",
     "approval": "`require approval for`: an approval gate. In conditions, `approval.granted` and `approval.by` read the human approval attached to the step (an absent approval reads as `{granted: false}`).",
     "for": "Part of `require approval for`.",
-    "any": "`any agent`: the rule applies to every identity.",
+    "any": "`any agent`: the rule applies to every identity. In conditions, `any(x in LIST where COND)` is true when COND holds for some element.",
+    "where": "`any(x in LIST where COND)`, `all(...)`, `count(...)`: the condition tested on each element, which it reads as `x`, `x.field`.",
     "in": '`agent in "group"`: principals whose `groups` hold the group. In conditions, `x in [..]` or `x in list-valued-path` tests membership.',
     "to": "Introduces the rule's action and targets: `to call \"tool.glob\"`.",
     "on": 'Resources the rule applies to: `on "repo:acme/*"`. The rule does not match a request without a resource.',
@@ -66,6 +67,17 @@ PATHS: dict[str, tuple[str, tuple[str, ...]]] = {
     "context": ("Anything else the caller knows (data classification, environment, ...): `context.NAME`.", ()),
     "provenance": ("Where each argument's value came from: `provenance.NAME` is `\"user\"`, `\"tool:<name>\"` or `\"unknown\"`.", ()),
     "now": ("The time of the request, in seconds since the epoch (a number).", ()),
+    "history": ("The earlier steps of the task, oldest first: objects `{t, agent, action, tool, resource?, args?, effect}`. Read it with `any(h in history where ...)`, `count(...)`, `len(history)`.", ()),
+}
+
+# Functions a condition can call (names, not keywords: only before `(`).
+FUNCTIONS: dict[str, str] = {
+    "any": "`any(x in LIST where COND)`: true when COND holds for some element (false on `[]`); stops at the first true one.",
+    "all": "`all(x in LIST where COND)`: true when COND holds for every element (true on `[]`); stops at the first false one.",
+    "count": "`count(x in LIST)`, `count(x in LIST where COND)`: how many elements (for which COND holds).",
+    "keys": "`keys(o)`: an object's keys, sorted.",
+    "values": "`values(o)`: an object's values, in the order of its sorted keys.",
+    "len": "`len(v)`: the length of a list, a string or an object.",
 }
 
 EFFECTS = {"allow": "The request is allowed.", "deny": "The request is denied.", "approval_required": "The request needs a human approval."}

@@ -49,6 +49,7 @@ _COMPLETION_KIND = {
     "snippet": T.CompletionItemKind.Keyword,
     "value": T.CompletionItemKind.Value,
     "path": T.CompletionItemKind.Field,
+    "function": T.CompletionItemKind.Function,
 }
 
 log = logging.getLogger("nhipl.lsp")

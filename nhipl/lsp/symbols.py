@@ -24,7 +24,7 @@ class Symbol:
 
 
 def _rule_detail(rule: A.Rule) -> str:
-    return f"{rule.effect.replace('_', ' ')} {rule.action} " + ", ".join(f'"{t}"' for t in rule.targets)
+    return f"{rule.effect.replace('_', ' ')} {', '.join(rule.actions)} " + ", ".join(f'"{t}"' for t in rule.targets)
 
 
 def document_symbols(analysis: Analysis) -> list[Symbol]:

@@ -8,6 +8,7 @@ import os
 from typing import Any, Mapping
 
 from ..errors import RequestError
+from ..values import ListView
 
 DEPTH_LIMIT = 64
 
@@ -98,7 +99,7 @@ def _plain(value: Any, depth: int) -> Any:
             if not isinstance(key, str):
                 raise _NotJSON(f"has a key that is not a string: {type(key).__name__}")
         return _plain({str.__str__(k): v for k, v in value.items()}, depth)
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, ListView)):
         return _plain(list(value), depth)
     if isinstance(value, str):
         return str.__str__(value)

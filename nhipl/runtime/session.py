@@ -29,7 +29,8 @@ from ..approval import ScopedApproval, take
 from ..decision import ALLOW, DENY, Decision
 from ..errors import NhiplError
 from ..provenance import Outputs, provenance
-from ..request import SCHEMA_BY_NAME
+from ..request import MAX_HISTORY
+from ..values import ListView
 from .credentials import Signer, _b64, new_id
 from .errors import DecisionLogError, Denied, Expired, Invalid, Revoked
 from .log import DecisionLog, failed_closed, open_log
@@ -39,19 +40,15 @@ from .store import Store, StoreError, open_store
 logger = logging.getLogger("nhipl.runtime")
 
 ISSUER = "nhipl"
-HISTORY_LIMIT = 10_000
-"""A task's history keeps its latest this many steps."""
-
-# The request field `history` (language version 2). Requests carry it when the request
-# schema knows it; until then the session keeps it (see `with_history`).
-HISTORY_IN_REQUESTS = "history" in SCHEMA_BY_NAME
+HISTORY_LIMIT = MAX_HISTORY
+"""A step's request carries the latest this many steps of its task."""
 
 
-def with_history(request: dict, history: list) -> dict:
-    """``request`` with the task's history, when requests carry one."""
-    if HISTORY_IN_REQUESTS:
-        request["history"] = history
-    return request
+def history_view(history: list) -> ListView:
+    """The latest :data:`HISTORY_LIMIT` steps of ``history`` as a read-only view: no copy
+    per step (each step was made plain JSON when it was recorded)."""
+    stop = len(history)
+    return ListView(history, stop, max(0, stop - HISTORY_LIMIT))
 
 
 class Credential:
@@ -156,6 +153,8 @@ class Runtime:
             _require_str(owner, "owner")
         task_id = task_id if task_id is not None else uuid.uuid4().hex
         _require_str(task_id, "task_id")
+        if task_id in self._tasks:
+            raise ValueError(f"task `{task_id}` is already running in this runtime")
         task = Task(self, task_id, agent, intent, prompt, owner)
         now = time.time()
         event = {"kind": "task_start", "task": task_id, "agent": agent, "intent": intent}
@@ -298,7 +297,8 @@ class Runtime:
         """Log a step decided outside a task session (``request`` as given) and return the
         decision to enforce: a deny when the log fails closed and cannot be written."""
         try:
-            self._write(step_event(request, decision, approval=approval), request.get("now") or time.time(), required=True)
+            if self.log is not None:
+                self._write(step_event(request, decision, approval=approval), request.get("now") or time.time(), required=True)
         except DecisionLogError as err:
             decision = failed_closed(decision, err)
         return _step(decision, None, request)
@@ -429,7 +429,7 @@ class Task:
         live = self.runtime._live((agent, self.id, action, tool, resource), now) if action != "delegate" else None
         if live is not None:
             request["credential"] = live.request()
-        with_history(request, self.history)
+        request["history"] = history_view(self.history)
         return request, prov, live
 
     def _decide(self, agent: str, action: str, tool: str, args, resource, context, principal=None):
@@ -445,10 +445,10 @@ class Task:
                 decision = Decision(DENY, (), None, (), (f"`{agent}` neither started task `{self.id}` nor was delegated to within it",))
             else:
                 decision = rt.policies.evaluate(request)
-            event = step_event(request, decision, live.id if live is not None else None)
             credential = None
             try:
-                rt._write(event, now, required=True)
+                if rt.log is not None:
+                    rt._write(step_event(request, decision, live.id if live is not None else None), now, required=True)
                 if decision.effect == ALLOW and decision.credential_ttl is not None:
                     credential = live or rt._credential(self, agent, chain or [], request, decision, now)
                     if credential not in self.credentials:
@@ -464,9 +464,12 @@ class Task:
             if args is not None:
                 step["args"] = args
             step["effect"] = str(decision.effect)
-            self.history.append(step)
-            if len(self.history) > HISTORY_LIMIT:
-                del self.history[: len(self.history) - HISTORY_LIMIT]
+            history = self.history
+            history.append(step)
+            if len(history) > 2 * HISTORY_LIMIT:
+                # Cut in blocks, so that appending stays cheap: a request reads the latest
+                # HISTORY_LIMIT steps (views handed out before a cut see the list after it).
+                del history[:HISTORY_LIMIT]
         return _step(decision, credential, request), request
 
     def record_output(self, tool: str, output: Any) -> None:
@@ -641,8 +644,12 @@ def _kid(token: str) -> str | None:
 
 
 def _stored_request(request: dict) -> dict:
-    """The request as the store keeps it for re-deciding on reload."""
-    return {k: v for k, v in request.items() if k not in ("now", "credential")}
+    """The request as the store keeps it for re-deciding on reload (plain JSON: the history
+    as it was when the credential was issued)."""
+    out = {k: v for k, v in request.items() if k not in ("now", "credential")}
+    if "history" in out:
+        out["history"] = list(out["history"])
+    return out
 
 
 def _jsonable(value: Any) -> Any:

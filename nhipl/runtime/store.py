@@ -82,6 +82,8 @@ class MemoryStore(Store):
 
     def add_credential(self, record: dict) -> None:
         with self._lock:
+            if len(self._credentials) % 1024 == 1023:
+                self._prune(time.time())
             self._credentials[record["jti"]] = record
             task = record.get("task")
             if task is not None:

@@ -67,7 +67,7 @@ def scope_policies(policies: Policies, invariant: A.Invariant) -> Policies:
         id="invariant-scope",
         effect=A.FORBID,
         subject=invariant.subject or A.AnyAgent(),
-        action=invariant.action,
+        actions=(invariant.action,),
         targets=invariant.targets,
         resources=invariant.resources,
         when=invariant.when,

@@ -77,10 +77,11 @@ class Scope:
         """The part of this scope where ``rule`` applies."""
         subject = rule.subject
         return Scope(
-            actions=(rule.action,) if self.actions is None or rule.action in self.actions else (),
+            actions=tuple(a for a in dict.fromkeys(rule.actions) if self.actions is None or a in self.actions),
             tools=_globs(self.tools, rule.targets),
             principals=_globs(self.principals, subject.ids if isinstance(subject, A.AgentIds) else None),
             resources=_globs(self.resources, rule.resources),
+            # a principal in the rule's first group is in one of its groups
             groups=self.groups + ((subject.group,) if isinstance(subject, A.AgentGroup) else ()),
             intent=rule.task_intent or self.intent,
             required=self.required | read_paths(rule.when),
@@ -128,7 +129,7 @@ def read_paths(expr: A.Expr | None) -> frozenset:
             stack.extend((node.item, node.container))
         elif isinstance(node, A.Has):
             paths.add((node.path.root,) + node.path.attrs + (node.name,))
-        elif isinstance(node, A.Path):
+        elif isinstance(node, A.Path) and node.root in SCHEMA_BY_NAME:  # not a quantifier's name
             paths.add((node.root,) + node.attrs)
     return frozenset(paths)
 

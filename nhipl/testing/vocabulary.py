@@ -86,7 +86,8 @@ class Vocabulary:
         for pattern, _attrs in policies.tools:
             _add(vocab.tools, instantiate(pattern))
         for rule in policies.rules:
-            vocab._scope(rule.subject, rule.action, rule.targets, rule.resources)
+            for action in rule.actions:
+                vocab._scope(rule.subject, action, rule.targets, rule.resources)
             if rule.task_intent is not None:
                 _add(vocab.intents, rule.task_intent)
             vocab._condition(rule.when)
@@ -120,7 +121,8 @@ class Vocabulary:
             for i in subject.ids:
                 _add(self.principals, instantiate(i))
         elif isinstance(subject, A.AgentGroup):
-            _add(self.groups, subject.group)
+            for group in subject.groups:
+                _add(self.groups, group)
 
     def _value(self, path: tuple[str, ...], value: object) -> None:
         root = path[0]
