@@ -421,6 +421,8 @@ class App:
         except DecisionLogError as err:  # fail closed: a task that cannot be logged is not started
             print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
             return 503, {"error": f"the task could not be logged ({err.message}); not started"}, self._runtime_headers()
+        except (TypeError, ValueError) as err:  # a task id another request started meanwhile
+            return 409, {"error": str(err), "field": "task_id"}, self._runtime_headers()
         out = {"task": task.id, "agent": body["agent"], "intent": body.get("intent")}
         return 201, out, ((b"location", f"/v1/tasks/{task.id}".encode()), *self._runtime_headers())
 
