@@ -43,11 +43,12 @@ def run_tree(tree: str, calls: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", help="another source tree to measure alongside this one (e.g. main, unpacked)")
+    parser.add_argument("--after", default=HERE, help="the tree to measure as `after` (default: this one)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per tree, interleaved")
     parser.add_argument("--calls", type=int, default=2000, help="tools/call round trips per variant and round")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    trees = {"after": HERE}
+    trees = {"after": os.path.abspath(args.after)}
     if args.before:
         trees = {"before": os.path.abspath(args.before), **trees}
     runs: dict[str, list[dict]] = {name: [] for name in trees}
