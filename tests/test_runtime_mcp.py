@@ -380,3 +380,8 @@ def test_bad_command_line_input(setup, tmp_path):
     bad_policy.write_text("permit any agent to call;\n")
     broken = run("-p", str(bad_policy), "--identity", IDENTITY, "--", sys.executable, str(server))
     assert broken.returncode == 2 and f"{bad_policy}:1:" in broken.stderr and "Traceback" not in broken.stderr
+    (tmp_path / "bad.pem").write_text("not a key")
+    bad_key = run("-p", str(policy), "--identity", IDENTITY, "--key", str(tmp_path / "bad.pem"), "--", sys.executable, str(server))
+    assert bad_key.returncode == 2 and bad_key.stderr.startswith("--key:1:1: ") and "Traceback" not in bad_key.stderr
+    bad_store = run("-p", str(policy), "--identity", IDENTITY, "--store", "memcached://x", "--", sys.executable, str(server))
+    assert bad_store.returncode == 2 and bad_store.stderr.startswith("--store:1:1: unknown store") and "Traceback" not in bad_store.stderr

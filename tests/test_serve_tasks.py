@@ -243,3 +243,22 @@ def test_a_reload_revokes_a_live_credential_whose_permit_is_gone(tmp_path):
         assert after[1]["x-nhipl-policy-version"] == out["version"] and after[2]["effect"] == "deny"
     revokes = [json.loads(line) for line in log.read_text().splitlines() if '"credential_revoke"' in line]
     assert [r["credential"] for r in revokes] == [vault["id"]], revokes
+
+
+@pytest.mark.parametrize(
+    "args, where",
+    [
+        (["--store", "memcached://x"], "--store:1:1: unknown store"),
+        (["--key", "/nonexistent/key.pem"], "--key:1:1: "),
+    ],
+)
+def test_a_bad_store_or_key_stops_the_start(tmp_path, args, where):
+    from .test_serve_process import run_cli
+
+    (tmp_path / "p.nhipl").write_text(POLICY)
+    (tmp_path / "bad.pem").write_text("not a key")
+    result = run_cli("serve", "-p", str(tmp_path / "p.nhipl"), "--port", "0", *args)
+    assert result.returncode == 2 and result.stderr.startswith(where), result.stderr
+    assert "Traceback" not in result.stderr
+    bad_key = run_cli("serve", "-p", str(tmp_path / "p.nhipl"), "--port", "0", "--key", str(tmp_path / "bad.pem"))
+    assert bad_key.returncode == 2 and bad_key.stderr.startswith("--key:1:1: ") and "Traceback" not in bad_key.stderr

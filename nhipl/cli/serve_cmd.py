@@ -35,6 +35,10 @@ def serve_command(
 ) -> None:
     """Serve decisions over HTTP: the AuthZEN Authorization API 1.0 and nhipl's own API.
 
+    Task sessions (/v1/tasks...) decide each step of an agent's task with its provenance,
+    history and approvals, issue signed credentials (checked at /v1/credentials/introspect,
+    keys at /v1/jwks) and revoke them when the task ends or a reload takes their permit away.
+
     Policies reload when their files change, on SIGHUP and on POST /v1/reload; a reload that
     fails keeps the old set. SIGTERM drains in-flight requests, then exits 0. Exit 2 on bad
     input (policies, options, a port that cannot be bound).
