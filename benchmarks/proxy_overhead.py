@@ -27,13 +27,17 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_tree(tree: str, calls: int) -> dict:
-    """``proxy_figures`` with ``nhipl`` imported from ``tree``."""
+    """``proxy_figures`` with ``nhipl`` imported from ``tree`` (its folder first on the path,
+    and the current folder, which ``python -c`` also puts first, the tree itself)."""
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = tree if old is None else tree + os.pathsep + old
+    here = os.getcwd()
+    os.chdir(tree)
     try:
         with tempfile.TemporaryDirectory() as work_dir:
             return proxy_figures(calls, work_dir)
     finally:
+        os.chdir(here)
         if old is None:
             del os.environ["PYTHONPATH"]
         else:

@@ -262,3 +262,23 @@ def test_a_bad_store_or_key_stops_the_start(tmp_path, args, where):
     assert "Traceback" not in result.stderr
     bad_key = run_cli("serve", "-p", str(tmp_path / "p.nhipl"), "--port", "0", "--key", str(tmp_path / "bad.pem"))
     assert bad_key.returncode == 2 and bad_key.stderr.startswith("--key:1:1: ") and "Traceback" not in bad_key.stderr
+
+
+def test_the_number_of_running_tasks_is_bounded(tmp_path, monkeypatch):
+    import asyncio
+
+    from nhipl.runtime.session import Runtime
+    from nhipl.serve import tasks
+    from nhipl.serve.app import App
+    from nhipl.serve.policyset import PolicySet
+
+    (tmp_path / "p.nhipl").write_text(POLICY)
+    policyset = PolicySet([str(tmp_path / "p.nhipl")])
+    app = App(policyset, watch=0, runtime=Runtime(policyset.current.policies))
+    monkeypatch.setattr(tasks, "MAX_TASKS", 2)
+    body = json.dumps({"agent": SUPPORT}).encode()
+    statuses = [asyncio.run(app.start_task(body, {}))[0] for _ in range(3)]
+    assert statuses == [201, 201, 503]
+    first = next(iter(app.runtime._tasks))
+    status, _, _ = asyncio.run(app.end_task(b"", {"nhipl.task_id": first}))
+    assert status == 200 and asyncio.run(app.start_task(body, {}))[0] == 201

@@ -412,6 +412,8 @@ class App:
                 raise authzen.BadBody("task_id", f"`task_id`: {tasks.task_id_problem(task_id)}")
         except authzen.BadBody as err:
             return 400, _error(err), self._runtime_headers()
+        if len(self.runtime._tasks) >= tasks.MAX_TASKS:
+            return 503, {"error": f"{tasks.MAX_TASKS} tasks are running here; end some (DELETE /v1/tasks/{{id}}) first"}, ((b"retry-after", b"1"), *self._runtime_headers())
         if task_id is not None and tasks.open_task(self.runtime, task_id) is not None:
             return 409, {"error": f"task `{task_id}` is already running", "field": "task_id"}, self._runtime_headers()
         try:
@@ -525,7 +527,7 @@ class App:
         return 200, self.metrics.render(self.policyset), ()
 
 
-_DECISION_ENDPOINTS = frozenset({"/access/v1/evaluation", "/access/v1/evaluations", "/v1/decide"})
+_DECISION_ENDPOINTS = frozenset({"/access/v1/evaluation", "/access/v1/evaluations", "/v1/decide", "/v1/tasks/{id}/steps"})
 
 
 def _error(err: authzen.BadBody) -> dict:

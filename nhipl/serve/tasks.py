@@ -25,6 +25,7 @@ from .authzen import BadBody, _kind, _no_unknown
 
 TASK_ID = re.compile(r"[A-Za-z0-9._:~@+-]{1,200}")
 MAX_USES = 1_000_000
+MAX_TASKS = 100_000  # tasks running at once in one process: a client that never ends its tasks cannot exhaust memory
 MAX_APPROVAL_TTL = 7 * 24 * 3600.0
 
 # name: (what it must be, required)
