@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -26,22 +27,30 @@ from guard_overhead import proxy_figures  # noqa: E402
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# The folders a checkout maps into the nhipl namespace (pyproject's package-dir).
+MAPPED = {"grammar": "grammar", "stdlib_policies": "stdlib_policies", "simulator": "simulator"}
+
+
 def run_tree(tree: str, calls: int) -> dict:
-    """``proxy_figures`` with ``nhipl`` imported from ``tree`` (its folder first on the path,
-    and the current folder, which ``python -c`` also puts first, the tree itself)."""
+    """``proxy_figures`` with ``nhipl`` imported from the checkout ``tree``: its package laid
+    out as installed (the mapped folders inside it) in a temporary folder that comes first on
+    the path and is the current folder (which ``python -c`` also puts first)."""
     old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = tree if old is None else tree + os.pathsep + old
     here = os.getcwd()
-    os.chdir(tree)
-    try:
-        with tempfile.TemporaryDirectory() as work_dir:
+    with tempfile.TemporaryDirectory() as overlay, tempfile.TemporaryDirectory() as work_dir:
+        shutil.copytree(os.path.join(tree, "nhipl"), os.path.join(overlay, "nhipl"))
+        for name, folder in MAPPED.items():
+            os.symlink(os.path.join(tree, folder), os.path.join(overlay, "nhipl", name))
+        os.environ["PYTHONPATH"] = overlay if old is None else overlay + os.pathsep + old
+        os.chdir(overlay)
+        try:
             return proxy_figures(calls, work_dir)
-    finally:
-        os.chdir(here)
-        if old is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = old
+        finally:
+            os.chdir(here)
+            if old is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = old
 
 
 def main() -> None:
