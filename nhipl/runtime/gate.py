@@ -612,6 +612,7 @@ class Gate:
         for key, method in list(self._pending.items()):
             out.append(Send(CLIENT, jsonrpc.rpc_error(jsonrpc.key_id(key), INTERNAL_ERROR, f"{why}; `{method}` cannot be answered")))
         self._pending.clear()
+        self._calls.clear()
         self._tool_lists.clear()
         if self._listing is not None:
             out += self._listing_done("the MCP server's tool list is lost; deciding without annotations")
@@ -623,6 +624,7 @@ class Gate:
         for key, method in list(self._pending.items()):
             out.append(Send(CLIENT, jsonrpc.rpc_error(jsonrpc.key_id(key), INTERNAL_ERROR, f"{why} before answering `{method}`")))
         self._pending.clear()
+        self._calls.clear()
         return out
 
     def _record_output(self, tool: str, result) -> None:
