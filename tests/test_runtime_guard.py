@@ -302,3 +302,92 @@ def test_principal_attributes_and_context(policies):
     refund = guard.wrap(lambda amount: current_decision().rules, name="payments.refund")
     assert refund(1) == ("payments",)  # the enforcement point vouches for the attributes
     assert guard.request("x")["context"] == {"env": "prod"}
+
+
+def test_a_task_opened_by_a_delegatee_starts_its_own_chain(policies):
+    guard = Guard(policies, LEAD)
+    with guard.task("billing"):
+        with guard.delegate(HELPER):
+            assert delegation_chain() == (LEAD,)
+            with guard.task("research") as inner:
+                assert guard.acting() == HELPER and delegation_chain() == ()
+                assert guard.request("search.web")["task"] == inner and "delegation" not in guard.request("search.web")
+            assert delegation_chain() == (LEAD,)
+
+
+def test_approvals_in_a_task_are_scoped_to_the_call_and_logged(policies, tmp_path):
+    answers = iter([{"granted": True, "by": "alice"}, {"granted": False, "by": "bob"}])
+    asked = []
+
+    def approver(request, decision):
+        asked.append((request["args"]["to"], request["task"]["intent"], decision.effect))
+        return next(answers)
+
+    guard = Guard(policies, LEAD, decision_log=tmp_path / "d.log", approver=approver)
+    send = guard.wrap(lambda to, body: current_decision(), name="email.send")
+    with guard.task("outreach", id="T"):
+        decision = send("carol@partner.example", "hi")
+        assert decision.effect == "allow" and decision.credential is not None
+        assert send("dave@acme.com", "hi").effect == "allow"  # no gate: nobody asked
+        with pytest.raises(Denied) as caught:
+            send("eve@evil.example", "hi")
+        assert caught.value.effect == "approval_required"
+    assert asked == [("carol@partner.example", "outreach", "approval_required"),
+                     ("eve@evil.example", "outreach", "approval_required")]
+    logged = [r for r in records(tmp_path / "d.log") if r["kind"] in ("approval", "tool_call")]
+    shape = [(r["kind"], r.get("by"), r.get("granted"), r.get("effect"), (r.get("args") or {}).get("to")) for r in logged]
+    assert shape == [
+        ("approval", "alice", True, None, "carol@partner.example"),
+        ("tool_call", None, None, "allow", "carol@partner.example"),
+        ("tool_call", None, None, "allow", "dave@acme.com"),
+        ("approval", "bob", False, None, "eve@evil.example"),
+        ("tool_call", None, None, "approval_required", "eve@evil.example"),
+    ]
+    assert logged[1]["approval"] == {"granted": True, "by": "alice"}
+
+
+def test_a_failing_approver_in_a_task_records_a_refusal_and_runs_nothing(policies, tmp_path):
+    def approver(request, decision):
+        raise RuntimeError("pager down")
+
+    guard = Guard(policies, LEAD, decision_log=tmp_path / "d.log", approver=approver)
+    ran = []
+    send = guard.wrap(lambda to: ran.append(to), name="email.send")
+    with guard.task("outreach"):
+        with pytest.raises(RuntimeError, match="pager down"):
+            send("carol@partner.example")
+    assert ran == []
+    kinds = [(r["kind"], r.get("granted"), r.get("effect")) for r in records(tmp_path / "d.log") if r["kind"] in ("approval", "tool_call")]
+    assert kinds == [("approval", False, None), ("tool_call", None, "approval_required")]
+
+
+def test_async_tools_in_a_task_record_outputs_and_await_the_approver(tmp_path):
+    policies = nhipl.loads(
+        '@id("read") permit any agent to call "tickets.read";\n'
+        '@id("mail") permit any agent to call "email.send";\n'
+        '@id("gate") require approval for any agent to call "email.send" when provenance.to startswith "tool:";\n'
+    )
+
+    async def approver(request, decision):
+        await asyncio.sleep(0)
+        return {"granted": True, "by": "alice"}
+
+    guard = Guard(policies, LEAD, decision_log=tmp_path / "d.log", approver=approver)
+
+    @guard.tool("tickets.read")
+    async def read(ticket):
+        await asyncio.sleep(0)
+        return {"reply_to": "customer@example.com"}
+
+    @guard.tool("email.send")
+    async def send(to):
+        return current_decision().request["provenance"]
+
+    async def main():
+        async with guard.task("support", prompt="answer ticket 7"):
+            ticket = await read(7)
+            return await send(ticket["reply_to"])
+
+    assert asyncio.run(main()) == {"to": "tool:tickets.read"}
+    approval = next(r for r in records(tmp_path / "d.log") if r["kind"] == "approval")
+    assert approval["by"] == "alice" and approval["args"] == {"to": "customer@example.com"}

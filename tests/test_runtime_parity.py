@@ -29,6 +29,9 @@ agent "spiffe://acme.org/agents/lead" { groups: ["leads"] }
     because "a secret may not leave the task";
 @id("refund-gate") require approval for any agent to call "payments.refund";
 @id("refund") permit any agent to call "payments.refund" grant ttl 30s;
+@id("refund-rate") forbid any agent to call "payments.refund"
+    when count(h in history where h.tool == "payments.refund" and h.effect == "allow") >= 3
+    because "at most three refunds a task";
 @id("young-credentials") forbid any agent to call "tickets.read" when credential has age and credential.age > 1h
     because "credentials are short-lived";
 """
@@ -66,7 +69,9 @@ def script(rt: Runtime) -> tuple[list, list]:
     task.approve("payments.refund", by="alice@acme.com", ttl=600, uses=2)
     step(task.check(LEAD, "payments.refund", {"order": 44}))
     step(task.check(LEAD, "payments.refund", {"order": 45}))
-    step(task.check(LEAD, "payments.refund", {"order": 46}))
+    step(task.check(LEAD, "payments.refund", {"order": 46}))  # a fourth refund: the history rule forbids it
+    task.approve("payments.refund", by="alice@acme.com", uses=None)
+    step(task.check(LEAD, "payments.refund", {"order": 47}))  # approved or not
     first_ticket = credentials[0]
     rt.revoke(first_ticket.id, "rotated")
     step(task.check(LEAD, "tickets.read", {"id": 7}, resource="ticket:7"))  # a fresh credential
@@ -83,7 +88,7 @@ def test_the_log_replays_with_every_step_s_effect_and_request(tmp_path):
     steps, credentials = script(rt)
     effects = [str(d.effect) for d in steps]
     assert effects == ["allow", "allow", "allow", "allow", "deny", "allow", "deny", "approval_required",
-                       "approval_required", "allow", "approval_required", "allow", "allow", "approval_required", "allow"]
+                       "approval_required", "allow", "approval_required", "allow", "allow", "deny", "deny", "allow"]
     assert credentials[1] is credentials[0]  # reused
     # A credential used after the task ended is refused.
     for credential in credentials:
@@ -104,9 +109,9 @@ def test_the_log_replays_with_every_step_s_effect_and_request(tmp_path):
     runtime_requests = [d.request for d in steps]
     delegate_to_helper = next(n for n in step_lines if events[n - 1].get("to") == HELPER)
     for n, request in zip([n for n in step_lines if n != delegate_to_helper], runtime_requests):
-        live = {k: v for k, v in request.items() if k != "history"}
+        live = dict(request, history=list(request["history"]))
         live.setdefault("action", "call")
-        again = {k: v for k, v in replayed[n].items() if k != "history"}
+        again = dict(replayed[n], history=list(replayed[n].get("history", ())))
         again.setdefault("action", "call")
         assert again == live, n
 

@@ -1,4 +1,6 @@
-"""Runtime enforcement: the :class:`Guard` for Python tools, decision logs, and the MCP proxy.
+"""Runtime enforcement: task sessions (:class:`Runtime`: steps decided from the session,
+just-in-time credentials, revocation), the :class:`Guard` for Python tools, decision logs,
+and the MCP proxy.
 
 >>> import nhipl
 >>> from nhipl.runtime import Guard
@@ -10,9 +12,10 @@
 >>> search("nhipl")
 'results for nhipl'
 
-The submodules import only the standard library; the MCP proxy
-(:mod:`nhipl.runtime.proxy`) does not need the MCP SDK either. Names are loaded on first
-use so that ``import nhipl`` stays cheap.
+The submodules import only the standard library when they load; signing credentials needs
+joserfc (the ``runtime`` extra) and the ``redis://`` store the redis client (the ``redis``
+extra), imported when first used. The MCP proxy (:mod:`nhipl.runtime.proxy`) does not need the
+MCP SDK. Names are loaded on first use so that ``import nhipl`` stays cheap.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .errors import CredentialError, DecisionLogError, Denied, Expired, Invalid,
 _LAZY = {
     "Guard": "guard",
     "current_task": "guard",
+    "current_session": "guard",
     "current_decision": "guard",
     "delegation_chain": "guard",
     "DecisionLog": "log",

@@ -406,11 +406,13 @@ class TaskScope:
     def __enter__(self) -> dict:
         session = self.guard.runtime.start_task(self.guard.acting(), self.intent, self.prompt, self.task_id, self.owner)
         self.session = session
-        self._tokens = (_task.set(session.request_task), _session.set(session))
+        # A task starts afresh: its originator is the acting identity, with no chain in it.
+        self._tokens = (_task.set(session.request_task), _session.set(session), _chain.set(()))
         return session.request_task
 
     def __exit__(self, *exc) -> None:
-        task_token, session_token = self._tokens  # type: ignore[misc]
+        task_token, session_token, chain_token = self._tokens  # type: ignore[misc]
+        _chain.reset(chain_token)
         _session.reset(session_token)
         _task.reset(task_token)
         # Once the task is over there is nothing left to protect, and raising from

@@ -23,7 +23,7 @@ import os
 import threading
 import time
 import uuid
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..approval import ScopedApproval, take
 from ..decision import ALLOW, DENY, Decision
@@ -111,11 +111,12 @@ class Runtime:
     :class:`~nhipl.runtime.store.Store`. ``log``: a path or a
     :class:`~nhipl.runtime.DecisionLog` (None: no log). ``key``: the Ed25519 signing key, a
     path to a PEM or JWK file (None: a key generated for this process). ``issuer``: the
-    tokens' ``iss``.
+    tokens' ``iss``. ``clock``: the time in seconds since the epoch (tests pass their own).
     """
 
     def __init__(self, policies, store: Store | str | None = "memory", log: DecisionLog | str | os.PathLike | None = None,
-                 *, key: str | os.PathLike | bytes | None = None, issuer: str = ISSUER, source: str = "runtime"):
+                 *, key: str | os.PathLike | bytes | None = None, issuer: str = ISSUER, source: str = "runtime",
+                 clock: Callable[[], float] = time.time):
         self.policies = _policies(policies)
         self.store = open_store(store)
         self.log = open_log(log, source=source)
@@ -123,6 +124,7 @@ class Runtime:
         self._signer: Signer | None = Signer(key) if key is not None else None
         self.issuer = issuer
         self.source = source
+        self.clock = clock
         self._lock = threading.RLock()
         self._reuse: dict[tuple, Credential] = {}
         self._tasks: dict[str, Task] = {}
@@ -156,7 +158,7 @@ class Runtime:
         if task_id in self._tasks:
             raise ValueError(f"task `{task_id}` is already running in this runtime")
         task = Task(self, task_id, agent, intent, prompt, owner)
-        now = time.time()
+        now = self.clock()
         event = {"kind": "task_start", "task": task_id, "agent": agent, "intent": intent}
         if owner is not None:
             event["owner"] = owner
@@ -215,7 +217,7 @@ class Runtime:
         return self._revoke(jti, record["exp"], reason)
 
     def _revoke(self, jti: str, exp: float, reason: str) -> bool:
-        now = time.time()
+        now = self.clock()
         if not self.store.revoke(jti, exp, reason):
             return False
         for key, live in list(self._reuse.items()):
@@ -243,7 +245,7 @@ class Runtime:
         exp = claims.get("exp")
         if not isinstance(exp, (int, float)) or isinstance(exp, bool):
             raise Invalid("the token has no `exp`", jti)
-        if time.time() >= exp:
+        if self.clock() >= exp:
             raise Expired(f"credential `{jti}` expired at {exp:g}", jti)
         if claims.get("aud") != tool:
             raise Invalid(f"credential `{jti}` is for `{claims.get('aud')}`, not `{tool}`", jti)
@@ -277,18 +279,23 @@ class Runtime:
         with self._lock:
             self.policies = new
         revoked = []
-        now = time.time()
+        now = self.clock()
         for record in self.store.live_credentials(now):
             jti = record["jti"]
             if self.store.revoked(jti) is not None:
                 continue
             request = dict(record["request"])
             request["now"] = now
-            decision = new.evaluate(request)
-            if decision.effect == ALLOW:
-                continue
-            why = "; ".join(decision.reasons) or decision.effect
-            if self._revoke(jti, record["exp"], f"the policy context changed: the request is now {decision.effect} ({why})"):
+            try:
+                decision = new.evaluate(request)
+            except NhiplError as err:  # a request the new policies cannot read: fail closed
+                reason = f"the policy context changed: the request can no longer be decided ({err})"
+            else:
+                if decision.effect == ALLOW:
+                    continue
+                why = "; ".join(decision.reasons) or decision.effect
+                reason = f"the policy context changed: the request is now {decision.effect} ({why})"
+            if self._revoke(jti, record["exp"], reason):
                 revoked.append(jti)
         return revoked
 
@@ -298,7 +305,7 @@ class Runtime:
         decision to enforce: a deny when the log fails closed and cannot be written."""
         try:
             if self.log is not None:
-                self._write(step_event(request, decision, approval=approval), request.get("now") or time.time(), required=True)
+                self._write(step_event(request, decision, approval=approval), request.get("now") or self.clock(), required=True)
         except DecisionLogError as err:
             decision = failed_closed(decision, err)
         return _step(decision, None, request)
@@ -395,7 +402,7 @@ class Task:
                 principal: Mapping[str, Any] | None = None) -> dict:
         """The request a step of ``agent`` would be decided with now (no approval is used up)."""
         with self._lock:
-            request, _, _ = self._request(agent, action, tool, args, resource, context, principal, time.time(), False)
+            request, _, _ = self._request(agent, action, tool, args, resource, context, principal, self.runtime.clock(), False)
         return request
 
     def _request(self, agent, action, tool, args, resource, context, principal, now, use_approval):
@@ -435,7 +442,7 @@ class Task:
     def _decide(self, agent: str, action: str, tool: str, args, resource, context, principal=None):
         rt = self.runtime
         with self._lock:
-            now = time.time()
+            now = self.runtime.clock()
             request, _, live = self._request(agent, action, tool, args, resource, context, principal, now, True)
             chain = self.reached.get(agent)
             args = request.get("args")
@@ -482,7 +489,7 @@ class Task:
             kept = self.outputs.add(tool, output)
         if kept:
             self.runtime._write({"kind": "tool_output", "task": self.id, "tool": tool, "output": _jsonable(output)},
-                                time.time(), required=False)
+                                self.runtime.clock(), required=False)
 
     def approve(self, tool: str, by: str, args: Mapping[str, Any] | None = None, ttl: float | None = None,
                 uses: int | None = 1, *, granted: bool = True) -> None:
@@ -497,7 +504,7 @@ class Task:
             raise ValueError("`uses` must be a positive whole number or None")
         if ttl is not None and (not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or not ttl > 0 or not math.isfinite(ttl)):
             raise ValueError("`ttl` must be a positive number of seconds")
-        now = time.time()
+        now = self.runtime.clock()
         expires = now + ttl if ttl is not None else None
         if granted is not True and granted is not False:
             raise TypeError("`granted` must be true or false")
@@ -534,11 +541,11 @@ class Task:
                         ids[jti] = record["exp"]
         except StoreError as err:
             logger.warning("task %s: credentials of other processes not found: %s", self.id, err)
-        now = time.time()
+        now = self.runtime.clock()
         for jti, exp in ids.items():
             if exp > now and rt._revoke(jti, exp, f"task `{self.id}` ended"):
                 revoked.append(jti)
-        rt._write({"kind": "task_end", "task": self.id}, time.time(), required=False)
+        rt._write({"kind": "task_end", "task": self.id}, self.runtime.clock(), required=False)
         with rt._lock:
             rt._tasks.pop(self.id, None)
         return revoked
