@@ -282,3 +282,28 @@ def test_the_number_of_running_tasks_is_bounded(tmp_path, monkeypatch):
     first = next(iter(app.runtime._tasks))
     status, _, _ = asyncio.run(app.end_task(b"", {"nhipl.task_id": first}))
     assert status == 200 and asyncio.run(app.start_task(body, {}))[0] == 201
+
+
+def test_an_unwritable_log_refuses_to_record_and_denies_every_step(tmp_path):
+    import asyncio
+
+    from nhipl.runtime import DecisionLog
+    from nhipl.runtime.session import Runtime
+    from nhipl.serve.app import App
+    from nhipl.serve.policyset import PolicySet
+
+    (tmp_path / "p.nhipl").write_text(POLICY)
+    policyset = PolicySet([str(tmp_path / "p.nhipl")])
+    log = DecisionLog(tmp_path / "log.jsonl")
+    app = App(policyset, watch=0, runtime=Runtime(policyset.current.policies, log=log))
+    status, out, _ = asyncio.run(app.start_task(json.dumps({"agent": SUPPORT}).encode(), {}))
+    assert status == 201
+    scope = {"nhipl.task_id": out["task"]}
+    log.path = "/dev/full"  # from now on every write fails: no space left
+    log.close()
+    status, out, _ = asyncio.run(app.step(json.dumps({"agent": SUPPORT, "tool": "vault.read"}).encode(), scope))
+    assert status == 200 and out["effect"] == "deny" and out["credential"] is None and "log" in out["reasons"][0]
+    status, out, _ = asyncio.run(app.approval(json.dumps({"tool": "billing.refund", "by": "alice"}).encode(), scope))
+    assert status == 503 and "nothing was recorded" in out["error"]
+    status, _, _ = asyncio.run(app.start_task(json.dumps({"agent": SUPPORT}).encode(), {}))
+    assert status == 503

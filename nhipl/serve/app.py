@@ -401,6 +401,9 @@ class App:
             return 400, {"error": "the body is nested too deeply", "field": "body"}, self._runtime_headers()
         except (TypeError, ValueError) as err:  # what the runtime refuses in a value it was given
             return 400, {"error": str(err), "field": "body"}, self._runtime_headers()
+        except DecisionLogError as err:  # fail closed: what cannot be logged did not happen
+            print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
+            return 503, {"error": f"the decision log could not be written ({err.message}); nothing was recorded"}, self._runtime_headers()
 
     async def start_task(self, raw: bytes, scope):
         if self.runtime is None:
