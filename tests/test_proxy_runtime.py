@@ -159,3 +159,30 @@ def test_a_credential_the_client_slips_into_meta_never_reaches_the_server(office
 
     result = session(folder, body)
     assert "forged" not in text_of(result) and text_of(result).startswith("sent; credential=ey")
+
+
+def test_a_tool_server_checks_the_proxys_credential_at_nhipl_serve_through_a_shared_store(office, tmp_path):
+    pytest.importorskip("redis", reason="the `redis` client is not installed")
+    from .redis_server import RedisServer
+    from .test_serve_process import Server
+
+    folder, _ = office
+    redis = RedisServer(tmp_path)
+    serve = Server([folder / "policy.nhipl"], "--store", redis.url, "--watch", "0")
+    try:
+
+        async def body(client):
+            sent = await client.call_tool("send", {"to": "bob@acme.com", "body": "the quarterly report is ready"})
+            token = text_of(sent).split("=", 1)[1]
+            # While the session lives, the service (another process, its own key) vouches for it.
+            status, _, claims = serve.post("/v1/credentials/introspect", {"token": token})
+            return token, status, claims
+
+        token, status, claims = session(folder, body, "--store", redis.url)
+        assert status == 200 and claims["active"] is True and claims["aud"] == "office.send" and claims["sub"] == IDENTITY
+        # The session ended: its task revoked the credential, and the service knows at once.
+        assert serve.post("/v1/credentials/introspect", {"token": token})[2] == {"active": False}
+    finally:
+        errors = serve.stop()
+        redis.stop()
+    assert "Traceback" not in errors
