@@ -62,6 +62,11 @@ def mcp_proxy(
     huge integers, lone surrogates, unknown methods) gets a JSON-RPC error. Exit 0 when the
     session ends (a server that fails is reported on stderr and to the client), 2 on bad
     input.
+
+    The session is one runtime task: each call is decided with the provenance of its
+    arguments (from --prompt and the results of earlier calls), the task's history and the
+    approval in force; an allowed call with a credential TTL gets a signed credential, sent
+    to the server in params._meta["nhipl/credential"] and revoked when the session ends.
     """
     from ..runtime.errors import DecisionLogError
     from ..runtime.proxy import ProxyError, run_proxy

@@ -17,7 +17,7 @@ from ._base import BadInput, handle_errors, main
 @click.option("--token-file", default=None, type=click.Path(dir_okay=False), help="File holding the bearer token every endpoint but /healthz and /readyz needs.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without --token-file.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes sharing the port (each loads the policies).")
-@click.option("--store", default="memory", show_default=True, help="Where task sessions, credentials and revocations live: `memory` (this process) or `redis://host:port/db` (shared by every replica).")
+@click.option("--store", default="memory", show_default=True, help="Where credentials, revocations and signing keys live: `memory` (this process) or `redis://host:port/db` (shared by every replica; a task's session stays in the replica that started it).")
 @click.option("--key", "key_path", default=None, type=click.Path(dir_okay=False), help="The private key that signs credentials (PEM or JWK); replicas sharing a store need the same key. Default: one made at start.")
 @click.option("--watch", default=1.0, show_default=True, type=click.FloatRange(0), help="Seconds between checks of the policy files for changes (0: do not watch).")
 @handle_errors
