@@ -391,3 +391,16 @@ def test_async_tools_in_a_task_record_outputs_and_await_the_approver(tmp_path):
     assert asyncio.run(main()) == {"to": "tool:tickets.read"}
     approval = next(r for r in records(tmp_path / "d.log") if r["kind"] == "approval")
     assert approval["by"] == "alice" and approval["args"] == {"to": "customer@example.com"}
+
+
+def test_guards_can_share_a_runtime_and_its_log(policies, tmp_path):
+    from nhipl.runtime import Runtime
+
+    rt = Runtime(policies, log=str(tmp_path / "d.log"))
+    lead, helper = Guard(None, LEAD, runtime=rt), Guard(None, HELPER, runtime=rt)
+    assert lead.policies is helper.policies is rt.policies
+    lead.wrap(lambda query: query, name="search.web")("a")
+    helper.wrap(lambda query: query, name="search.web")("b")
+    assert [r["agent"] for r in records(tmp_path / "d.log")] == [LEAD, HELPER]
+    with pytest.raises(ValueError, match="shared runtime"):
+        Guard(None, LEAD, runtime=rt, decision_log=tmp_path / "other.log")

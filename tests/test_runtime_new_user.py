@@ -58,6 +58,7 @@ def test_a_secret_from_the_vault_cannot_be_mailed_out(guard, tmp_path):
             send_mail("bob@example.com", secret)
         assert caught.value.decision.rules == ("no-secrets-in-mail",)
         assert caught.value.request["provenance"] == {"to": "user", "body": "tool:vault.read"}
+        assert [h["tool"] for h in json.loads(json.dumps(caught.value.request))["history"]] == ["vault.read"]
         # The same mail with a value from the user's instruction is allowed.
         assert send_mail("bob@example.com", "all good").startswith("sent to bob@example.com")
     records = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]

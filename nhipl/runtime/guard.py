@@ -383,6 +383,8 @@ class Guard:
 
 def _enforced(decision: Decision, request: dict | None) -> Decision:
     if decision.effect != ALLOW:
+        if request is not None and request.get("history") is not None:
+            request = {**request, "history": list(request["history"])}  # plain JSON, as it was
         raise Denied(decision, request)
     return decision
 
