@@ -275,6 +275,7 @@ SEEDS = [
     ("/v1/tasks/fuzz/outputs", {"tool": "docs.read", "output": {"text": "t"}}),
     ("/v1/tasks/fuzz/approvals", {"tool": "docs.delete", "by": "h", "args": {}, "ttl": 60, "uses": 2}),
     ("/v1/credentials/introspect", {"token": "a.b.c", "tool": "t", "resource": "r"}),
+    ("/v1/credentials/revoke", {"token": "a.b.c", "reason": "r"}),
 ]
 
 

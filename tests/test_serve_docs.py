@@ -38,7 +38,7 @@ def pairs():
 def test_the_doc_has_curl_examples_with_answers():
     assert len(pairs()) >= 5
     commands = "".join(command for command, _ in pairs())
-    for endpoint in ("/v1/tasks ", "/steps", "/outputs", "/delegations", "/approvals", "/v1/credentials/introspect", "/v1/jwks", "-X DELETE"):
+    for endpoint in ("/v1/tasks ", "/steps", "/outputs", "/delegations", "/approvals", "/v1/credentials/introspect", "/v1/credentials/revoke", "/v1/jwks", "-X DELETE"):
         assert endpoint in commands, endpoint
 
 

@@ -218,7 +218,7 @@ def test_the_token_guards_the_task_endpoints(tmp_path):
     (tmp_path / "p.nhipl").write_text(POLICY)
     (tmp_path / "token").write_text("s3cret\n")
     with Server([tmp_path / "p.nhipl"], "--token-file", str(tmp_path / "token")) as server:
-        for method, path in [("POST", "/v1/tasks"), ("POST", "/v1/tasks/x/steps"), ("DELETE", "/v1/tasks/x"), ("POST", "/v1/credentials/introspect"), ("GET", "/v1/jwks")]:
+        for method, path in [("POST", "/v1/tasks"), ("POST", "/v1/tasks/x/steps"), ("DELETE", "/v1/tasks/x"), ("POST", "/v1/credentials/introspect"), ("POST", "/v1/credentials/revoke"), ("GET", "/v1/jwks")]:
             assert server.request(method, path, {"agent": SUPPORT})[0] == 401, path
         server.token = "s3cret"
         assert server.request("GET", "/v1/jwks")[0] == 200
@@ -307,3 +307,19 @@ def test_an_unwritable_log_refuses_to_record_and_denies_every_step(tmp_path):
     assert status == 503 and "nothing was recorded" in out["error"]
     status, _, _ = asyncio.run(app.start_task(json.dumps({"agent": SUPPORT}).encode(), {}))
     assert status == 503
+
+
+def test_a_credential_revoked_by_hand_is_refused_and_its_task_goes_on(served):
+    server, log = served
+    task = start(server)
+    first = step(server, task, "vault.read")["credential"]
+    status, headers, out = server.post("/v1/credentials/revoke", {"token": first["token"], "reason": "laptop stolen"})
+    assert (status, out) == (200, {"revoked": True, "jti": first["id"]}) and headers["cache-control"] == "no-store"
+    assert introspect(server, first["token"]) == {"active": False}
+    assert server.post("/v1/credentials/revoke", {"token": first["token"]})[2] == {"revoked": False}, "once"
+    assert server.post("/v1/credentials/revoke", {"token": "a.b.c"})[2] == {"revoked": False}
+    again = step(server, task, "vault.read")["credential"]
+    assert again["id"] != first["id"] and introspect(server, again["token"])["active"] is True, "a fresh one is minted"
+    revokes = [json.loads(line) for line in log.read_text().splitlines() if first["id"] in line and '"credential_revoke"' in line]
+    assert len(revokes) == 1 and "laptop stolen" in revokes[0]["reason"]
+    assert server.post("/v1/credentials/revoke", {"jti": first["id"]})[2]["field"] == "jti"

@@ -109,6 +109,7 @@ class App:
             "/metrics": ("GET", self.metrics_endpoint),
             "/v1/tasks": ("POST", self.start_task),
             "/v1/credentials/introspect": ("POST", self.introspect),
+            "/v1/credentials/revoke": ("POST", self.revoke),
             "/v1/jwks": ("GET", self.jwks),
         }
         # /v1/tasks/{id}/<what>: (method, handler), by <what> ("" for the task itself)
@@ -475,15 +476,27 @@ class App:
         revoked = task.end()
         return 200, {"ended": True, "task": task.id, "revoked": revoked}, self._runtime_headers()
 
-    async def introspect(self, raw: bytes, scope):
+    async def _credential_call(self, raw: bytes, scope, spec: dict, act):
+        """An OAuth-shaped credential request (form or JSON, checked against ``spec``):
+        ``act(runtime, body)`` answers it."""
         if self.runtime is None:
             return 503, {"error": "credentials are not served here"}, ()
         content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
         try:
-            body = tasks.introspection_body(raw, content_type)
+            body = tasks.introspection_body(raw, content_type, spec)
         except authzen.BadBody as err:
             return 400, _error(err), ()
-        return 200, tasks.introspection(self.runtime, body), ((b"cache-control", b"no-store"),)
+        try:
+            return 200, act(self.runtime, body), ((b"cache-control", b"no-store"),)
+        except DecisionLogError as err:  # a revocation is in the store; the log could not say so
+            print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
+            return 503, {"error": f"the decision log could not be written ({err.message})"}, ()
+
+    async def introspect(self, raw: bytes, scope):
+        return await self._credential_call(raw, scope, tasks.INTROSPECT, tasks.introspection)
+
+    async def revoke(self, raw: bytes, scope):
+        return await self._credential_call(raw, scope, tasks.REVOKE, tasks.revocation)
 
     async def jwks(self, raw: bytes, scope):
         if self.runtime is None:

@@ -36,6 +36,7 @@ STEP = {"agent": (_STRING, True), "action": (_STRING, False), "tool": (_STRING, 
 OUTPUT = {"tool": (_STRING, True), "output": (_ANY, True)}
 APPROVAL = {"tool": (_STRING, True), "by": (_STRING, True), "args": (_OBJECT, False), "ttl": (_SECONDS, False), "uses": (_COUNT, False)}
 INTROSPECT = {"token": (_STRING, True), "token_type_hint": (_STRING, False), "tool": (_STRING, False), "resource": (_STRING, False)}
+REVOKE = {"token": (_STRING, True), "token_type_hint": (_STRING, False), "reason": (_STRING, False)}
 
 
 def fields(body: object, spec: dict) -> dict:
@@ -76,8 +77,9 @@ def task_id_problem(task_id: str) -> str | None:
     return None
 
 
-def introspection_body(raw: bytes, content_type: bytes | None) -> dict:
-    """The introspection request: RFC 7662's form (``token=...``) or the same fields as JSON."""
+def introspection_body(raw: bytes, content_type: bytes | None, spec: dict = INTROSPECT) -> dict:
+    """An introspection (or revocation) request: the OAuth form (``token=...``) or the same
+    fields as JSON, checked against ``spec``."""
     from .app import parse_body
 
     if content_type is not None and content_type.split(b";")[0].strip().lower() == b"application/x-www-form-urlencoded":
@@ -93,7 +95,7 @@ def introspection_body(raw: bytes, content_type: bytes | None) -> dict:
             body[key] = values[0]
     else:
         body = parse_body(raw)
-    return fields(body, INTROSPECT)
+    return fields(body, spec)
 
 
 def claimed_target(token: str) -> tuple[str, str | None] | None:
@@ -141,6 +143,23 @@ def introspection(runtime, body: dict) -> dict:
     return {"active": True, **claims}
 
 
+def revocation(runtime, body: dict) -> dict:
+    """Revoke the credential ``body["token"]`` (RFC 7009's request): ``revoked`` says whether
+    this call revoked it; a token that does not verify, has expired or was revoked already
+    is left as it is (and is no use to anyone)."""
+    from ..runtime import Expired, Invalid, Revoked
+
+    claimed = claimed_target(body["token"])
+    if claimed is None:
+        return {"revoked": False}
+    try:
+        claims = runtime.verify(body["token"], claimed[0], resource=claimed[1])
+    except (Expired, Invalid, Revoked):
+        return {"revoked": False}
+    reason = body.get("reason") or "revoked through the service"
+    return {"revoked": runtime.revoke(claims["jti"], reason[:500]), "jti": claims["jti"]}
+
+
 def step_response(decision) -> dict:
     """A step's decision as ``/v1/decide`` prints it, with its ``credential`` (or null)."""
     out = decision.to_dict()
@@ -160,6 +179,7 @@ __all__ = [
     "START",
     "STEP",
     "introspection",
+    "revocation",
     "open_task",
     "fields",
     "introspection_body",
