@@ -28,20 +28,26 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
-    """One problem found while loading policies."""
+    """One problem found while loading policies. ``whole_file``: the problem is the file
+    itself (missing, unreadable, a folder), not a place in it; it renders as
+    ``file: message``, while ``span`` (line 1, column 1) still gives editors and JSON
+    output a valid range."""
 
     code: str
     message: str
     span: Span | None = None
     help: str | None = None
     source_line: str | None = field(default=None, compare=False)
+    whole_file: bool = field(default=False, compare=False)
 
     def location(self) -> str:
-        return str(self.span) if self.span is not None else "<unknown>"
+        if self.span is None:
+            return "<unknown>"
+        return self.span.source if self.whole_file else str(self.span)
 
     def render(self) -> str:
         lines = [f"{self.location()}: {self.message} [{self.code}]"]
-        if self.span is not None and self.source_line is not None:
+        if self.span is not None and self.source_line is not None and not self.whole_file:
             text = self.source_line.rstrip("\n").expandtabs(1)
             lines.append(f"  {text}")
             width = 1
@@ -70,11 +76,12 @@ class NhiplError(Exception):
 
 class LocatedError(NhiplError):
     """Bad user input at one place: renders as ``file:line:col: message`` (``column`` None:
-    ``file:line: message``) and, when
-    there is a fix to suggest, a ``help`` line. Every reader, importer and config
-    loader raises it (or a subclass), and the command line turns it into exit 2."""
+    ``file:line: message``; ``line`` None, a problem with the file itself such as a missing
+    or unreadable file: ``file: message``) and, when there is a fix to suggest, a ``help``
+    line. Every reader, importer and config loader raises it (or a subclass), and the
+    command line turns it into exit 2."""
 
-    def __init__(self, source: str, line: int, column: int | None, message: str, help: str | None = None,
+    def __init__(self, source: str, line: int | None, column: int | None, message: str, help: str | None = None,
                  code: str = "bad-input"):
         self.source = source
         self.code = code
@@ -86,7 +93,10 @@ class LocatedError(NhiplError):
 
     @property
     def location(self) -> str:
-        """``file:line:col``, or ``file:line`` for input read a line at a time (a trace)."""
+        """``file:line:col``, ``file:line`` for input read a line at a time (a trace), or
+        ``file`` for a problem with the whole file."""
+        if self.line is None:
+            return self.source
         return f"{self.source}:{self.line}" + (f":{self.column}" if self.column is not None else "")
 
     def render(self) -> str:
@@ -94,7 +104,8 @@ class LocatedError(NhiplError):
         return text + (f"\n  help: {self.help}" if self.help else "")
 
     def diagnostic(self) -> "Diagnostic":
-        return Diagnostic(self.code, self.message, Span(self.source, self.line, self.column or 1), self.help)
+        return Diagnostic(self.code, self.message, Span(self.source, self.line or 1, self.column or 1), self.help,
+                          whole_file=self.line is None)
 
 
 class PolicyError(NhiplError):

@@ -11,6 +11,10 @@ The decoder is stricter than :func:`json.loads`, and the same for every input:
 * a string holds no lone surrogate (``"\\ud800"``): such a string cannot be written back
   as UTF-8;
 * JSON lines are split at ``\n`` only, never inside a string at U+2028, U+2029 or U+0085.
+
+:func:`strict_decoder` builds a decoder with these number rules for a reader with stricter
+needs of its own (the MCP proxy's JSON-RPC framing: integers a peer reads exactly, no
+duplicate keys).
 """
 
 from __future__ import annotations
@@ -23,34 +27,66 @@ MAX_INTEGER_DIGITS = 300
 """The most digits an integer in JSON input may have (so its magnitude is below 1e300)."""
 
 
-class _Refused(ValueError):
-    """A number the strict decoder refuses; carries the reason."""
+class Refused(ValueError):
+    """A value the strict decoder refuses; carries the reason."""
+
+
+_Refused = Refused
 
 
 def _refuse_constant(name: str) -> float:
-    raise _Refused(f"`{name}` is not a number nhipl accepts: numbers must be finite")
+    raise Refused(f"`{name}` is not a JSON number nhipl accepts: numbers must be finite")
 
 
 def _strict_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise _Refused(f"the number `{text[:40]}` is out of range: numbers must be finite")
+        raise Refused(f"the number `{text[:40]}` is too large: numbers must be finite")
     return value
 
 
 def _strict_int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
-        raise _Refused(f"an integer of {len(text.lstrip('-'))} digits is too large (at most {MAX_INTEGER_DIGITS} digits)")
+        raise Refused(f"an integer of {len(text.lstrip('-'))} digits is too large (at most {MAX_INTEGER_DIGITS} digits)")
     return int(text)
 
 
-_decode = json.JSONDecoder(parse_float=_strict_float, parse_int=_strict_int, parse_constant=_refuse_constant).decode
+def _bounded_int(limit: int):
+    digits = len(str(limit))
+
+    def parse(text: str) -> int:
+        if len(text.lstrip("-")) <= digits:
+            value = int(text)
+            if -limit <= value <= limit:
+                return value
+        raise Refused(f"an integer is too large (the limit is ±{limit})")
+
+    return parse
+
+
+def strict_decoder(*, integer_limit: int | None = None, object_pairs_hook=None) -> json.JSONDecoder:
+    """A decoder with the module's number rules: no NaN or infinities, no decimal beyond the
+    float range, and integers of at most :data:`MAX_INTEGER_DIGITS` digits, or with
+    ``integer_limit`` of at most that magnitude. Its ``decode`` raises :class:`Refused` for
+    a refused value (``object_pairs_hook`` may raise it too). Lone surrogates are the
+    caller's check (:func:`has_lone_surrogate`)."""
+    return json.JSONDecoder(
+        parse_float=_strict_float,
+        parse_int=_strict_int if integer_limit is None else _bounded_int(integer_limit),
+        parse_constant=_refuse_constant,
+        object_pairs_hook=object_pairs_hook,
+    )
+
+
+_decode = strict_decoder().decode
 _decode_any_float = json.JSONDecoder(parse_int=_strict_int).decode
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _has_lone_surrogate(value: object) -> bool:
+def has_lone_surrogate(value: object) -> bool:
+    """Whether a string anywhere in the decoded ``value`` (keys included) holds a lone UTF-16
+    surrogate, which cannot be written back as UTF-8."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -75,8 +111,8 @@ def loads(text: str | bytes, finite: bool = True) -> object:
         if text.startswith("\ufeff"):
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
     value = (_decode if finite else _decode_any_float)(text)  # type: ignore[arg-type]
-    if (_SURROGATE_ESCAPE.search(text) or _SURROGATE.search(text)) and _has_lone_surrogate(value):  # type: ignore[arg-type]
-        raise _Refused("a string holds a lone surrogate (`\\ud800` to `\\udfff` without its pair): not valid Unicode")
+    if (_SURROGATE_ESCAPE.search(text) or _SURROGATE.search(text)) and has_lone_surrogate(value):  # type: ignore[arg-type]
+        raise Refused("a string holds a lone surrogate (`\\ud800` to `\\udfff` without its pair): not valid Unicode")
     return value
 
 

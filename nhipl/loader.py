@@ -213,7 +213,7 @@ def _load(paths) -> Policies:
             files = policy_files(p)
             if not files:
                 loader.diagnostics.append(
-                    Diagnostic("no-policies", "folder holds no `*.nhipl` policy files", Span(p, 1, 1))
+                    Diagnostic("no-policies", "folder holds no `*.nhipl` policy files", Span(p, 1, 1), whole_file=True)
                 )
             for f in files:
                 loader.project = project_folder(f)

@@ -3,8 +3,9 @@
 Every file nhipl reads on a user's behalf (policies, requests, traces, imported
 runs, decision logs, configs) goes through :func:`read_text` or
 :func:`read_bytes`; every file it writes goes through :func:`write_atomically`.
-Both fail with :class:`~nhipl.errors.LocatedError` (``file:line:col: message``),
-never with a Python exception a user would have to decode.
+Both fail with :class:`~nhipl.errors.LocatedError` (``file: message`` for a problem
+with the file itself, ``file:line:col: message`` for a place in it), never with a
+Python exception a user would have to decode.
 
 Reading is bounded: a regular file or a pipe is read up to :data:`MAX_INPUT_BYTES`,
 anything else (a device such as ``/dev/zero``, a socket, a folder) is refused
@@ -16,6 +17,7 @@ target), and leaves no temporary file behind, whatever goes wrong.
 from __future__ import annotations
 
 import os
+import select
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -36,45 +38,56 @@ _MIB = 1 << 20
 def _too_large(source: str, limit: int) -> LocatedError:
     size = f"{limit // _MIB} MiB" if limit >= _MIB else f"{limit} bytes"
     return LocatedError(
-        source, 1, 1, f"the input is larger than the {size} limit", code="too-large",
+        source, None, None, f"the input is larger than the {size} limit", code="too-large",
         help="split it into smaller files",
     )
 
 
 def _read_error(path: str, err: OSError) -> LocatedError:
     reason = (err.strerror or str(err)).lower()
-    return LocatedError(path, 1, 1, f"cannot read file: {reason}", code="file-error")
+    return LocatedError(path, None, None, f"cannot read file: {reason}", code="file-error")
 
 
 def open_input(path: str) -> BinaryIO:
     """``path`` opened for reading in binary, when it is a regular file or a pipe."""
     if not path:
-        raise LocatedError("<empty path>", 1, 1, "no such file: the path is empty", code="file-not-found")
+        raise LocatedError("<empty path>", None, None, "no such file: the path is empty", code="file-not-found")
     # Non-blocking, so that opening a device or a pipe cannot hang before its type is known.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise LocatedError(path, 1, 1, "no such file", code="file-not-found") from None
+        raise LocatedError(path, None, None, "no such file", code="file-not-found") from None
     except IsADirectoryError:
-        raise LocatedError(path, 1, 1, "is a folder, not a file", code="file-error") from None
+        raise LocatedError(path, None, None, "is a folder, not a file", code="file-error") from None
     except OSError as err:
         raise _read_error(path, err) from None
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
-            raise LocatedError(path, 1, 1, "is a folder, not a file", code="file-error")
+            raise LocatedError(path, None, None, "is a folder, not a file", code="file-error")
         if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
             raise LocatedError(
-                path, 1, 1, "not a regular file (a device or a socket); refusing to read it", code="file-error"
+                path, None, None, "not a regular file (a device or a socket); refusing to read it", code="file-error"
             )
         if stat.S_ISFIFO(mode):  # a pipe: read it as `cat` would, waiting for its writer
-            os.close(fd)
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            _wait_for_writer(fd)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+
+
+def _wait_for_writer(fd: int) -> None:
+    """Make the pipe ``fd`` (opened without blocking) blocking, once a writer has come: its
+    data is there, or it has come and gone. The same descriptor is kept, so what a writer
+    wrote before this call is never lost (opening the pipe again would wait for a writer
+    that may already have left)."""
+    os.set_blocking(fd, True)
+    if hasattr(select, "poll"):  # a pipe without a writer since it was opened polls as neither
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        poller.poll()
 
 
 def read_stream(stream: BinaryIO, source: str, limit: int | None = None) -> bytes:
@@ -142,13 +155,13 @@ def write_atomically(path: str, content: str | bytes, *, force: bool = False, mo
             data = content.encode("utf-8")
         except UnicodeEncodeError as err:
             raise LocatedError(
-                path, 1, 1, f"cannot write file: the text holds a character that is not valid Unicode "
+                path, None, None, f"cannot write file: the text holds a character that is not valid Unicode "
                 f"(U+{ord(content[err.start]):04X})", code="file-error",
             ) from None
     else:
         data = content
     if os.path.isdir(path) and not os.path.islink(path):
-        raise LocatedError(path, 1, 1, "is a folder, not a file", code="file-error")
+        raise LocatedError(path, None, None, "is a folder, not a file", code="file-error")
     if not force and os.path.lexists(path):
         raise _exists(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -200,12 +213,12 @@ def _link_new(tmp: str, path: str) -> None:
 
 
 def _exists(path: str) -> LocatedError:
-    return LocatedError(path, 1, 1, "the output file exists; not overwriting it", code="file-exists",
+    return LocatedError(path, None, None, "the output file exists; not overwriting it", code="file-exists",
                         help="pass `--force` to replace it")
 
 
 def _write_error(path: str, err: OSError) -> LocatedError:
-    return LocatedError(path, 1, 1, f"cannot write file: {(err.strerror or str(err)).lower()}", code="file-error")
+    return LocatedError(path, None, None, f"cannot write file: {(err.strerror or str(err)).lower()}", code="file-error")
 
 
 def _umask() -> int:
@@ -220,7 +233,7 @@ def check_inside(folder: str, path: str) -> None:
     not follow them)."""
     parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
     if parent != os.path.realpath(folder) and not parent.startswith(os.path.realpath(folder) + os.sep):
-        raise LocatedError(path, 1, 1, f"resolves outside the folder `{folder}`; not writing there", code="file-error")
+        raise LocatedError(path, None, None, f"resolves outside the folder `{folder}`; not writing there", code="file-error")
 
 
 imports_outside: ContextVar[bool] = ContextVar("nhipl_imports_outside", default=False)

@@ -48,9 +48,10 @@ KIND_NAMES = tuple(KINDS)
 
 
 class TraceError(LocatedError):
-    """A bad trace line: renders as ``source:line: message``."""
+    """A bad trace line: renders as ``source:line: message`` (a trace file that cannot be
+    read at all: ``source: message``)."""
 
-    def __init__(self, source: str, line: int, message: str):
+    def __init__(self, source: str, line: int | None, message: str):
         super().__init__(source, line, None, message, code="bad-trace")
 
 
@@ -139,7 +140,7 @@ class TraceReader:
             fh = open_input(path)
         except LocatedError as err:
             message = "is a folder, not a trace file" if err.message == "is a folder, not a file" else err.message
-            raise TraceError(path, 1, message) from None
+            raise TraceError(path, None, message) from None
         try:
             self.total_bytes = os.fstat(fh.fileno()).st_size
         except OSError:

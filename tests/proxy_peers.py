@@ -61,7 +61,7 @@ class RawProxy:
 
     def send(self, data: bytes | dict):
         if isinstance(data, dict):
-            data = json.dumps(data).encode() + b"\n"
+            data = frame(data)
         self.process.stdin.write(data)
         self.process.stdin.flush()
 
@@ -111,7 +111,13 @@ def initialize(proxy: RawProxy, *, elicitation: bool = False) -> None:
     proxy.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
 
+def frame(message) -> bytes:
+    """``message`` as one line of the stdio transport."""
+    return json.dumps(message).encode() + b"\n"
+
+
 def call(request_id, name, arguments=None) -> dict:
+    """A ``tools/call`` request (without ``arguments`` when they are None)."""
     params: dict = {"name": name}
     if arguments is not None:
         params["arguments"] = arguments

@@ -49,6 +49,13 @@ def test_misses_child_runs_the_workload_and_summaries_parse(tmp_path):
         misses.summary(str(tmp_path / "bad.out"))
 
 
+def test_lint_script_reports_each_size():
+    done = run("lint.py", "--sizes", "20,40", "--passes", "1")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| 20 |", "| 40 |"))]
+    assert len(rows) == 2 and all(row.count("|") == 9 for row in rows)
+
+
 def test_proxy_overhead_script_compares_two_trees():
     root = str(BENCH.parent)
     done = run("proxy_overhead.py", "--before", root, "--rounds", "1", "--calls", "20")

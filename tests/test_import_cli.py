@@ -33,7 +33,7 @@ def test_output_file_is_never_overwritten_without_force(tmp_path):
     trace.write_text("mine\n")
     code, _, err = run("import", "otel", OTEL, "-o", trace)
     assert code == 2
-    assert err == f"{trace}:1:1: the output file exists; not overwriting it\n  help: pass `--force` to replace it\n"
+    assert err == f"{trace}: the output file exists; not overwriting it\n  help: pass `--force` to replace it\n"
     assert trace.read_text() == "mine\n"
     code, _, _ = run("import", "otel", OTEL, "-o", trace, "--force")
     assert code == 0 and len(lines(trace.read_text())) == 14
@@ -46,11 +46,11 @@ def test_bad_input_is_file_line_col_and_exit_2(tmp_path):
     assert (code, out) == (2, "")
     assert err.startswith(f"{bad}:2:15: invalid JSON") and "Traceback" not in err
     code, _, err = run("import", "whowhen", tmp_path / "missing.json")
-    assert (code, err) == (2, f"{tmp_path / 'missing.json'}:1:1: no such file\n")
+    assert (code, err) == (2, f"{tmp_path / 'missing.json'}: no such file\n")
     empty = tmp_path / "empty"
     empty.mkdir()
     code, _, err = run("import", "otel", empty)
-    assert (code, err) == (2, f"{empty}:1:1: no `.json`, `.jsonl` files in this folder\n")
+    assert (code, err) == (2, f"{empty}: no `.json`, `.jsonl` files in this folder\n")
     code, _, err = run("import", "csv", bad)
     assert code == 2 and "'csv' is not one of 'agentdojo', 'whowhen', 'otel', 'decisions'" in err
 

@@ -320,7 +320,7 @@ def test_a_chain_longer_than_the_limit_is_a_request_error(policy):
 def test_devices_are_refused_not_read(policy, command):
     args = [str(policy) if a == "POLICY" else a for a in command]
     code, _, err = run(*args, "/dev/zero")
-    assert code == 2 and "/dev/zero:1" in err and "not a regular file" in err
+    assert code == 2 and "/dev/zero: not a regular file" in err
 
 
 def test_inputs_beyond_the_size_limit_are_refused(tmp_path, monkeypatch):
@@ -329,13 +329,13 @@ def test_inputs_beyond_the_size_limit_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(user_files, "MAX_INPUT_BYTES", 100)
     path = write_policy(tmp_path, "# " + "x" * 200 + "\n", "big.nhipl")
     code, _, err = run("check", path)
-    assert code == 2 and f"{path}:1:1: the input is larger than the 100 bytes limit" in err
+    assert code == 2 and f"{path}: the input is larger than the 100 bytes limit" in err
     request = tmp_path / "r.json"
     request.write_text(json.dumps({"principal": AGENT, "tool": "x", "args": {"pad": "x" * 200}}))
     code, _, err = run("eval", "-p", policy, "-r", request)
     assert code == 2 and "larger than the 100 bytes limit" in err
     code, _, err = run("eval", "-p", policy, "-r", "-", input=request.read_text())
-    assert code == 2 and "<stdin>:1:1: the input is larger" in err
+    assert code == 2 and "<stdin>: the input is larger" in err
 
 
 def test_a_trace_line_beyond_the_line_limit_is_refused(tmp_path, policy, monkeypatch):

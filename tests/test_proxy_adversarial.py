@@ -26,7 +26,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from nhipl.runtime.jsonrpc import FrameError, parse_line
 
-from .proxy_peers import HOSTILE_POLICY, HOSTILE_SERVER, RawProxy, lenient, proxy_command, received
+from .proxy_peers import HOSTILE_POLICY, HOSTILE_SERVER, RawProxy, frame, lenient, proxy_command, received
+from .proxy_peers import call as _call
 from .proxy_peers import initialize as handshake
 
 TOOLS = ["read_file", "delete_file", "transfer", "echo", "format_disk"]
@@ -148,11 +149,11 @@ class HostileSession(RuleBasedStateMachine):
     @rule(request_id=IDS, tool=st.sampled_from(TOOLS), arguments=ARGUMENTS)
     def ping_with_a_colliding_id_in_the_same_write_as_a_call(self, request_id, tool, arguments):
         ping = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "ping"}).encode()
-        self.proxy.send(ping + b"\n" + json.dumps(_call(self.fresh_id(), tool, arguments)).encode() + b"\n")
+        self.proxy.send(ping + b"\n" + frame(_call(self.fresh_id(), tool, arguments)))
 
     @rule(tool=st.sampled_from(TOOLS), arguments=ARGUMENTS, cut=st.integers(1, 60))
     def a_call_split_across_writes(self, tool, arguments, cut):
-        data = json.dumps(_call(self.fresh_id(), tool, arguments)).encode() + b"\n"
+        data = frame(_call(self.fresh_id(), tool, arguments))
         self.proxy.send(data[:cut])
         self.proxy.send(data[cut:])
 
@@ -212,10 +213,6 @@ class HostileSession(RuleBasedStateMachine):
             key = _key(params["name"], params.get("arguments") or {})
             assert allowed[key] > 0, f"the server ran {params} without an allow decision"
             allowed[key] -= 1
-
-
-def _call(request_id, name, arguments) -> dict:
-    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
 
 
 def _key(tool, arguments) -> str:

@@ -11,7 +11,8 @@ from nhipl.runtime import DecisionLog
 from nhipl.runtime.gate import CLIENT, SERVER, Gate, Note, Send, Timer, name_problem
 from nhipl.runtime.jsonrpc import DEPTH_LIMIT, FrameError, encode, parse_line
 
-from .proxy_peers import HOSTILE_POLICY, IDENTITY
+from .proxy_peers import HOSTILE_POLICY, IDENTITY, call
+from .proxy_peers import frame as line
 
 TOOLS = {
     "tools": [
@@ -21,10 +22,6 @@ TOOLS = {
         {"name": "echo"},
     ]
 }
-
-
-def line(message) -> bytes:
-    return json.dumps(message).encode() + b"\n"
 
 
 def sends(actions, to=None) -> list[dict]:
@@ -45,10 +42,6 @@ def listed(gate: Gate, *, elicitation: bool = False) -> Gate:
     gate.from_server(line({"jsonrpc": "2.0", "id": 1, "result": TOOLS}))
     assert gate.tools_known
     return gate
-
-
-def call(request_id, name, arguments) -> dict:
-    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
 
 
 def test_an_allowed_call_is_sent_as_parsed(gate):

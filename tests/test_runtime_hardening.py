@@ -150,37 +150,38 @@ def test_proxy_templates_name_arguments_by_dotted_path():
 # -- 8: the decision log after rotation ----------------------------------------------------------------
 
 
+def logged_tool(guard, path, func=lambda: "ran"):
+    """A tool named `read`, guarded by ``guard`` with its decisions logged to ``path``."""
+    guard.decision_log = DecisionLog(path)
+    return guard.wrap(func, name="read")
+
+
 def test_the_log_is_opened_again_after_it_is_deleted(tmp_path, guard):
     path = tmp_path / "d.log"
-    log = DecisionLog(path)
-    guard.decision_log = log
-    tool = guard.wrap(lambda: "ran", name="read")
+    tool = logged_tool(guard, path)
     tool()
     os.unlink(path)
     tool()
     assert [json.loads(x)["tool"] for x in path.read_text().splitlines()] == ["read"]
-    log.close()
+    guard.decision_log.close()
 
 
 def test_the_log_is_opened_again_after_it_is_renamed(tmp_path, guard):
     path = tmp_path / "d.log"
-    log = DecisionLog(path)
-    guard.decision_log = log
-    tool = guard.wrap(lambda: "ran", name="read")
+    tool = logged_tool(guard, path)
     tool()
     os.rename(path, tmp_path / "d.log.1")
     tool()
     tool()
     assert len(path.read_text().splitlines()) == 2
     assert len((tmp_path / "d.log.1").read_text().splitlines()) == 1
-    log.close()
+    guard.decision_log.close()
 
 
 def test_when_the_log_cannot_be_opened_again_calls_fail_closed(tmp_path, guard):
     folder = tmp_path / "logs"
     folder.mkdir()
-    guard.decision_log = DecisionLog(folder / "d.log")
-    tool = guard.wrap(lambda: "ran", name="read")
+    tool = logged_tool(guard, folder / "d.log")
     assert tool() == "ran"
     os.unlink(folder / "d.log")
     folder.rmdir()
@@ -189,8 +190,7 @@ def test_when_the_log_cannot_be_opened_again_calls_fail_closed(tmp_path, guard):
 
 
 def test_a_lone_surrogate_in_logged_arguments_never_crashes(tmp_path, guard):
-    guard.decision_log = DecisionLog(tmp_path / "d.log")
-    tool = guard.wrap(lambda text: "ran", name="read")
+    tool = logged_tool(guard, tmp_path / "d.log", lambda text: "ran")
     assert tool("a\ud800b") == "ran"
     record = json.loads((tmp_path / "d.log").read_bytes().decode("utf-8"))
     assert record["args"] == {"text": "a?b"}

@@ -82,7 +82,7 @@ def test_skip_bad_lines_counts_them():
 def test_missing_file():
     with pytest.raises(TraceError) as info:
         list(read_trace("/nonexistent/trace.jsonl"))
-    assert str(info.value) == "/nonexistent/trace.jsonl:1: no such file"
+    assert str(info.value) == "/nonexistent/trace.jsonl: no such file"
 
 
 def test_not_utf8(tmp_path):
@@ -123,7 +123,7 @@ def test_cli_skip_bad_lines(tmp_path, policy):
 
 def test_cli_missing_trace_and_bad_policy(tmp_path, policy):
     result = invoke(["simulate", str(tmp_path / "none.jsonl"), "-p", policy])
-    assert result.exit_code == 2 and "none.jsonl:1: no such file" in result.stderr
+    assert result.exit_code == 2 and "none.jsonl: no such file" in result.stderr
     bad = tmp_path / "bad.nhipl"
     bad.write_text("permit any agent to;\n")
     trace = tmp_path / "t.jsonl"

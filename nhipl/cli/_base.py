@@ -21,6 +21,14 @@ class BadInput(LocatedError):
         super().__init__(source, int(line), int(column), message)
 
 
+class BadFile(LocatedError):
+    """A file (or folder) given to the CLI that is wrong as a whole, not at a place in it:
+    renders as ``path: message``."""
+
+    def __init__(self, path: str, message: str, help: str | None = None):
+        super().__init__(path, None, None, message, help)
+
+
 class NumberRange(click.FloatRange):
     """`click.FloatRange` that also refuses `nan`, which compares false with every bound."""
 

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, BadInput, handle_errors, main
+from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, BadFile, BadInput, handle_errors, main
 
 EXIT_INTERNAL = 3
 
@@ -163,7 +163,7 @@ def prove_cmd(engine, paths, output, chain_bound, list_bound, timeout) -> None:
 
     files = discover(paths)
     if not files:
-        raise BadInput(f"{paths[0]}:1:1", "no `*_test.nhipl` files found")
+        raise BadFile(paths[0], "no `*_test.nhipl` files found")
     bounds = _bounds(engine, chain_bound, list_bound)
     results, done = [], set()
     for path in files:

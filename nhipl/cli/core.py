@@ -11,7 +11,7 @@ from ..errors import RequestError
 from ..jsontext import JSONTextError, parse_json_documents
 from .. import source as user_files
 from ..loader import load
-from ._base import EXIT_FINDINGS, EXIT_OK, BadInput, handle_errors, main
+from ._base import EXIT_FINDINGS, EXIT_OK, BadFile, BadInput, handle_errors, main
 
 
 @main.command()
@@ -36,7 +36,7 @@ def read_requests(path: str) -> list[tuple[int, object]]:
     """Requests from a JSON file (one object) or a JSON-lines file: (line, request) pairs."""
     name, text = _read_input(path)
     if not text.strip():
-        raise BadInput(f"{name}:1:1", "no request: the input is empty")
+        raise BadFile(name, "no request: the input is empty")
     try:
         return parse_json_documents(text)
     except JSONTextError as err:

@@ -11,7 +11,7 @@ import click
 from .. import source as user_files
 from ..errors import LocatedError, PolicyError
 from ..fmt import FormatError, format_text
-from ..lint import fails, format_json, format_sarif, lint_paths, load_config
+from ..lint import ConfigFinder, fails, format_json, format_sarif, lint_paths, load_config
 from ..lint import format_text as findings_text
 from ..loader import decode, read_text
 from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, handle_errors, main
@@ -25,13 +25,14 @@ from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, handle_errors, main
     "config_path",
     type=click.Path(),
     default=None,
-    help="pyproject.toml with [tool.nhipl.lint] (default: the nearest one above the current folder).",
+    help="A pyproject.toml with [tool.nhipl.lint], or an nhipl.toml with [lint], for every file "
+    "(default: for each file, the nearest nhipl.toml or pyproject.toml with lint settings in its folder or above).",
 )
 @click.option("--exact", is_flag=True, help="Decide NHI004, NHI006 and NHI012 over every request with the SMT solver (needs `nhipl[analyze]`).")
 @handle_errors
 def lint(files: tuple[str, ...], output: str, config_path: str | None, exact: bool) -> None:
     """Lint policy FILES (files or folders). Exit 0 no findings, 1 findings, 2 bad input."""
-    config = load_config(config_path, ".")
+    config = load_config(config_path) if config_path is not None else ConfigFinder()
     assumptions: list[str] | None = [] if exact else None
     findings = lint_paths(list(files), config, assumptions)
     render = {"text": findings_text, "json": format_json, "sarif": format_sarif}[output]
@@ -86,7 +87,7 @@ def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
             bad += 1
             continue
         except FormatError as err:
-            click.echo(f"{err.source}:1:1: {err.message}", err=True)
+            click.echo(f"{err.source}: {err.message}", err=True)
             bad += 1
             continue
         except LocatedError as err:
@@ -111,7 +112,7 @@ def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
             target = os.path.realpath(path)
             user_files.write_atomically(target, formatted, force=True, mode=os.stat(target).st_mode & 0o7777)
         except OSError as err:
-            click.echo(f"{path}:1:1: cannot write file: {(err.strerror or str(err)).lower()}", err=True)
+            click.echo(f"{path}: cannot write file: {(err.strerror or str(err)).lower()}", err=True)
             bad += 1
             continue
         except LocatedError as err:

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..loader import load
-from ._base import BadInput, NumberRange, handle_errors, main
+from ._base import BadFile, BadInput, NumberRange, handle_errors, main
 
 
 @main.command(
@@ -96,7 +96,9 @@ def mcp_proxy(
             key=key_path,
         )
     except DecisionLogError as err:
-        raise BadInput(f"{err.path}:1:1", err.message) from None
+        raise BadFile(err.path, err.message) from None
     except ProxyError as err:
-        raise BadInput(f"{err.option or server[0]}:1:1", str(err)) from None
+        if err.option is not None:  # a bad --store or --key: named as serve names its options
+            raise BadInput(f"{err.option}:1:1", str(err)) from None
+        raise BadFile(server[0], str(err)) from None
     sys.exit(code)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ._base import BadInput, handle_errors, main
+from ._base import BadFile, BadInput, handle_errors, main
 
 
 @main.command("serve")
@@ -57,9 +57,9 @@ def serve_command(
             with open(token_file, encoding="utf-8") as f:
                 token = f.read().strip()
         except (OSError, UnicodeDecodeError) as err:
-            raise BadInput(f"{token_file}:1:1", f"cannot read the token file: {getattr(err, 'strerror', None) or err}") from None
+            raise BadFile(token_file, f"cannot read the token file: {getattr(err, 'strerror', None) or err}") from None
         if not token or any(c.isspace() for c in token) or not token.isprintable():
-            raise BadInput(f"{token_file}:1:1", "the token file must hold one token: printable, no spaces")
+            raise BadFile(token_file, "the token file must hold one token: printable, no spaces")
     if token is None and not is_loopback(host) and not insecure:
         raise BadInput(
             "--host:1:1",

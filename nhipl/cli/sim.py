@@ -15,7 +15,7 @@ from ..simulator import APPROVAL_SCOPES, DEFAULT_GRACE, Distribution, LatencyMod
 from ..simulator.html import render_html
 from ..simulator.swarm import LABELS, TOPOLOGIES, SwarmStream, swarm_config
 from ..source import check_inside, refuse_existing, write_atomically
-from ._base import EXIT_FINDINGS, EXIT_OK, BadInput, NumberRange, handle_errors, main
+from ._base import EXIT_FINDINGS, EXIT_OK, BadFile, NumberRange, handle_errors, main
 
 
 def _distribution(option: str, text: str | None, default: Distribution) -> Distribution:
@@ -120,7 +120,7 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
                            _distribution("--issue-delay", issue_delay, defaults.credential_issue))
     policies = load(list(policy_paths)) if policy_paths else None
     if os.path.isdir(trace):
-        raise BadInput(f"{trace}:1:1", "is a folder, not a trace file")
+        raise BadFile(trace, "is a folder, not a trace file")
     outputs: list[str] = []
     if out_dir is not None:
         outputs = [os.path.join(out_dir, f"report.{'txt' if fmt == 'text' else fmt}"), os.path.join(out_dir, "graph.dot")]
@@ -161,7 +161,7 @@ def simulate_cmd(trace, policy_paths, fmt, out_dir, skip_bad_lines, seed, approv
         try:
             os.makedirs(out_dir, exist_ok=True)
         except OSError as err:
-            raise BadInput(f"{out_dir}:1:1", f"cannot create folder: {(err.strerror or str(err)).lower()}") from None
+            raise BadFile(out_dir, f"cannot create folder: {(err.strerror or str(err)).lower()}") from None
         path, dot_path = outputs
         for target, content in ((path, text), (dot_path, report.to_dot())):
             check_inside(out_dir, target)
@@ -224,10 +224,10 @@ def _rate_options(func):
 def generate_cmd(agents, tasks, steps, seed, topology, max_depth, policy_out, labels_out, from_policy, force, **rates):
     """A seeded synthetic swarm trace as JSON lines on stdout. Exit 0."""
     if policy_out and labels_out and os.path.abspath(policy_out) == os.path.abspath(labels_out):
-        raise BadInput(f"{labels_out}:1:1", "`--labels-out` names the same file as `--policy-out`")
+        raise BadFile(labels_out, "`--labels-out` names the same file as `--policy-out`")
     for path in (policy_out, labels_out):  # fail before the trace is written, not after
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise BadInput(f"{path}:1:1", "cannot write file: no such folder")
+            raise BadFile(path, "cannot write file: no such folder")
     refuse_existing(policy_out, labels_out, force=force)
     cast = None
     if from_policy:
@@ -288,7 +288,7 @@ def graph_cmd(trace, output, policy_paths, skip_bad_lines, force):
     if dot is None:
         dot_path = base + ".dot"
         if os.path.exists(dot_path):
-            raise BadInput(f"{output}:1:1", f"graphviz `dot` is not installed, and {dot_path} exists, so nothing was written\n"
+            raise BadFile(output, f"graphviz `dot` is not installed, and {dot_path} exists, so nothing was written\n"
                                             f"  help: install graphviz, or write the DOT text with `-o {dot_path}`")
         write_atomically(dot_path, dot_text)
         click.echo(f"graphviz `dot` is not installed, so {output} was not drawn; wrote {dot_path}\n"
@@ -301,7 +301,7 @@ def graph_cmd(trace, output, policy_paths, skip_bad_lines, force):
         if not os.path.lexists(dot_path):
             write_atomically(dot_path, dot_text)
         message = result.stderr.decode("utf-8", "replace").strip().splitlines()[:1]
-        raise BadInput(f"{dot_path}:1:1", "graphviz `dot` failed: " + (message[0] if message else f"exit {result.returncode}"))
+        raise BadFile(dot_path, "graphviz `dot` failed: " + (message[0] if message else f"exit {result.returncode}"))
     write_atomically(output, result.stdout, force=force)
     click.echo(f"wrote {output}", err=True)
     sys.exit(EXIT_OK)

@@ -10,8 +10,20 @@ import click
 from ._base import EXIT_BAD_INPUT, EXIT_FINDINGS, main
 
 
+def _print_parameters(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from nhipl.simulator.sweep.studies import STUDIES, parameter_table
+
+    for name, study in STUDIES.items():
+        click.echo(f"study `{name}`: {study.description}\n\n{parameter_table(name)}\n")
+    ctx.exit(0)
+
+
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--parameters", is_flag=True, is_eager=True, expose_value=False, callback=_print_parameters,
+              help="Print each study's parameters (name, type, default, values, meaning) and exit.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Output folder for results.csv and the plots [default: ./NAME-results].")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default=None,
@@ -37,7 +49,7 @@ def sweep(config: str, out: str | None, executor: str | None, scheduler: str | N
         click.echo(err.render(), err=True)
         sys.exit(EXIT_BAD_INPUT)
     if plots and settings.plots and importlib.util.find_spec("matplotlib") is None:
-        click.echo(f"{config}:1:1: the config's plots need matplotlib\n  help: install it with `pip install 'nhipl[sweep]'`, "
+        click.echo(f"{config}: the config's plots need matplotlib\n  help: install it with `pip install 'nhipl[sweep]'`, "
                    "or pass `--no-plots`", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if scheduler and executor == "local":
@@ -55,7 +67,7 @@ def sweep(config: str, out: str | None, executor: str | None, scheduler: str | N
     except ExecutorError as err:
         if scheduler or executor == "dask":
             raise click.BadParameter(str(err), param_hint="'--scheduler'" if scheduler else "'--executor'") from None
-        click.echo(f"{config}:1:1: {err}", err=True)
+        click.echo(f"{config}: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except RunFailed as err:
         click.echo(f"error: {err}", err=True)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from ..source import refuse_existing, write_atomically
-from ._base import EXIT_FINDINGS, EXIT_OK, BadInput, NumberRange, handle_errors, main
+from ._base import EXIT_FINDINGS, EXIT_OK, BadFile, NumberRange, handle_errors, main
 
 # Keep in step with nhipl.testing.invariants (not imported at start-up, see below).
 DEFAULT_MAX_EXAMPLES, DEFAULT_SEED = 300, 0
@@ -61,9 +61,9 @@ def test_(
 
     files = discover(paths)
     if not files:
-        raise BadInput(f"{paths[0]}:1:1", "no `*_test.nhipl` files found")
+        raise BadFile(paths[0], "no `*_test.nhipl` files found")
     if junit_path is not None and os.path.isdir(junit_path):
-        raise BadInput(f"{junit_path}:1:1", "is a folder, not a file")
+        raise BadFile(junit_path, "is a folder, not a file")
     refuse_existing(junit_path, force=force)
     run = run_files(files, pattern=pattern, invariants=not no_invariants, max_examples=max_examples, seed=seed)
     if run.total == 0:

@@ -6,17 +6,19 @@ OWASP Agentic (2026), OWASP NHI (2025) and NIST AI RMF 1.0 items it guards.
 ['NHI002']
 """
 
-from .config import LintConfig, load_config, parse_config
+from .config import ConfigFinder, LintConfig, find_config, load_config, parse_config
 from .linter import Finding, fails, lint_paths, lint_policies, lint_text
 from .report import format_json, format_sarif, format_text, sarif_log
 from .rules import RULES, LintRule
 
 __all__ = [
     "RULES",
+    "ConfigFinder",
     "Finding",
     "LintConfig",
     "LintRule",
     "fails",
+    "find_config",
     "format_json",
     "format_sarif",
     "format_text",

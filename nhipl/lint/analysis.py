@@ -9,6 +9,7 @@ when no request can reach both.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import assert_never
 
 from .. import ast as A
 from ..values import equal, glob, is_number
@@ -70,17 +71,23 @@ def any_overlap(xs, ys) -> bool:
 
 
 def subject_covers(outer: A.Subject, inner: A.Subject) -> bool:
-    if isinstance(outer, A.AnyAgent):
-        return True
-    if isinstance(outer, A.AgentIds):
-        return isinstance(inner, A.AgentIds) and all_covered(outer.ids, inner.ids)
-    return isinstance(inner, A.AgentGroup) and set(inner.groups) <= set(outer.groups)
+    match outer:
+        case A.AnyAgent():
+            return True
+        case A.AgentIds(ids=ids):
+            return isinstance(inner, A.AgentIds) and all_covered(ids, inner.ids)
+        case A.AgentGroup(groups=groups):
+            return isinstance(inner, A.AgentGroup) and set(inner.groups) <= set(groups)
+        case unknown:
+            assert_never(unknown)
 
 
 def subjects_overlap(a: A.Subject, b: A.Subject) -> bool:
-    if isinstance(a, A.AgentIds) and isinstance(b, A.AgentIds):
-        return any_overlap(a.ids, b.ids)
-    return True  # any agent, or a group: membership comes from the request
+    match a, b:
+        case A.AgentIds(ids=ids_a), A.AgentIds(ids=ids_b):
+            return any_overlap(ids_a, ids_b)
+        case _:
+            return True  # any agent, or a group: membership comes from the request
 
 
 def scope_covers(outer: A.Rule, inner: A.Rule, *, resources: bool = True) -> bool:
@@ -122,19 +129,24 @@ def same_conditions(a: A.Rule, b: A.Rule) -> bool:
 
 def broad_subject(subject: A.Subject) -> str | None:
     """Why ``subject`` is a shared or trust-domain-wide identity, or None."""
-    if isinstance(subject, A.AnyAgent):
-        return "`any agent`"
-    if isinstance(subject, A.AgentIds):
-        for ident in subject.ids:
-            if "*" not in ident:
-                continue
-            prefix = ident.split("*", 1)[0]
-            scheme = "spiffe://"
-            if scheme.startswith(prefix):
-                return f"`agent \"{ident}\"` (every identity)"
-            if prefix.startswith(scheme) and "/" not in prefix[len(scheme):].rstrip("/"):
-                return f"`agent \"{ident}\"` (a whole trust domain)"
-    return None
+    match subject:
+        case A.AnyAgent():
+            return "`any agent`"
+        case A.AgentIds(ids=ids):
+            for ident in ids:
+                if "*" not in ident:
+                    continue
+                prefix = ident.split("*", 1)[0]
+                scheme = "spiffe://"
+                if scheme.startswith(prefix):
+                    return f"`agent \"{ident}\"` (every identity)"
+                if prefix.startswith(scheme) and "/" not in prefix[len(scheme):].rstrip("/"):
+                    return f"`agent \"{ident}\"` (a whole trust domain)"
+            return None
+        case A.AgentGroup():
+            return None
+        case unknown:
+            assert_never(unknown)
 
 
 # ---- paths in conditions -------------------------------------------------------------------
@@ -145,10 +157,11 @@ def paths(expr: A.Expr | None):
     if expr is None:
         return
     for node in A.iter_exprs(expr):
-        if isinstance(node, A.Path):
-            yield node.root, (node.attrs[0] if node.attrs else None), node
-        elif isinstance(node, A.Has) and not node.path.attrs:
-            yield node.path.root, node.name, node
+        match node:
+            case A.Path(root=root, attrs=attrs):
+                yield root, (attrs[0] if attrs else None), node
+            case A.Has(path=A.Path(root=root, attrs=()), name=name):
+                yield root, name, node
 
 
 def mentions(rule: A.Rule, root: str, attrs: tuple[str, ...]) -> bool:
@@ -166,19 +179,23 @@ _ALWAYS_PRESENT = {("delegation", "depth"), ("delegation", "chain"), ("tool", "n
 
 def _constant_operand(expr: A.Expr):
     """(True, value) for an operand whose value is fixed, else (False, None)."""
-    if isinstance(expr, A.Literal):
-        return True, expr.value
-    if isinstance(expr, A.Duration):
-        return True, expr.seconds
-    if isinstance(expr, A.ListExpr):
-        values = []
-        for item in expr.items:
-            ok, value = _constant_operand(item)
-            if not ok:
-                return False, None
-            values.append(value)
-        return True, values
-    return False, None
+    match expr:
+        case A.Literal(value=value):
+            return True, value
+        case A.Duration():
+            return True, expr.seconds
+        case A.ListExpr(items=items):
+            values = []
+            for item in items:
+                ok, value = _constant_operand(item)
+                if not ok:
+                    return False, None
+                values.append(value)
+            return True, values
+        case A.Path() | A.Not() | A.And() | A.Or() | A.Compare() | A.In() | A.StringTest() | A.Has():
+            return False, None
+        case unknown:
+            assert_never(unknown)
 
 
 def _is_path(expr: A.Expr, root: str, attr: str) -> bool:
@@ -188,50 +205,54 @@ def _is_path(expr: A.Expr, root: str, attr: str) -> bool:
 def constant_value(expr: A.Expr, task_intent: str | None = None) -> bool | None:
     """True or False when ``expr`` has that value on every request where it
     evaluates without error; None when it depends on the request."""
-    if isinstance(expr, A.Literal):
-        return expr.value if isinstance(expr.value, bool) else None
-    if isinstance(expr, A.Not):
-        inner = constant_value(expr.operand, task_intent)
-        return None if inner is None else not inner
-    if isinstance(expr, A.And):
-        values = [constant_value(op, task_intent) for op in expr.operands]
-        if False in values or _contradiction(expr.operands):
-            return False
-        return True if all(v is True for v in values) else None
-    if isinstance(expr, A.Or):
-        values = [constant_value(op, task_intent) for op in expr.operands]
-        if True in values:
-            return True
-        return False if all(v is False for v in values) else None
-    if isinstance(expr, A.Has):
-        if not expr.path.attrs and (expr.path.root, expr.name) in _ALWAYS_PRESENT:
-            return True
-        if task_intent is not None and not expr.path.attrs and (expr.path.root, expr.name) == ("task", "intent"):
-            return True
-        return None
-    if isinstance(expr, A.Compare):
-        return _constant_compare(expr, task_intent)
-    if isinstance(expr, A.In):
-        ok_c, container = _constant_operand(expr.container)
-        if ok_c and isinstance(container, list) and not container:
-            return False
-        ok_i, item = _constant_operand(expr.item)
-        if ok_i and ok_c and isinstance(container, list):
-            return any(equal(item, x) for x in container)
-        return None
-    if isinstance(expr, A.StringTest):
-        ok_l, left = _constant_operand(expr.left)
-        ok_r, right = _constant_operand(expr.right)
-        if ok_l and ok_r and isinstance(left, str) and isinstance(right, str):
-            if expr.op == "matches":
-                return glob(right).match(left)
-            if expr.op == "startswith":
-                return left.startswith(right)
-            if expr.op == "endswith":
-                return left.endswith(right)
-            return right in left
-        return None
-    return None
+    match expr:
+        case A.Literal(value=value):
+            return value if isinstance(value, bool) else None
+        case A.Not(operand=operand):
+            inner = constant_value(operand, task_intent)
+            return None if inner is None else not inner
+        case A.And(operands=operands):
+            values = [constant_value(op, task_intent) for op in operands]
+            if False in values or _contradiction(operands):
+                return False
+            return True if all(v is True for v in values) else None
+        case A.Or(operands=operands):
+            values = [constant_value(op, task_intent) for op in operands]
+            if True in values:
+                return True
+            return False if all(v is False for v in values) else None
+        case A.Has(path=path, name=name):
+            if not path.attrs and (path.root, name) in _ALWAYS_PRESENT:
+                return True
+            if task_intent is not None and not path.attrs and (path.root, name) == ("task", "intent"):
+                return True
+            return None
+        case A.Compare():
+            return _constant_compare(expr, task_intent)
+        case A.In(item=item_expr, container=container_expr):
+            ok_c, container = _constant_operand(container_expr)
+            if ok_c and isinstance(container, list) and not container:
+                return False
+            ok_i, item = _constant_operand(item_expr)
+            if ok_i and ok_c and isinstance(container, list):
+                return any(equal(item, x) for x in container)
+            return None
+        case A.StringTest(op=op, left=left_expr, right=right_expr):
+            ok_l, left = _constant_operand(left_expr)
+            ok_r, right = _constant_operand(right_expr)
+            if ok_l and ok_r and isinstance(left, str) and isinstance(right, str):
+                if op == "matches":
+                    return glob(right).match(left)
+                if op == "startswith":
+                    return left.startswith(right)
+                if op == "endswith":
+                    return left.endswith(right)
+                return right in left
+            return None
+        case A.Duration() | A.ListExpr() | A.Path():
+            return None  # not a boolean on its own
+        case unknown:
+            assert_never(unknown)
 
 
 def _constant_compare(expr: A.Compare, task_intent: str | None) -> bool | None:
@@ -299,7 +320,12 @@ def constant_parts(expr: A.Expr | None, task_intent: str | None = None):
         if value is not None:
             yield node, value
             continue
-        if isinstance(node, (A.And, A.Or)):
-            stack.extend(reversed(node.operands))
-        elif isinstance(node, A.Not):
-            stack.append(node.operand)
+        match node:
+            case A.And(operands=operands) | A.Or(operands=operands):
+                stack.extend(reversed(operands))
+            case A.Not(operand=operand):
+                stack.append(operand)
+            case A.Literal() | A.Duration() | A.ListExpr() | A.Path() | A.Compare() | A.In() | A.StringTest() | A.Has():
+                pass  # no boolean parts inside
+            case unknown:
+                assert_never(unknown)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from .. import ast as A
-from .rules import Facts, RawFinding, _rule_name, _same_rule
+from .rules import Facts, RawFinding, _rule_name
 
 EXACT_CODES = frozenset({"NHI004", "NHI006", "NHI012"})
 
@@ -46,7 +46,7 @@ def check_exact(facts: Facts, assumptions: list[str]) -> Iterator[RawFinding]:
     assumptions.extend(result.assumptions)
     for found in result.findings:
         rule = found.rule
-        repeats = any(other is not rule and _same_rule(other, rule) for other in facts.rules)
+        repeats = bool(facts.index.same(rule))
         if rule.effect == A.PERMIT or (rule.effect == A.APPROVAL and found.kind in (NEVER_MATCHES, NEVER_DECIDES)):
             if found.kind in (NEVER_MATCHES, NEVER_DECIDES):
                 code = "NHI004"

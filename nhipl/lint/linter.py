@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .. import ast as A
 from ..errors import Diagnostic, Span
 from ..loader import load, loads
-from .config import LintConfig
+from .config import Configs, LintConfig
 from .rules import CHECKS, RULES, SEVERITIES, Facts, RawFinding
 
 _SUPPRESS = re.compile(r"#\s*nhipl:\s*ignore(?:\[([A-Za-z0-9_,\s]*)\])?\s*$")
@@ -113,16 +113,39 @@ def _active_checks(exact: list[str] | None) -> tuple:
     return exact_checks(CHECKS, exact)
 
 
+def _config_of(configs: Configs, source: str | None) -> LintConfig:
+    if isinstance(configs, LintConfig):
+        return configs
+    return configs(source) if source is not None else LintConfig()
+
+
 def lint_policies(
-    policies, config: LintConfig, user_sources: set[str], texts: dict[str, str], exact: list[str] | None = None
+    policies, config: Configs, user_sources: set[str], texts: dict[str, str], exact: list[str] | None = None
 ) -> list[Finding]:
     """Findings in the modules named by ``user_sources`` (``texts``: their source text).
+    ``config``: one configuration, or a function giving each file's own (a
+    :class:`~nhipl.lint.config.ConfigFinder`); the checks run once per distinct
+    configuration, over the whole policy set, and each file keeps the findings of its own.
     ``exact``: see :func:`_active_checks`."""
+    groups: dict[int, tuple[LintConfig, set[str]]] = {}
+    for source in sorted(user_sources):
+        own = _config_of(config, source)
+        groups.setdefault(id(own), (own, set()))[1].add(source)
     lines = {source: text.split("\n") for source, text in texts.items()}
-    facts = Facts(policies, config, user_sources, lines)
     marks = {m.source: suppressions(m, lines.get(m.source, [])) for m in policies.modules if m.source in user_sources}
     found: list[Finding] = []
     seen: set[tuple] = set()
+    for own, sources in groups.values():
+        found.extend(_lint_group(policies, own, sources, lines, marks, seen, exact))
+    found.sort(key=lambda f: (f.span.source if f.span else "", f.span.line if f.span else 0, f.span.column if f.span else 0, f.code))
+    return found
+
+
+def _lint_group(policies, config: LintConfig, user_sources: set[str], lines: dict[str, list[str]],
+                marks: dict, seen: set[tuple], exact: list[str] | None) -> list[Finding]:
+    """The findings in ``user_sources``, all under ``config``."""
+    facts = Facts(policies, config, user_sources, lines)
+    found: list[Finding] = []
     for check in _active_checks(exact):
         for raw in check(facts):
             if not config.active(raw.code):
@@ -139,13 +162,14 @@ def lint_policies(
             src_lines = lines.get(source, [])
             line = src_lines[raw.span.line - 1] if raw.span and 0 < raw.span.line <= len(src_lines) else None
             found.append(Finding(raw.code, config.severity_of(raw.code), raw.message, raw.span, raw.help, raw.rule_id, line))
-    found.sort(key=lambda f: (f.span.source if f.span else "", f.span.line if f.span else 0, f.span.column if f.span else 0, f.code))
     return found
 
 
-def lint_paths(paths, config: LintConfig | None = None, exact: list[str] | None = None) -> list[Finding]:
+def lint_paths(paths, config: Configs | None = None, exact: list[str] | None = None) -> list[Finding]:
     """Lint policy files and folders (loaded together, imports included; findings
     only in files on disk, not in the standard library). PolicyError on bad input.
+    ``config``: as for :func:`lint_policies` (default: the defaults for every file; pass a
+    :class:`~nhipl.lint.config.ConfigFinder` for each file's nearest configuration file).
     ``exact``: see :func:`_active_checks`."""
     config = config or LintConfig()
     if isinstance(paths, (str, os.PathLike)):
@@ -164,7 +188,10 @@ def lint_text(text: str, source: str = "<string>", config: LintConfig | None = N
     return lint_policies(policies, config, set(texts), texts)
 
 
-def fails(findings: list[Finding], config: LintConfig) -> bool:
-    """Whether ``findings`` should fail the run (exit 1) under ``config.fail_on``."""
-    threshold = SEVERITIES.index(config.fail_on)
-    return any(SEVERITIES.index(f.severity) <= threshold for f in findings)
+def fails(findings: list[Finding], config: Configs) -> bool:
+    """Whether ``findings`` should fail the run (exit 1): a finding at or above the
+    ``fail-on`` of its own file's configuration."""
+    return any(
+        SEVERITIES.index(f.severity) <= SEVERITIES.index(_config_of(config, f.span.source if f.span else None).fail_on)
+        for f in findings
+    )

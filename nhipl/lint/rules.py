@@ -231,6 +231,7 @@ class Facts:
                 for root, attr, _ in an.paths(expr):
                     if attr is not None:
                         self.used.setdefault((root, attr), set()).add(rule.id)
+        self.index = RuleIndex(self.rules)
         self.shadowed: dict[str, A.Rule] = {}
         forbids = [r for r in self.rules if r.effect == A.FORBID and an.unconditional(r)]
         for rule in self.rules:
@@ -418,6 +419,94 @@ def _same_rule(a: A.Rule, b: A.Rule) -> bool:
     )
 
 
+def _conditions_key(rule: A.Rule) -> str:
+    """Equal for two rules with the same conditions (:func:`~.analysis.same_conditions` compares
+    the reprs too); an unconditional rule's is :data:`_UNCONDITIONAL`."""
+    return repr((rule.when, rule.unless))
+
+
+_UNCONDITIONAL = repr((None, None))
+
+
+def _duplicate_key(rule: A.Rule) -> tuple:
+    """Equal for any two rules :func:`_same_rule` calls the same (the converse need not hold)."""
+    resources = None if rule.resources is None else frozenset(rule.resources)
+    return (rule.effect, rule.subject, rule.action, frozenset(rule.targets), resources, rule.task_intent,
+            _conditions_key(rule), rule.ttl)
+
+
+def _literal_prefix(pattern: str) -> str:
+    return pattern.split("*", 1)[0]
+
+
+class RuleIndex:
+    """The rules of a policy set bucketed so that the duplicate and subsumption checks compare
+    a rule only with the few rules that could repeat or cover it, not with every rule.
+
+    ``compare`` counts the rule-against-rule comparisons made (a regression to comparing every
+    pair shows there)."""
+
+    def __init__(self, rules: tuple[A.Rule, ...]):
+        self.rules = rules
+        self.position = {id(rule): i for i, rule in enumerate(rules)}
+        self.comparisons = 0
+        self._same: dict[tuple, list[int]] = {}
+        # (effect, action, task or None, conditions) -> literal prefix of a target -> rule positions
+        self._scopes: dict[tuple, dict[str, list[int]]] = {}
+        for i, rule in enumerate(rules):
+            self._same.setdefault(_duplicate_key(rule), []).append(i)
+            by_prefix = self._scopes.setdefault((rule.effect, rule.action, rule.task_intent, _conditions_key(rule)), {})
+            for prefix in {_literal_prefix(t) for t in rule.targets} or {""}:
+                by_prefix.setdefault(prefix, []).append(i)
+
+    def same(self, rule: A.Rule) -> list[A.Rule]:
+        """The other rules that repeat ``rule``, in order."""
+        out = []
+        for i in self._same.get(_duplicate_key(rule), ()):
+            other = self.rules[i]
+            if other is not rule:
+                self.comparisons += 1
+                if _same_rule(other, rule):
+                    out.append(other)
+        return out
+
+    def earlier_same(self, rule: A.Rule) -> A.Rule | None:
+        """The first rule before ``rule`` that it repeats, or None."""
+        mine = self.position[id(rule)]
+        for i in self._same.get(_duplicate_key(rule), ()):
+            if i >= mine:
+                break
+            self.comparisons += 1
+            if _same_rule(self.rules[i], rule):
+                return self.rules[i]
+        return None
+
+    def could_cover(self, narrow: A.Rule) -> list[A.Rule]:
+        """In order, every rule that may cover ``narrow`` with the same effect: same action, no
+        task or the same one, no conditions or the same ones, and a target whose literal
+        prefix (the text before its first `*`) starts ``narrow``'s first target, which a glob
+        that covers that target must have (a superset of the rules :func:`_subsumes` accepts)."""
+        conditions = {_UNCONDITIONAL, _conditions_key(narrow)}
+        tasks = {None, narrow.task_intent}
+        if narrow.targets:
+            first = _literal_prefix(narrow.targets[0])
+            prefixes = [first[:k] for k in range(len(first) + 1)]
+        else:
+            prefixes = None
+        found: set[int] = set()
+        for task in tasks:
+            for condition in conditions:
+                by_prefix = self._scopes.get((narrow.effect, narrow.action, task, condition))
+                if not by_prefix:
+                    continue
+                if prefixes is None:
+                    found.update(i for positions in by_prefix.values() for i in positions)
+                else:
+                    for prefix in prefixes:
+                        found.update(by_prefix.get(prefix, ()))
+        return [self.rules[i] for i in sorted(found)]
+
+
 def _subsumes(broad: A.Rule, narrow: A.Rule) -> bool:
     if broad.effect != narrow.effect or not an.scope_covers(broad, narrow):
         return False
@@ -429,28 +518,30 @@ def _subsumes(broad: A.Rule, narrow: A.Rule) -> bool:
 
 
 def check_duplicates(facts: Facts) -> Iterator[RawFinding]:
-    rules = facts.rules
+    index = facts.index
     duplicates: set[str] = set()
-    for j, later in enumerate(rules):
+    for later in facts.rules:
         if not facts.is_user(later.span):
             continue
-        for earlier in rules[:j]:
-            if _same_rule(earlier, later):
-                duplicates.add(later.id)
-                yield RawFinding(
-                    "NHI005",
-                    f"rule {_rule_name(later)} repeats `{earlier.id}`",
-                    facts.head(later),
-                    later.span,
-                    later.id,
-                    "remove one of the two",
-                )
-                break
-    for narrow in rules:
+        earlier = index.earlier_same(later)
+        if earlier is not None:
+            duplicates.add(later.id)
+            yield RawFinding(
+                "NHI005",
+                f"rule {_rule_name(later)} repeats `{earlier.id}`",
+                facts.head(later),
+                later.span,
+                later.id,
+                "remove one of the two",
+            )
+    for narrow in facts.rules:
         if narrow.id in duplicates or not facts.is_user(narrow.span) or narrow.id in facts.shadowed:
             continue
-        for broad in rules:
-            if broad is narrow or _same_rule(broad, narrow):
+        for broad in index.could_cover(narrow):
+            if broad is narrow:
+                continue
+            index.comparisons += 1
+            if _same_rule(broad, narrow):
                 continue
             if _subsumes(broad, narrow):
                 yield RawFinding(

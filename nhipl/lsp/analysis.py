@@ -219,7 +219,8 @@ def add_lint(analysis: Analysis, config: LintConfig | None = None) -> Analysis:
 
 
 def lint_config_for(path: str) -> LintConfig:
-    """The lint configuration of the nearest ``pyproject.toml`` (defaults when it is bad)."""
+    """The lint configuration nearest to the file (``nhipl.toml``, or ``pyproject.toml`` with
+    ``[tool.nhipl.lint]``, as ``nhipl lint`` finds it; defaults when it is bad)."""
     try:
         return load_config(None, start=os.path.dirname(path) or ".")
     except nhipl.NhiplError:

@@ -20,9 +20,10 @@ exactly the request it sent.
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any
+
+from ..jsontext import Refused, has_lone_surrogate, strict_decoder
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
 
@@ -98,30 +99,6 @@ class FrameError(ValueError):
         self.request_id = request_id
 
 
-class _Refused(ValueError):
-    pass
-
-
-def _no_constant(name: str):
-    raise _Refused(f"`{name}` is not a JSON number")
-
-
-def _float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _Refused(f"the number `{text[:20]}` is too large")
-    return value
-
-
-def _int(text: str) -> int:
-    if len(text) > 17:
-        raise _Refused("an integer is too large (the limit is ±(2**53 - 1))")
-    value = int(text)
-    if -SAFE_INTEGER <= value <= SAFE_INTEGER:
-        return value
-    raise _Refused("an integer is too large (the limit is ±(2**53 - 1))")
-
-
 def _pairs(pairs: list) -> dict:
     out = dict(pairs)
     if len(out) != len(pairs) or (len(out) > 1 and len(set(map(str.casefold, out))) != len(out)):
@@ -129,13 +106,14 @@ def _pairs(pairs: list) -> dict:
         for key, _ in pairs:
             folded = key.casefold()
             if folded in seen:
-                raise _Refused(f"duplicate key `{_shown(key)}` (keys are compared without case)")
+                raise Refused(f"duplicate key `{_shown(key)}` (keys are compared without case)")
             seen.add(folded)
     return out
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_no_constant, parse_float=_float, parse_int=_int)
+# The core's strict number rules, with integers a peer reads exactly and no duplicate keys.
+_DECODER = strict_decoder(integer_limit=SAFE_INTEGER, object_pairs_hook=_pairs)
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
@@ -169,7 +147,7 @@ def parse_line(line: bytes) -> Any:
         value = _DECODER.decode(text)
     except RecursionError:
         raise FrameError(PARSE_ERROR, f"parse error: nested more than {DEPTH_LIMIT} deep") from None
-    except _Refused as err:
+    except Refused as err:
         raise FrameError(PARSE_ERROR, f"parse error: {err}", _lenient_id(text)) from None
     except (json.JSONDecodeError, ValueError) as err:
         why = err.msg.lower() if isinstance(err, json.JSONDecodeError) else str(err).lower()
@@ -177,11 +155,8 @@ def parse_line(line: bytes) -> Any:
     if text.count("{") + text.count("[") > DEPTH_LIMIT and not _depth_ok(value):
         raise FrameError(PARSE_ERROR, f"parse error: nested more than {DEPTH_LIMIT} deep", _lenient_id(text))
     # A lone surrogate can only come from a `\uD800`-style escape (strict UTF-8 has none).
-    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
-        try:
-            encode(value)
-        except UnicodeEncodeError:
-            raise FrameError(PARSE_ERROR, "parse error: a string holds a lone UTF-16 surrogate", _lenient_id(text)) from None
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and has_lone_surrogate(value):
+        raise FrameError(PARSE_ERROR, "parse error: a string holds a lone UTF-16 surrogate", _lenient_id(text))
     return value
 
 

@@ -170,7 +170,7 @@ def discover(paths: Iterable[str]) -> list[str]:
         elif os.path.exists(path):  # a file, or something the reader will refuse by name
             found.append(path)
         else:
-            problems.append(Diagnostic("file-not-found", "no such file or folder", Span(path, 1, 1)))
+            problems.append(Diagnostic("file-not-found", "no such file or folder", Span(path, 1, 1), whole_file=True))
     if problems:
         raise PolicyError(problems)
     unique: list[str] = []

@@ -18,9 +18,13 @@ from nhipl.jsontext import JSONTextError, parse_json, parse_json_documents
 
 
 class SourceError(LocatedError):
-    """A recorded run that cannot be imported, at ``location`` (``file:line:col``)."""
+    """A recorded run that cannot be imported, at ``location`` (``file:line:col``; with
+    ``whole_file``, the file or folder itself: ``location`` is its path)."""
 
-    def __init__(self, location: str, message: str, help: str | None = None):
+    def __init__(self, location: str, message: str, help: str | None = None, *, whole_file: bool = False):
+        if whole_file:
+            super().__init__(location, None, None, message, help)
+            return
         source, line, column = location.rsplit(":", 2)
         super().__init__(source, int(line), int(column), message, help)
 
@@ -49,12 +53,12 @@ def source_files(paths: Iterable[str | os.PathLike], suffixes: tuple[str, ...]) 
                 key=lambda p: p.relative_to(path).parts,
             )
             if not found:
-                raise SourceError(f"{raw}:1:1", f"no `{'`, `'.join(suffixes)}` files in this folder")
+                raise SourceError(str(raw), f"no `{'`, `'.join(suffixes)}` files in this folder", whole_file=True)
             yield from (str(p) for p in found)
         elif path.exists():
             yield str(raw)
         else:
-            raise SourceError(f"{raw}:1:1", "no such file")
+            raise SourceError(str(raw), "no such file", whole_file=True)
 
 
 def read_text(path: str) -> str:

@@ -107,7 +107,10 @@ class DaskExecutor:
                 raise ExecutorError(f"cannot reach the dask scheduler at `{self.scheduler}`: {err}") from None
         cluster = LocalCluster(
             n_workers=self.workers, threads_per_worker=1, processes=self.processes,
-            dashboard_address=None, silence_logs=40,  # logging.ERROR
+            # The scheduler's HTTP server starts even without a dashboard, and with no
+            # address it takes port 8787, warning when another cluster holds it: a free
+            # loopback port instead.
+            dashboard_address="127.0.0.1:0", silence_logs=40,  # logging.ERROR
         )
         return Client(cluster, timeout=self.timeout), cluster
 

@@ -11,6 +11,11 @@ A run is ``(parameters, seed) -> metrics``. Two studies ship:
   credential TTL, operation cap) and simulate it; metrics are calls and seconds
   of exposure after revocation, plus the report's summary.
 
+Each study's parameters are written out in one table (:data:`SWARM_PARAMETERS`,
+:data:`REVOCATION_PARAMETERS`): name, type, default, bounds, help, and where the value
+goes. The config checker, ``nhipl sweep --parameters`` and the tables in the docs are all
+built from it.
+
 Metrics that are measured with a clock (policy evaluation time) differ from
 run to run; every other column is a function of the parameters and the seed.
 """
@@ -18,7 +23,6 @@ run to run; every other column is a function of the parameters and the seed.
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import re
 from dataclasses import dataclass, field
@@ -29,9 +33,18 @@ from . import revocation
 BUILTIN_POLICY = "builtin"  # the value of `policy` that means the study's own policy
 
 
+# Where a parameter's value goes.
+GENERATOR = "generator"  # a keyword argument of nhipl.simulator.generate
+SIMULATOR = "simulator"  # a keyword argument of nhipl.simulator.simulate
+LATENCY = "latency"      # a delay of the simulator's LatencyModel
+VARIANT = "variant"      # the policy variant the run is checked against
+STUDY = "study"          # read by the study itself
+
+
 @dataclass(frozen=True, slots=True)
 class Parameter:
-    """A knob a study takes. ``kind`` is int, float, str or bool."""
+    """A knob a study takes. ``kind`` is int, float, str or bool; ``goes_to`` says where its
+    value goes, under the name ``argument`` (default: the parameter's own name)."""
 
     name: str
     kind: type
@@ -41,6 +54,12 @@ class Parameter:
     choices: tuple = ()
     help: str = ""
     check: Callable[[object], str | None] | None = None  # more validation: a problem or None
+    goes_to: str = STUDY
+    argument: str = ""
+
+    @property
+    def keyword(self) -> str:
+        return self.argument or self.name
 
     def problem(self, value: object) -> str | None:
         """Why ``value`` is not valid for this parameter, or None."""
@@ -138,18 +157,14 @@ def is_measured(column: str) -> bool:
     return bool(_MEASURED.search(column))
 
 
-def _simulate(events: list[dict], policy_text: str, policy_source: str, seed: int, options: dict):
-    simulate = _simulator().simulate
-    accepted = inspect.signature(simulate).parameters
-    kwargs = {k: v for k, v in options.items() if k in accepted}
-    waits = {k: options[k] for k in _LATENCY_KNOBS if k in options}
-    if waits and "latency" in accepted:
+def _simulate(events: list[dict], policy_text: str, policy_source: str, seed: int, options: dict, waits: dict):
+    """``options``: keyword arguments of ``simulate``; ``waits``: the latency model's delays."""
+    kwargs = dict(options)
+    if waits:
         from nhipl.simulator import Distribution, LatencyModel
 
         kwargs["latency"] = LatencyModel(**{k: Distribution.parse(v) for k, v in waits.items()})
-    if "seed" in accepted:
-        kwargs["seed"] = seed
-    return simulate(events, _policies(policy_text, policy_source), **kwargs)
+    return _simulator().simulate(events, _policies(policy_text, policy_source), seed=seed, **kwargs)
 
 
 def _summary_columns(report_summary: dict) -> dict[str, object]:
@@ -165,18 +180,6 @@ def _summary_columns(report_summary: dict) -> dict[str, object]:
 # swarm: generate + simulate
 
 
-_NOT_GENERATOR = {"seed", "self"}
-# Generator arguments whose names would collide with a summary column.
-_GENERATOR_ALIASES = {"steps_per_task": "steps"}
-_NOT_SIMULATOR = {"seed", "events", "policies", "trace", "batch_size", "skip_bad_lines", "progress"}
-# The modelled latency, as distribution texts (`const:S`, `uniform:LO,HI`,
-# `exp:MEAN`, `lognormal:MEDIAN,SIGMA`), seconds.
-_LATENCY_KNOBS = {
-    "approval_wait": "lognormal:120,0.8",
-    "credential_issue": "lognormal:0.25,0.5",
-}
-
-
 def _distribution_problem(value: object) -> str | None:
     from nhipl.simulator import Distribution
 
@@ -187,64 +190,61 @@ def _distribution_problem(value: object) -> str | None:
     return None
 
 
-def _signature_parameters(func, skip: set[str]) -> dict[str, Parameter]:
-    params: dict[str, Parameter] = {}
-    for p in inspect.signature(func).parameters.values():
-        if p.name in skip or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is p.empty:
-            continue
-        default = p.default
-        if isinstance(default, bool):
-            kind = bool
-        elif isinstance(default, int):
-            kind = int
-        elif isinstance(default, float):
-            kind = float
-        elif isinstance(default, str):
-            kind = str
-        else:
-            continue  # not a plain value: not sweepable
-        minimum = 0 if kind in (int, float) and (default is None or default >= 0) else None
-        maximum = 1.0 if kind is float and re.search(r"(rate|drift|sharing|missed|late|long|probability|fraction|share)", p.name) and 0 <= default <= 1 else None
-        params[p.name] = Parameter(p.name, kind, default, minimum=minimum, maximum=maximum)
-    return params
+def _fault(name: str, what: str) -> Parameter:
+    return Parameter(name, float, 0.0, minimum=0.0, maximum=1.0, help=f"fault rate: {what}", goes_to=GENERATOR)
 
 
-@functools.lru_cache(maxsize=1)
+_DELAY_HELP = "`const:S`, `uniform:LO,HI`, `exp:MEAN` or `lognormal:MEDIAN,SIGMA`, seconds"
+
+SWARM_PARAMETERS: tuple[Parameter, ...] = (
+    Parameter("agents", int, 10, minimum=1, maximum=100_000, help="agents in the swarm", goes_to=GENERATOR),
+    Parameter("tasks", int, 20, minimum=0, maximum=1_000_000, help="tasks the swarm runs", goes_to=GENERATOR),
+    Parameter("topology", str, "hierarchy", choices=("hierarchy", "mesh", "pipeline"),
+              help="how agents delegate", goes_to=GENERATOR),
+    Parameter("max_depth", int, 3, minimum=0, maximum=64, help="longest delegation chain", goes_to=GENERATOR),
+    Parameter("steps_per_task", int, 3, minimum=1, maximum=10_000,
+              help="the generator's `steps` (renamed: `steps` is a report column)", goes_to=GENERATOR, argument="steps"),
+    _fault("drift", "a call outside the task's permits"),
+    _fault("unapproved", "a gated call without approval"),
+    _fault("sharing", "a credential used by another agent"),
+    _fault("late_use", "a call after the task ended"),
+    _fault("expired_use", "a call on an expired credential"),
+    _fault("missed_revocation", "a credential not revoked at the task's end"),
+    _fault("long_ttl", "a credential issued for 30 days"),
+    _fault("orphan", "a call from an agent nobody started"),
+    _fault("no_task", "a call outside any task"),
+    Parameter("revocation_grace", float, 5.0, minimum=0,
+              help="seconds of exposure after a task's end tolerated before `valid_after_task_end`", goes_to=SIMULATOR),
+    Parameter("approvals", str, "call", choices=("call", "task"),
+              help="an approval covers the next `call` of its tool, or every later call in the `task`", goes_to=SIMULATOR),
+    Parameter("exact", bool, False, help="the blast radius from the SMT solver (needs `nhipl[analyze]`)", goes_to=SIMULATOR),
+    Parameter("approval_wait", str, "lognormal:120,0.8", help="modelled wait for a human approval: " + _DELAY_HELP,
+              check=_distribution_problem, goes_to=LATENCY),
+    Parameter("credential_issue", str, "lognormal:0.25,0.5", help="modelled credential issuance: " + _DELAY_HELP,
+              check=_distribution_problem, goes_to=LATENCY),
+    Parameter("policy", str, BUILTIN_POLICY, help="a policy variant from `[policies]`, or `builtin` for the swarm's own policy",
+              goes_to=VARIANT),
+)
+"""The ``swarm`` study's parameters, in the order the docs list them."""
+
+
+def _by_name(table: tuple[Parameter, ...]) -> dict[str, Parameter]:
+    return {p.name: p for p in table}
+
+
 def _swarm_parameters() -> dict[str, Parameter]:
-    from nhipl.simulator import swarm as generator
-
-    sim = _simulator()
-    params = _signature_parameters(sim.generate, _NOT_GENERATOR | {"domain"})
-    for config_name, generator_name in _GENERATOR_ALIASES.items():
-        if generator_name in params:
-            p = params.pop(generator_name)
-            params[config_name] = Parameter(config_name, p.kind, p.default)
-    limits = {"agents": (1, 100_000), "tasks": (0, 1_000_000), "steps_per_task": (1, 10_000), "max_depth": (0, 64)}
-    for name, (low, high) in limits.items():
-        if name in params:
-            p = params[name]
-            params[name] = Parameter(name, p.kind, p.default, minimum=low, maximum=high)
-    if "topology" in params and hasattr(generator, "TOPOLOGIES"):
-        params["topology"] = Parameter("topology", str, params["topology"].default, choices=tuple(generator.TOPOLOGIES))
-    for name in getattr(generator, "FAULT_RATES", ()):
-        params[name] = Parameter(name, float, 0.0, minimum=0.0, maximum=1.0, help="a fault rate between 0 and 1")
-    for name, p in _signature_parameters(sim.simulate, _NOT_SIMULATOR).items():
-        params.setdefault(name, p)
-    if "latency" in inspect.signature(sim.simulate).parameters:
-        for name, default in _LATENCY_KNOBS.items():
-            params.setdefault(name, Parameter(name, str, default, check=_distribution_problem,
-                                              help="a delay distribution, like `lognormal:120,0.8` or `const:30`"))
-    params["policy"] = Parameter("policy", str, BUILTIN_POLICY, help="a policy variant from [policies], or `builtin` for the swarm's own policy")
-    return params
+    return _by_name(SWARM_PARAMETERS)
 
 
-def _generator_kwargs(params: dict) -> tuple[dict, dict]:
-    """Split a run's parameters into the generator's and the simulator's."""
-    sim = _simulator()
-    simulator_side = set(inspect.signature(sim.simulate).parameters) | set(_LATENCY_KNOBS) | {"policy"}
-    gen = {_GENERATOR_ALIASES.get(k, k): v for k, v in params.items() if k not in simulator_side}
-    rest = {k: v for k, v in params.items() if k in simulator_side and k != "policy"}
-    return gen, rest
+def _split(params: dict) -> tuple[dict, dict, dict]:
+    """A run's parameters as the generator's, the simulator's and the latency model's keyword
+    arguments (the policy variant is the study's business)."""
+    table = _swarm_parameters()
+    out: dict[str, dict] = {GENERATOR: {}, SIMULATOR: {}, LATENCY: {}, VARIANT: {}, STUDY: {}}
+    for name, value in params.items():
+        spec = table[name]
+        out[spec.goes_to][spec.keyword] = value
+    return out[GENERATOR], out[SIMULATOR], out[LATENCY]
 
 
 def _policy(variant, own_text: str, own_source: str) -> tuple[str, str]:
@@ -258,17 +258,17 @@ def _policy(variant, own_text: str, own_source: str) -> tuple[str, str]:
 
 def _run_swarm(params: dict, seed: int, variant) -> dict:
     sim = _simulator()
-    gen, options = _generator_kwargs(params)
+    gen, options, waits = _split(params)
     swarm = sim.generate(seed=seed, **gen)
     policy_text, policy_source = _policy(variant, swarm.policy_text, "generated.nhipl")
-    report = _simulate(swarm.events, policy_text, policy_source, seed, options)
+    report = _simulate(swarm.events, policy_text, policy_source, seed, options, waits)
     return _summary_columns(report.summary)
 
 
 @functools.lru_cache(maxsize=1)
 def _swarm_metrics() -> tuple[str, ...]:
     """The summary's columns, found by simulating a two-agent swarm."""
-    probe = _run_swarm({"agents": 2, "tasks": 2} if "tasks" in _swarm_parameters() else {}, 0, None)
+    probe = _run_swarm({"agents": 2, "tasks": 2}, 0, None)
     return tuple(probe)
 
 
@@ -280,15 +280,20 @@ def _swarm_measured() -> frozenset[str]:
 # revocation: speed x TTL, capped by an operation budget
 
 
+REVOCATION_PARAMETERS: tuple[Parameter, ...] = (
+    Parameter("agents", int, 8, minimum=1, maximum=10_000, help="agents, each revoked once"),
+    Parameter("speed", float, 1.0, minimum=1e-6, maximum=1_000.0, help="operations per second"),
+    Parameter("ttl", int, 60, minimum=1, maximum=86_400, help="credential time to live, seconds"),
+    Parameter("max_ops", int, 0, minimum=0, help="operations per credential, 0 for no cap"),
+    Parameter("arrivals", str, "poisson", choices=("poisson", "steady"), help="how calls are spaced"),
+    Parameter("policy", str, BUILTIN_POLICY, help="a policy variant from `[policies]`, or `builtin` (allows the agents' work)",
+              goes_to=VARIANT),
+)
+"""The ``revocation`` study's parameters."""
+
+
 def _revocation_parameters() -> dict[str, Parameter]:
-    return {
-        "agents": Parameter("agents", int, 8, minimum=1, maximum=10_000, help="agents, each revoked once"),
-        "speed": Parameter("speed", float, 1.0, minimum=1e-6, maximum=1_000.0, help="operations per second"),
-        "ttl": Parameter("ttl", int, 60, minimum=1, maximum=86_400, help="credential time to live, seconds"),
-        "max_ops": Parameter("max_ops", int, 0, minimum=0, help="operations per credential, 0 for no cap"),
-        "arrivals": Parameter("arrivals", str, "poisson", choices=("poisson", "steady"), help="how calls are spaced"),
-        "policy": Parameter("policy", str, BUILTIN_POLICY, help="a policy variant from [policies], or `builtin`"),
-    }
+    return _by_name(REVOCATION_PARAMETERS)
 
 
 def _run_revocation(params: dict, seed: int, variant) -> dict:
@@ -298,7 +303,7 @@ def _run_revocation(params: dict, seed: int, variant) -> dict:
         arrivals=p["arrivals"], seed=seed,
     )
     policy_text, policy_source = _policy(variant, revocation.POLICY, "revocation.nhipl")
-    report = _simulate(swarm.events, policy_text, policy_source, seed, {})
+    report = _simulate(swarm.events, policy_text, policy_source, seed, {}, {})
     last_use: dict[str, float] = {}
     after = 0
     for finding in report.findings:
@@ -348,3 +353,39 @@ STUDIES: dict[str, Study] = {
         _run_revocation,
     ),
 }
+
+
+_KIND_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean"}
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def _values(spec: Parameter) -> str:
+    if spec.choices:
+        return ", ".join(f"`{_toml(c)}`" for c in spec.choices)
+    low = None if spec.minimum is None else _number(spec.minimum)
+    high = None if spec.maximum is None else _number(spec.maximum)
+    if low is not None and high is not None:
+        return f"{low} to {high}"
+    if low is not None:
+        return f"at least {low}"
+    if high is not None:
+        return f"at most {high}"
+    return "a delay distribution" if spec.check is not None else ""
+
+
+def parameter_table(study: str) -> str:
+    """The parameters of ``study`` as a Markdown table (the docs and ``nhipl sweep
+    --parameters`` print this)."""
+    lines = ["| parameter | type | default | values | meaning |", "|---|---|---|---|---|"]
+    for spec in STUDIES[study].parameters().values():
+        lines.append(f"| `{spec.name}` | {_KIND_NAMES[spec.kind]} | `{_toml(spec.default)}` | {_values(spec)} | {spec.help} |")
+    return "\n".join(lines)
