@@ -54,3 +54,10 @@ def test_lint_script_reports_each_size():
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith(("| 20 |", "| 40 |"))]
     assert len(rows) == 2 and all(row.count("|") == 9 for row in rows)
+
+
+def test_proxy_overhead_script_compares_two_trees():
+    root = str(BENCH.parent)
+    done = run("proxy_overhead.py", "--before", root, "--rounds", "1", "--calls", "20")
+    assert done.returncode == 0, done.stderr
+    assert "before: through proxy + log" in done.stdout and "after: through proxy" in done.stdout and "added p50" in done.stdout

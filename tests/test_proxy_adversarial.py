@@ -197,7 +197,7 @@ class HostileSession(RuleBasedStateMachine):
         allowed = collections.Counter()
         if self.log.exists():
             for record in map(json.loads, self.log.read_text().splitlines()):
-                if record["event"] == "decision" and record["effect"] == "allow":
+                if record["kind"] == "tool_call" and record["effect"] == "allow":
                     allowed[_key(record["tool"], record["args"])] += 1
         for line in lines:
             careless = lenient(line)

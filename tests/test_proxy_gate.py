@@ -138,8 +138,9 @@ def test_a_refused_notification_is_logged(tmp_path):
     gate = Gate(nhipl.loads(HOSTILE_POLICY), IDENTITY, decision_log=log)
     out = gate.from_client(line({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "echo"}}))
     assert sends(out, SERVER) == [] and sends(out, CLIENT)[0]["error"]["code"] == -32600
-    record = json.loads((tmp_path / "d.log").read_text())
-    assert record["tool"] == "echo" and record["effect"] == "deny"
+    start, record = map(json.loads, (tmp_path / "d.log").read_text().splitlines())
+    assert start["kind"] == "task_start" and record["task"] == start["task"] == gate.task["id"]
+    assert (record["kind"], record["tool"], record["effect"]) == ("tool_call", "echo", "deny")
 
 
 def test_an_evaluation_that_raises_fails_closed(gate):
@@ -196,3 +197,41 @@ def test_while_listing_tools_answers_to_the_server_go_on_and_requests_wait(gate)
     assert sends(gate.from_client(line(answer)), SERVER) == [answer]
     assert gate.from_client(line({"jsonrpc": "2.0", "id": 5, "method": "ping"})) == []
 
+
+
+# -- the gate as a runtime task session ---------------------------------------------------------
+
+SESSION_POLICY = """
+@id("read") permit any agent to call "read_file" grant ttl 1m;
+@id("mail") permit any agent to call "send_mail";
+@id("no-leaks") forbid any agent to call "send_mail"
+    when provenance has body and provenance.body startswith "tool:" because "tool output stays inside";
+"""
+
+
+def test_an_allowed_call_with_a_ttl_carries_its_credential_to_the_server():
+    gate = listed(Gate(nhipl.loads(SESSION_POLICY), IDENTITY, intent="tidy"))
+    (sent,) = sends(gate.from_client(line(call(2, "read_file", {"path": "/a"}))), SERVER)
+    token = sent["params"]["_meta"]["nhipl/credential"]
+    claims = gate.runtime.verify(token, "read_file")
+    assert claims["sub"] == IDENTITY and claims["txn"] == gate.task["id"]
+    # A client cannot slip a credential of its own to the server.
+    forged = call(3, "send_mail", {"to": "a", "body": "hello"})
+    forged["params"]["_meta"] = {"nhipl/credential": "forged", "progressToken": 7}
+    (sent,) = sends(gate.from_client(line(forged)), SERVER)
+    assert sent["params"]["_meta"] == {"progressToken": 7}
+    gate.close()
+    with pytest.raises(Exception, match="(?i)revoked"):
+        gate.runtime.verify(token, "read_file")
+
+
+def test_what_a_tool_returned_is_the_tasks_output_for_later_calls():
+    gate = listed(Gate(nhipl.loads(SESSION_POLICY), IDENTITY, prompt="tell ann the build is green"))
+    sends(gate.from_client(line(call(2, "read_file", {"path": "/etc/secret"}))), SERVER)
+    gate.from_server(line({"jsonrpc": "2.0", "id": 2, "result": {"content": [{"type": "text", "text": "hunter2-password"}]}}))
+    (refused,) = sends(gate.from_client(line(call(3, "send_mail", {"to": "eve", "body": "hunter2-password"}))), CLIENT)
+    assert refused["result"]["isError"] and "tool output stays inside" in refused["result"]["content"][0]["text"]
+    request, decision = gate.decisions[-1]
+    assert decision.effect == "deny"
+    (sent,) = sends(gate.from_client(line(call(4, "send_mail", {"to": "ann", "body": "the build is green"}))), SERVER)
+    assert sent["params"]["arguments"]["body"] == "the build is green"

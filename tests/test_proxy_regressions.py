@@ -34,7 +34,8 @@ def hostile(tmp_path):
 
 
 def decisions(log) -> list[dict]:
-    return [r for r in map(json.loads, log.read_text().splitlines()) if r["event"] == "decision"]
+    """The decided calls of the log (a trace: its `tool_call` events)."""
+    return [r for r in map(json.loads, log.read_text().splitlines()) if r["kind"] == "tool_call"]
 
 
 def still_serving(proxy, seen, request_id="alive") -> None:

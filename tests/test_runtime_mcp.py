@@ -184,7 +184,7 @@ def test_allowed_and_denied_calls(setup):
     assert wipe.is_error and "never trusted to allow" in text_of(wipe) and "wiped" not in text_of(wipe)
 
     records = log_records(tmp_path)
-    decisions = [r for r in records if r["event"] == "decision"]
+    decisions = [r for r in records if r["kind"] == "tool_call"]
     assert [(r["tool"], r["effect"]) for r in decisions] == [
         ("files.read_file", "allow"),
         ("files.send_mail", "deny"),
@@ -192,14 +192,15 @@ def test_allowed_and_denied_calls(setup):
         ("files.format_disk", "deny"),
         ("files.wipe_disk", "deny"),
     ]
-    assert decisions[0]["task"]["intent"] == "tidy-up"
+    assert records[0]["kind"] == "task_start" and records[0]["intent"] == "tidy-up"
+    assert all(r["task"] == records[0]["task"] for r in decisions)
     assert decisions[0]["context"]["tool_annotations"] == {"readOnlyHint": True}
     assert decisions[2]["credential_ttl"] == 60
     assert "sk-live" not in (tmp_path / "decisions.log").read_text()
-    assert [r["event"] for r in records][0] == "task_start" and records[-1]["event"] == "task_end"
-    # The log replays as a trace: one task, four tool calls.
+    assert records[-1]["kind"] == "task_end"
+    # The log is a trace: one task, its five calls, the credentials issued and revoked at its end.
     kinds = [e["kind"] for e in log_to_trace((tmp_path / "decisions.log").read_text().splitlines())]
-    assert kinds == ["task_start"] + ["tool_call"] * 5 + ["task_end"]
+    assert [k for k in kinds if k not in ("credential_issue", "credential_revoke", "tool_output")] == ["task_start"] + ["tool_call"] * 5 + ["task_end"]
 
 
 def test_approval_through_elicitation(setup):
@@ -222,11 +223,18 @@ def test_approval_through_elicitation(setup):
     assert not approved.is_error and text_of(approved) == "deleted /tmp/old"
     assert len(asked) == 2 and "files.delete_file" in asked[0] and "destructive tool" in asked[0]
     assert declined.is_error and "was not given" in text_of(declined) and "deleted" not in text_of(declined)
-    first, second = [r for r in log_records(tmp_path) if r["event"] == "decision"]
+    records = log_records(tmp_path)
+    asked, first, asked_again, second = [r for r in records if r["kind"] == "tool_call"]
+    assert asked["effect"] == "approval_required" and asked["rules"] == ["destructive-needs-human"] and "approval" not in asked
     assert first["effect"] == "allow"
     assert first["approval"] == {"granted": True, "by": "mcp-client:mcp"}
-    assert first["approval_rules"] == ["destructive-needs-human"]
+    assert asked_again["effect"] == "approval_required"
     assert second["effect"] == "approval_required" and second["approval"]["granted"] is False
+    answers = [r for r in records if r["kind"] == "approval"]
+    assert [(a["tool"], a["granted"], a["args"]) for a in answers] == [
+        ("files.delete_file", True, {"path": "/tmp/old"}),
+        ("files.delete_file", False, {"path": "/home"}),
+    ]
 
 
 def test_approval_without_elicitation_support(setup):
@@ -238,7 +246,7 @@ def test_approval_without_elicitation_support(setup):
     result = session(tmp_path, server, policy, body)  # no elicitation callback: no capability
     assert result.is_error
     assert "needs human approval" in text_of(result) and "elicitation" in text_of(result)
-    decision = [r for r in log_records(tmp_path) if r["event"] == "decision"][-1]
+    decision = [r for r in log_records(tmp_path) if r["kind"] == "tool_call"][-1]
     assert decision["effect"] == "approval_required"
 
 
@@ -372,3 +380,8 @@ def test_bad_command_line_input(setup, tmp_path):
     bad_policy.write_text("permit any agent to call;\n")
     broken = run("-p", str(bad_policy), "--identity", IDENTITY, "--", sys.executable, str(server))
     assert broken.returncode == 2 and f"{bad_policy}:1:" in broken.stderr and "Traceback" not in broken.stderr
+    (tmp_path / "bad.pem").write_text("not a key")
+    bad_key = run("-p", str(policy), "--identity", IDENTITY, "--key", str(tmp_path / "bad.pem"), "--", sys.executable, str(server))
+    assert bad_key.returncode == 2 and bad_key.stderr.startswith("--key:1:1: ") and "Traceback" not in bad_key.stderr
+    bad_store = run("-p", str(policy), "--identity", IDENTITY, "--store", "memcached://x", "--", sys.executable, str(server))
+    assert bad_store.returncode == 2 and bad_store.stderr.startswith("--store:1:1: unknown store") and "Traceback" not in bad_store.stderr

@@ -1,5 +1,6 @@
 """Hot reload of `nhipl serve`: under load no request fails and every response (a whole batch
-included) is decided by exactly one policy version; a reload that fails keeps the old set."""
+and a task's step included) is decided by exactly one policy version; a reload that fails
+keeps the old set."""
 
 from __future__ import annotations
 
@@ -39,15 +40,20 @@ def test_reload_under_load_fails_no_request_and_mixes_no_versions(tmp_path):
     failures: list[str] = []
     stop = threading.Event()
 
+    task = server.post("/v1/tasks", {"agent": "a", "intent": "probe"})[2]["task"]
+
     def load():
         conn = server.connection()
         n = 0
         while not stop.is_set():
             n += 1
             try:
-                if n % 2:
+                if n % 3 == 1:
                     status, headers, out = server.post("/access/v1/evaluation", evaluation(rid="probe.x"), conn=conn)
                     rules = {tuple(out["context"]["rules"])} if status == 200 else None
+                elif n % 3 == 2:  # a task's step: decided by the runtime, which reloads with the rest
+                    status, headers, out = server.post(f"/v1/tasks/{task}/steps", {"agent": "a", "tool": "probe.x"}, conn=conn)
+                    rules = {tuple(out["rules"])} if status == 200 else None
                 else:
                     status, headers, out = server.post("/access/v1/evaluations", BATCH, conn=conn)
                     rules = {tuple(item["context"]["rules"]) for item in out["evaluations"]} if status == 200 else None

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..loader import load
-from ._base import BadFile, NumberRange, handle_errors, main
+from ._base import BadFile, BadInput, NumberRange, handle_errors, main
 
 
 @main.command(
@@ -23,6 +23,9 @@ from ._base import BadFile, NumberRange, handle_errors, main
     default=None,
     help="The request's resource, rendered from the call's arguments (`file:{arguments.path}`).",
 )
+@click.option("--prompt", default=None, help="The user's instruction for this session: an argument whose value appears in it has provenance `user`.")
+@click.option("--store", default="memory", show_default=True, help="Where the task and its credentials live: `memory` or `redis://host:port/db` (shared with other proxies and `nhipl serve`).")
+@click.option("--key", "key_path", default=None, type=click.Path(dir_okay=False), help="The private key that signs credentials (PEM or JWK). Default: one made at start.")
 @click.option("--log", "log_path", default=None, type=click.Path(dir_okay=False), help="Append decisions to this JSON-lines file.")
 @click.option(
     "--log-fail-open",
@@ -44,6 +47,9 @@ def mcp_proxy(
     intent: str | None,
     prefix: str | None,
     resource: str | None,
+    prompt: str | None,
+    store: str,
+    key_path: str | None,
     log_path: str | None,
     log_fail_open: bool,
     approval_timeout: float,
@@ -56,6 +62,11 @@ def mcp_proxy(
     huge integers, lone surrogates, unknown methods) gets a JSON-RPC error. Exit 0 when the
     session ends (a server that fails is reported on stderr and to the client), 2 on bad
     input.
+
+    The session is one runtime task: each call is decided with the provenance of its
+    arguments (from --prompt and the results of earlier calls), the task's history and the
+    approval in force; an allowed call with a credential TTL gets a signed credential, sent
+    to the server in params._meta["nhipl/credential"] and revoked when the session ends.
     """
     from ..runtime.errors import DecisionLogError
     from ..runtime.proxy import ProxyError, run_proxy
@@ -80,9 +91,14 @@ def mcp_proxy(
             log_path=log_path,
             log_fail_closed=not log_fail_open,
             approval_timeout=approval_timeout,
+            prompt=prompt,
+            store=store,
+            key=key_path,
         )
     except DecisionLogError as err:
         raise BadFile(err.path, err.message) from None
     except ProxyError as err:
+        if err.option is not None:  # a bad --store or --key: named as serve names its options
+            raise BadInput(f"{err.option}:1:1", str(err)) from None
         raise BadFile(server[0], str(err)) from None
     sys.exit(code)

@@ -17,6 +17,8 @@ from ._base import BadFile, BadInput, handle_errors, main
 @click.option("--token-file", default=None, type=click.Path(dir_okay=False), help="File holding the bearer token every endpoint but /healthz and /readyz needs.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without --token-file.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes sharing the port (each loads the policies).")
+@click.option("--store", default="memory", show_default=True, help="Where credentials, revocations and signing keys live: `memory` (this process) or `redis://host:port/db` (shared by every replica; a task's session stays in the replica that started it).")
+@click.option("--key", "key_path", default=None, type=click.Path(dir_okay=False), help="The private key that signs credentials (PEM or JWK); replicas sharing a store need the same key. Default: one made at start.")
 @click.option("--watch", default=1.0, show_default=True, type=click.FloatRange(0), help="Seconds between checks of the policy files for changes (0: do not watch).")
 @handle_errors
 def serve_command(
@@ -28,8 +30,14 @@ def serve_command(
     insecure: bool,
     workers: int,
     watch: float,
+    store: str,
+    key_path: str | None,
 ) -> None:
     """Serve decisions over HTTP: the AuthZEN Authorization API 1.0 and nhipl's own API.
+
+    Task sessions (/v1/tasks...) decide each step of an agent's task with its provenance,
+    history and approvals, issue signed credentials (checked at /v1/credentials/introspect,
+    keys at /v1/jwks) and revoke them when the task ends or a reload takes their permit away.
 
     Policies reload when their files change, on SIGHUP and on POST /v1/reload; a reload that
     fails keeps the old set. SIGTERM drains in-flight requests, then exits 0. Exit 2 on bad
@@ -57,7 +65,7 @@ def serve_command(
             "--host:1:1",
             f"refusing to serve on `{host}` without --token-file; give a token file, or --insecure to serve anyone who can reach it",
         )
-    options = Options(list(policy_paths), host=host, port=port, token=token, log_path=log_path, workers=workers, watch=watch)
+    options = Options(list(policy_paths), host=host, port=port, token=token, log_path=log_path, workers=workers, watch=watch, store=store, key_path=key_path)
     try:
         code = serve(options)
     except ServeError as err:

@@ -8,6 +8,15 @@ returns the actions to carry out, in order: :class:`Send` a message to one side,
 :class:`Timer`, or write a :class:`Note` on stderr. Decisions are written to the decision
 log (when there is one) before the call they allow is sent.
 
+Every ``tools/call`` is a step of one runtime task session (:class:`nhipl.runtime.Runtime`):
+the proxy's identity starts the task with its intent and the user's instruction; each call
+is checked in the task, so its request carries the task's intent, ``provenance`` of every
+argument (from the instruction and the outputs recorded so far), ``history``, the approval
+in force and ``now``; the result of each call is recorded as the task's output; an allowed
+call with a credential TTL gets a credential, passed to the server in the call's
+``params._meta["nhipl/credential"]`` (the compact JWT; the server verifies it with the
+runtime's public keys); the task ends (revoking its credentials) when the session does.
+
 What it enforces:
 
 - every ``tools/call`` from the client is decided by the policy; only an ``allow`` is sent
@@ -27,6 +36,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import unicodedata
 import uuid
 from collections import deque
@@ -44,6 +54,7 @@ from .resource import ResourceError, ResourceTemplate
 
 CLIENT, SERVER = "client", "server"
 LIST_TIMEOUT = 10.0
+CREDENTIAL_META = "nhipl/credential"  # where an allowed call's credential goes in params._meta
 HOLD_LIMIT = 1000  # client messages held while the proxy lists the server's tools
 NAME_LIMIT = 256
 IN_FLIGHT_LIMIT = 10_000  # requests waiting for an answer, per side
@@ -125,8 +136,13 @@ class Gate:
         decision_log: DecisionLog | None = None,
         approval_timeout: float = 300.0,
         task_id: str | None = None,
+        prompt: str | None = None,
+        runtime=None,
     ):
         self.policies = policies
+        self.prompt = prompt
+        self.runtime = runtime  # made on first use when not given: a memory store and the log
+        self._session = None  # the task session, started on first use
         self.identity = identity
         self.prefix = prefix
         self.resource = ResourceTemplate(resource) if isinstance(resource, str) else resource
@@ -140,6 +156,7 @@ class Gate:
         self.client_name = "client"
         self.tools_known = False  # a full tools/list has been seen since the last change
         self._pending: dict[str, str] = {}  # client request id -> method, sent to the server
+        self._calls: dict[str, str] = {}  # client tools/call id -> the tool, sent to the server
         self._tool_lists: set[str] = set()  # which of those are the client's tools/list
         self._server_asks: set[str] = set()  # the server's requests, sent to the client
         self._listing: str | None = None  # the id of the proxy's own tools/list, in flight
@@ -315,7 +332,7 @@ class Gate:
                 refused = Decision(DENY, (), None, (), (f"the resource cannot be rendered: {err.message}",))
                 return self._finish(message, request, self._record(request, refused))
         try:
-            decision = self.evaluate(request)
+            decision = self._check(request)
         except RequestError as err:
             return [Send(CLIENT, jsonrpc.rpc_error(request_id, INVALID_PARAMS, f"invalid params: {err.message}"))]
         except Exception as err:  # noqa: BLE001 - a decision that cannot be made fails closed
@@ -323,15 +340,40 @@ class Gate:
             return [Note(why), Send(CLIENT, jsonrpc.rpc_error(request_id, INTERNAL_ERROR, why))]
         if decision.effect == APPROVAL_REQUIRED and self.elicitation:
             return self._ask(message, request, decision)
-        return self._finish(message, request, self._record(request, decision))
+        return self._finish(message, request, decision)
+
+    # -- the task session ---------------------------------------------------------------------
+    def session(self):
+        """The task session every call of this proxy session is a step of (started on first use)."""
+        if self._session is None:
+            if self.runtime is None:
+                from .session import Runtime
+
+                self.runtime = Runtime(_Distrusting(self), store="memory", log=self.log, source="mcp-proxy")
+            self._session = self.runtime.start_task(self.identity, self.task.get("intent", ""), prompt=self.prompt, task_id=self.task["id"])
+        return self._session
+
+    def _check(self, request: dict) -> Decision:
+        """``request``'s step, checked in the task session and logged there before anything
+        is sent; a step that cannot be logged is denied (the log fails closed)."""
+        try:
+            decision = self.session().check(
+                self.identity, request["tool"], args=request["args"], resource=request.get("resource"), context=request["context"]
+            )
+        except DecisionLogError as err:
+            decision = failed_closed(Decision(DENY), err)
+        if len(self.decisions) < 10_000:
+            self.decisions.append((getattr(decision, "request", None) or request, decision))
+        return decision
 
     def evaluate(self, request: dict) -> Decision:
         """The decision for ``request``; annotations can only make it more restrictive."""
-        claimed = request["context"]["tool_annotations"]
+        context = request.get("context")
+        claimed = context.get("tool_annotations") if context.__class__ is dict else None
         decision = self.policies.evaluate(request)
         if not claimed:
             return decision
-        bare = self.policies.evaluate({**request, "context": {**request["context"], "tool_annotations": {}}})
+        bare = self.policies.evaluate({**request, "context": {**context, "tool_annotations": {}}})
         if RESTRICTIVENESS[bare.effect] <= RESTRICTIVENESS[decision.effect]:
             if decision.effect == ALLOW and bare.credential_ttl is not None and (
                 decision.credential_ttl is None or bare.credential_ttl < decision.credential_ttl
@@ -345,8 +387,10 @@ class Gate:
         request_id = message["id"]
         tool = request["tool"]
         if decision.effect == ALLOW:
-            self._pending[jsonrpc.id_key(request_id)] = "tools/call"
-            return [Send(SERVER, message)]
+            key = jsonrpc.id_key(request_id)
+            self._pending[key] = "tools/call"
+            self._calls[key] = tool
+            return [Send(SERVER, _with_credential(message, getattr(decision, "credential", None)))]
         reasons = "\n".join(f"- {r}" for r in decision.reasons)
         if decision.effect == APPROVAL_REQUIRED:
             if asked:
@@ -360,19 +404,18 @@ class Gate:
             head = f"`{tool}` was denied by policy; the call was not made"
         return [Send(CLIENT, jsonrpc.tool_error(request_id, f"{head}\n{reasons}" if reasons else head))]
 
-    def _record(self, request: dict, decision: Decision, approval=None, gates=()) -> Decision:
+    def _record(self, request: dict, decision: Decision) -> Decision:
+        """Log a refusal the proxy made without the policy (a call it cannot make), as a step
+        of the task; the decision to enforce."""
         if len(self.decisions) < 10_000:
             self.decisions.append((request, decision))
         if self.log is None:
             return decision
         try:
-            self.log.record_decision(request, decision, source="mcp-proxy", approval=approval, approval_rules=gates)
-        except DecisionLogError as err:
-            if not self.log.fail_closed:
-                self._notes.append(f"decision not logged: {err}")
-                return decision
-            return failed_closed(decision, err)
-        return decision
+            self.session()
+        except DecisionLogError:
+            pass  # recorded below or failed closed: the call is refused either way
+        return self.runtime.record({**request, "now": time.time()}, decision) if self.runtime is not None else decision
 
     # -- approval -----------------------------------------------------------------------------
     def _ask(self, message: dict, request: dict, gate: Decision) -> list:
@@ -409,16 +452,17 @@ class Gate:
         if parked is None:
             return []
         granted, extra = _approval_answer(answer, self.approval_timeout)
-        approval = {"granted": granted, "by": f"mcp-client:{self.client_name}"}
-        second = {**parked.request, "approval": approval}
+        request = parked.request
         try:
-            decision = self.evaluate(second)
+            # The answer covers this one call (these arguments, one use); the call is then
+            # checked again in the task with the answer in force (a refusal grants nothing).
+            self.session().approve(request["tool"], f"mcp-client:{self.client_name}", args=request["args"], granted=granted)
+            decision = self._check(request)
         except Exception as err:  # noqa: BLE001 - fails closed
             decision = Decision(DENY, (), None, (), (f"the proxy could not decide this call ({type(err).__name__})",))
         if extra and decision.effect != ALLOW:
             decision = Decision(decision.effect, decision.rules, None, decision.errors, decision.reasons + (extra,), decision.restricted_by, decision.shares)
-        decision = self._record(second, decision, approval, parked.gate.rules)
-        return self._finish(parked.message, second, decision, asked=True)
+        return self._finish(parked.message, request, decision, asked=True)
 
     # -- the proxy's own tools/list -------------------------------------------------------------
     def _start_listing(self, message: dict, cursor: str | None = None) -> list:
@@ -538,6 +582,9 @@ class Gate:
         method = self._pending.pop(key, None)
         if method is None:
             return [Note(f"dropped the server's answer to no request in flight (id {key[2:82]})")]
+        tool = self._calls.pop(key, None)
+        if tool is not None and "result" in message:
+            self._record_output(tool, message["result"])
         if key in self._tool_lists:
             self._tool_lists.discard(key)
             result = message.get("result")
@@ -565,6 +612,7 @@ class Gate:
         for key, method in list(self._pending.items()):
             out.append(Send(CLIENT, jsonrpc.rpc_error(jsonrpc.key_id(key), INTERNAL_ERROR, f"{why}; `{method}` cannot be answered")))
         self._pending.clear()
+        self._calls.clear()
         self._tool_lists.clear()
         if self._listing is not None:
             out += self._listing_done("the MCP server's tool list is lost; deciding without annotations")
@@ -576,13 +624,75 @@ class Gate:
         for key, method in list(self._pending.items()):
             out.append(Send(CLIENT, jsonrpc.rpc_error(jsonrpc.key_id(key), INTERNAL_ERROR, f"{why} before answering `{method}`")))
         self._pending.clear()
+        self._calls.clear()
         return out
 
+    def _record_output(self, tool: str, result) -> None:
+        """What the tool returned becomes the task's output (later calls' provenance reads it)."""
+        try:
+            self.session().record_output(tool, _output_text(result))
+        except Exception as err:  # noqa: BLE001 - the answer still goes back; say why it was not kept
+            self._notes.append(f"the output of `{tool}` was not recorded ({type(err).__name__}: {err})")
+
     def close(self) -> None:
-        """The session is over: parked calls are dropped, never sent."""
+        """The session is over: parked calls are dropped, never sent; the task ends, which
+        revokes every credential it holds."""
         self._parked.clear()
         self._asks.clear()
         self._held.clear()
+        self._calls.clear()
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.end()
+
+
+class _Distrusting:
+    """The policies as the proxy's runtime sees them: :meth:`Gate.evaluate`, where the tool
+    annotations a server claims can only make a decision more restrictive. Read through the
+    gate, so the runtime always decides by the gate's current policies."""
+
+    def __init__(self, gate: "Gate"):
+        self._gate = gate
+
+    def evaluate(self, request: dict) -> Decision:
+        return self._gate.evaluate(request)
+
+    def evaluate_many(self, requests) -> list:
+        return [self._gate.evaluate(r) for r in requests]
+
+    def __getattr__(self, name: str):
+        return getattr(self._gate.policies, name)
+
+
+def _with_credential(message: dict, credential) -> dict:
+    """``message`` as sent on: the client's own ``_meta`` credential key dropped (only the
+    proxy puts one there), the step's credential added when it has one."""
+    params = message.get("params")
+    meta = params.get("_meta") if params.__class__ is dict else None
+    if credential is None and not (meta.__class__ is dict and CREDENTIAL_META in meta):
+        return message
+    meta = {k: v for k, v in meta.items() if k != CREDENTIAL_META} if meta.__class__ is dict else {}
+    if credential is not None:
+        meta[CREDENTIAL_META] = credential.token
+    params = {**params, "_meta": meta} if meta else {k: v for k, v in params.items() if k != "_meta"}
+    return {**message, "params": params}
+
+
+def _output_text(result) -> str:
+    """A tools/call result as the text provenance searches: its text content, then its
+    structured content as JSON."""
+    if result.__class__ is not dict:
+        return json.dumps(result, ensure_ascii=False)
+    parts = []
+    content = result.get("content")
+    if content.__class__ is list:
+        for item in content:
+            if item.__class__ is dict and item.get("type") == "text" and item.get("text").__class__ is str:
+                parts.append(item["text"])
+    structured = result.get("structuredContent")
+    if structured is not None:
+        parts.append(json.dumps(structured, ensure_ascii=False))
+    return "\n".join(parts)
 
 
 def _answer(message: dict) -> dict:

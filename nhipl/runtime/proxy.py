@@ -28,13 +28,18 @@ from typing import Any, BinaryIO
 from ..errors import NhiplError
 from . import jsonrpc
 from .errors import DecisionLogError
-from .gate import CLIENT, Gate, Note, Send, Timer
+from .gate import CLIENT, Gate, Note, Send, Timer, _Distrusting
 from .log import DecisionLog
 from .resource import ResourceTemplate
 
 
 class ProxyError(NhiplError):
-    """The proxy could not start (e.g. the server command does not exist)."""
+    """The proxy could not start (e.g. the server command does not exist); ``option`` names
+    the command-line option at fault, when one is."""
+
+    def __init__(self, message: str, option: str | None = None):
+        super().__init__(message)
+        self.option = option
 
 
 class McpProxy:
@@ -107,14 +112,17 @@ class McpProxy:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server died; its stdout's end reports it
 
-    def _record_task(self, event: str) -> None:
-        log = self.gate.log
-        if log is None:
-            return
+    def _start_task(self) -> None:
         try:
-            log.record_task(event, self.gate.task, self.gate.identity, source="mcp-proxy")
+            self.gate.session()
         except DecisionLogError as err:
-            self._note(f"{event} not logged: {err}")
+            self._note(f"task_start not logged: {err}")
+
+    def _end_task(self) -> None:
+        try:
+            self.gate.close()
+        except DecisionLogError as err:
+            self._note(f"task_end not logged: {err}")
 
     # -- run --------------------------------------------------------------------------------
     async def run(self) -> int:
@@ -129,7 +137,7 @@ class McpProxy:
             raise ProxyError(f"cannot start the MCP server `{self.server_command[0]}`: no such file") from None
         except PermissionError:
             raise ProxyError(f"cannot start the MCP server `{self.server_command[0]}`: permission denied") from None
-        self._record_task("task_start")
+        self._start_task()
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue = asyncio.Queue()
         threading.Thread(target=self._read_client, args=(loop, lines), daemon=True, name="nhipl-mcp-stdin").start()
@@ -145,8 +153,7 @@ class McpProxy:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        self.gate.close()
-        self._record_task("task_end")
+        self._end_task()
         return 0
 
     def _read_client(self, loop: asyncio.AbstractEventLoop, lines: asyncio.Queue) -> None:
@@ -240,8 +247,16 @@ def run_proxy(
     log_path: str | None = None,
     log_fail_closed: bool = True,
     approval_timeout: float = 300.0,
+    prompt: str | None = None,
+    store: str = "memory",
+    key: str | None = None,
 ) -> int:
-    """Run the proxy on this process's stdin/stdout until the session ends; the exit code."""
+    """Run the proxy on this process's stdin/stdout until the session ends; the exit code.
+
+    The session is one runtime task (``intent``, ``prompt``: the user's instruction) in a
+    runtime with ``store`` and the signing ``key`` (a path; None: one made for this process)."""
+    from .session import Runtime
+
     template = ResourceTemplate(resource) if resource is not None else None
     log = None
     if log_path is not None:
@@ -255,7 +270,12 @@ def run_proxy(
         resource=template,
         decision_log=log,
         approval_timeout=approval_timeout,
+        prompt=prompt,
     )
+    try:
+        gate.runtime = Runtime(_Distrusting(gate), store=store, log=log, key=key, source="mcp-proxy")
+    except NhiplError as err:
+        raise ProxyError(str(err), "--key" if key is not None and "key" in str(err) else "--store") from None
     proxy = McpProxy(gate, server_command)
     try:
         return asyncio.run(proxy.run())

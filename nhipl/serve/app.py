@@ -2,7 +2,9 @@
 
 Routes: the AuthZEN Authorization API 1.0 (``POST /access/v1/evaluation``,
 ``POST /access/v1/evaluations``, ``GET /.well-known/authzen-configuration``), nhipl's own
-``POST /v1/decide`` and ``POST /v1/reload``, and ``GET /healthz``, ``/readyz``, ``/metrics``.
+``POST /v1/decide`` and ``POST /v1/reload``, the task sessions of the runtime
+(:mod:`nhipl.serve.tasks`: ``/v1/tasks...``, ``POST /v1/credentials/introspect``,
+``GET /v1/jwks``), and ``GET /healthz``, ``/readyz``, ``/metrics``.
 
 Every decision request reads the current policy snapshot once, so its response (a whole
 batch included) is decided by one policy version, named in ``X-Nhipl-Policy-Version``.
@@ -19,7 +21,8 @@ import traceback
 import uuid
 
 from .. import RequestError
-from . import authzen
+from ..runtime.errors import DecisionLogError, Denied
+from . import authzen, tasks
 from .metrics import Metrics
 from .policyset import PolicySet
 
@@ -27,7 +30,24 @@ MAX_BODY = 1 << 20  # 1 MiB
 DRAIN = 8 << 20  # a too-large body up to this is read and dropped before the 413
 HEALTH = frozenset({"/healthz", "/readyz"})
 _JSON = (b"content-type", b"application/json")
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_STDLIB_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+try:  # a compiled encoder: a batch answer costs a tenth of the standard library's time
+    from orjson import dumps as _fast_dumps
+except ImportError:  # pragma: no cover - the serve extra installs it
+    _fast_dumps = None
+
+
+def encode(body) -> bytes:
+    """``body`` as compact UTF-8 JSON. The compiled encoder when it takes the value; the
+    standard library's for what it refuses (integers beyond 64 bits, non-string keys), with
+    the same output for everything both accept."""
+    if _fast_dumps is not None:
+        try:
+            return _fast_dumps(body)
+        except TypeError:
+            pass
+    return _STDLIB_ENCODE(body).encode("utf-8")
 
 
 def _no_constant(name: str):
@@ -66,8 +86,10 @@ class App:
     auth). ``log``: a decision log (``nhipl.runtime.log.DecisionLog``) or None. ``watch``:
     seconds between checks of the policy files for changes (0: no watching)."""
 
-    def __init__(self, policyset: PolicySet, *, token: str | None = None, log=None, watch: float = 1.0, on_reload=None, early_hup=None):
+    def __init__(self, policyset: PolicySet, *, token: str | None = None, log=None, watch: float = 1.0, on_reload=None, early_hup=None, runtime=None):
         self.policyset = policyset
+        self.runtime = runtime  # nhipl.runtime.Runtime: the task sessions (None: those endpoints answer 503)
+        self.runtime_version = policyset.current.version  # the policy version the runtime decides by
         self.token = ("Bearer " + token).encode() if token else None
         self.log = log
         self.watch = watch
@@ -85,6 +107,18 @@ class App:
             "/healthz": ("GET", self.healthz),
             "/readyz": ("GET", self.readyz),
             "/metrics": ("GET", self.metrics_endpoint),
+            "/v1/tasks": ("POST", self.start_task),
+            "/v1/credentials/introspect": ("POST", self.introspect),
+            "/v1/credentials/revoke": ("POST", self.revoke),
+            "/v1/jwks": ("GET", self.jwks),
+        }
+        # /v1/tasks/{id}/<what>: (method, handler), by <what> ("" for the task itself)
+        self.task_routes = {
+            "": ("DELETE", self.end_task),
+            "delegations": ("POST", self.delegation),
+            "steps": ("POST", self.step),
+            "outputs": ("POST", self.output),
+            "approvals": ("POST", self.approval),
         }
 
     # -- ASGI -----------------------------------------------------------------------------
@@ -141,6 +175,8 @@ class App:
     async def reload(self, why: str) -> tuple[bool, str]:
         async with self._reloading:
             ok, message = await asyncio.to_thread(self.policyset.reload)
+            if ok:
+                self._reload_runtime(why)
         if ok:
             print(f"nhipl serve: reloaded the policies ({why}): version {message}", file=sys.stderr, flush=True)
         else:
@@ -164,6 +200,12 @@ class App:
             request_id = uuid.uuid4().hex.encode()
         route = self.routes.get(path)
         endpoint = path if route is not None else "other"
+        if route is None and path.startswith("/v1/tasks/"):
+            task_id, _, what = path[10:].partition("/")
+            route = self.task_routes.get(what)
+            if route is not None:
+                endpoint = "/v1/tasks/{id}" + (f"/{what}" if what else "")
+                scope["nhipl.task_id"] = task_id
         if route is None:
             status, body, extra = 404, {"error": f"no such endpoint `{path}`"}, ()
         elif scope["method"] != route[0] and not (route[0] == "GET" and scope["method"] == "HEAD"):
@@ -189,7 +231,7 @@ class App:
             payload = body.encode() if isinstance(body, str) else body
             content = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
         else:
-            payload = _ENCODE(body).encode("utf-8")
+            payload = encode(body)
             content = _JSON
         headers = [content, (b"content-length", str(len(payload)).encode()), (b"x-request-id", request_id), *extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -311,6 +353,156 @@ class App:
             return 400, {"error": err.message, "field": err.field or ""}, self._headers(snap)
         return 200, decision.to_dict(), self._headers(snap)
 
+    # -- task sessions (the runtime) --------------------------------------------------------
+    def _reload_runtime(self, why: str) -> None:
+        """Bring the runtime to the set just loaded: it re-decides every live credential and
+        revokes (and logs) those the new policies no longer allow."""
+        runtime = self.runtime
+        snap = self.policyset.current
+        if runtime is None or self.runtime_version == snap.version:
+            return
+        try:
+            runtime.reload(snap.policies)
+        except Exception:  # the runtime keeps its old set; say so and carry on serving
+            traceback.print_exc(file=sys.stderr)
+            print(f"nhipl serve: the task sessions could not take version {snap.version} ({why})", file=sys.stderr, flush=True)
+            return
+        self.runtime_version = snap.version
+
+    def _runtime_headers(self) -> tuple:
+        return ((b"x-nhipl-policy-version", self.runtime_version.encode()),)
+
+    def _session(self, scope):
+        """The runtime and the task the path names: (runtime, task), or an answer to give."""
+        if self.runtime is None:
+            return None, (503, {"error": "task sessions are not served here"}, ())
+        task_id = scope["nhipl.task_id"]
+        problem = tasks.task_id_problem(task_id)
+        if problem is not None:
+            return None, (404, {"error": f"no such task: {problem}", "field": "id"}, ())
+        task = tasks.open_task(self.runtime, task_id)
+        if task is None:
+            return None, (404, {"error": f"no task `{task_id}` is running (never started, ended or expired)", "field": "id"}, ())
+        return task, None
+
+    async def _task_call(self, raw: bytes, scope, spec: dict, act):
+        """Parse ``raw`` against ``spec``, find the task, run ``act(task, body)``: the answer."""
+        try:
+            body = tasks.fields(parse_body(raw), spec)
+        except authzen.BadBody as err:
+            return 400, _error(err), self._runtime_headers()
+        task, refusal = self._session(scope)
+        if refusal is not None:
+            return refusal
+        try:
+            return act(task, body)
+        except RequestError as err:
+            return 400, {"error": err.message, "field": err.field or ""}, self._runtime_headers()
+        except RecursionError:
+            return 400, {"error": "the body is nested too deeply", "field": "body"}, self._runtime_headers()
+        except (TypeError, ValueError) as err:  # what the runtime refuses in a value it was given
+            return 400, {"error": str(err), "field": "body"}, self._runtime_headers()
+        except DecisionLogError as err:  # fail closed: what cannot be logged did not happen
+            print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
+            return 503, {"error": f"the decision log could not be written ({err.message}); nothing was recorded"}, self._runtime_headers()
+
+    async def start_task(self, raw: bytes, scope):
+        if self.runtime is None:
+            return 503, {"error": "task sessions are not served here"}, ()
+        try:
+            body = tasks.fields(parse_body(raw), tasks.START)
+            task_id = body.get("task_id")
+            if task_id is not None and tasks.task_id_problem(task_id) is not None:
+                raise authzen.BadBody("task_id", f"`task_id`: {tasks.task_id_problem(task_id)}")
+        except authzen.BadBody as err:
+            return 400, _error(err), self._runtime_headers()
+        if len(self.runtime._tasks) >= tasks.MAX_TASKS:
+            return 503, {"error": f"{tasks.MAX_TASKS} tasks are running here; end some (DELETE /v1/tasks/{{id}}) first"}, ((b"retry-after", b"1"), *self._runtime_headers())
+        if task_id is not None and tasks.open_task(self.runtime, task_id) is not None:
+            return 409, {"error": f"task `{task_id}` is already running", "field": "task_id"}, self._runtime_headers()
+        try:
+            task = self.runtime.start_task(
+                body["agent"], body.get("intent", ""), prompt=body.get("prompt"), task_id=task_id, owner=body.get("owner")
+            )
+        except DecisionLogError as err:  # fail closed: a task that cannot be logged is not started
+            print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
+            return 503, {"error": f"the task could not be logged ({err.message}); not started"}, self._runtime_headers()
+        except (TypeError, ValueError) as err:  # a task id another request started meanwhile
+            return 409, {"error": str(err), "field": "task_id"}, self._runtime_headers()
+        out = {"task": task.id, "agent": body["agent"], "intent": body.get("intent")}
+        return 201, out, ((b"location", f"/v1/tasks/{task.id}".encode()), *self._runtime_headers())
+
+    async def delegation(self, raw: bytes, scope):
+        def act(task, body):
+            try:
+                task.delegate(body["agent"], body["to"])
+            except Denied as denied:
+                self.metrics.decided(denied.decision.effect)
+                return 200, {"delegated": False, **denied.decision.to_dict()}, self._runtime_headers()
+            self.metrics.decided("allow")
+            return 200, {"delegated": True, "effect": "allow"}, self._runtime_headers()
+
+        return await self._task_call(raw, scope, tasks.DELEGATION, act)
+
+    async def step(self, raw: bytes, scope):
+        def act(task, body):
+            decision = task.check(
+                body["agent"], body["tool"], args=body.get("args") or {}, resource=body.get("resource"),
+                context=body.get("context"), action=body.get("action", "call"),
+            )
+            self.metrics.decided(decision.effect)
+            return 200, tasks.step_response(decision), self._runtime_headers()
+
+        return await self._task_call(raw, scope, tasks.STEP, act)
+
+    async def output(self, raw: bytes, scope):
+        def act(task, body):
+            task.record_output(body["tool"], body["output"])
+            return 200, {"recorded": True}, self._runtime_headers()
+
+        return await self._task_call(raw, scope, tasks.OUTPUT, act)
+
+    async def approval(self, raw: bytes, scope):
+        def act(task, body):
+            task.approve(body["tool"], body["by"], args=body.get("args"), ttl=body.get("ttl"), uses=body.get("uses", 1))
+            return 200, {"approved": True, "tool": body["tool"], "uses": body.get("uses", 1), "ttl": body.get("ttl")}, self._runtime_headers()
+
+        return await self._task_call(raw, scope, tasks.APPROVAL, act)
+
+    async def end_task(self, raw: bytes, scope):
+        task, refusal = self._session(scope)
+        if refusal is not None:
+            return refusal
+        revoked = task.end()
+        return 200, {"ended": True, "task": task.id, "revoked": revoked}, self._runtime_headers()
+
+    async def _credential_call(self, raw: bytes, scope, spec: dict, act):
+        """An OAuth-shaped credential request (form or JSON, checked against ``spec``):
+        ``act(runtime, body)`` answers it."""
+        if self.runtime is None:
+            return 503, {"error": "credentials are not served here"}, ()
+        content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
+        try:
+            body = tasks.introspection_body(raw, content_type, spec)
+        except authzen.BadBody as err:
+            return 400, _error(err), ()
+        try:
+            return 200, act(self.runtime, body), ((b"cache-control", b"no-store"),)
+        except DecisionLogError as err:  # a revocation is in the store; the log could not say so
+            print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
+            return 503, {"error": f"the decision log could not be written ({err.message})"}, ()
+
+    async def introspect(self, raw: bytes, scope):
+        return await self._credential_call(raw, scope, tasks.INTROSPECT, tasks.introspection)
+
+    async def revoke(self, raw: bytes, scope):
+        return await self._credential_call(raw, scope, tasks.REVOKE, tasks.revocation)
+
+    async def jwks(self, raw: bytes, scope):
+        if self.runtime is None:
+            return 503, {"error": "credentials are not served here"}, ()
+        return 200, self.runtime.jwks(), ()
+
     # -- operations -----------------------------------------------------------------------
     async def reload_endpoint(self, raw: bytes, scope):
         ok, message = await self.reload("POST /v1/reload")
@@ -351,7 +543,7 @@ class App:
         return 200, self.metrics.render(self.policyset), ()
 
 
-_DECISION_ENDPOINTS = frozenset({"/access/v1/evaluation", "/access/v1/evaluations", "/v1/decide"})
+_DECISION_ENDPOINTS = frozenset({"/access/v1/evaluation", "/access/v1/evaluations", "/v1/decide", "/v1/tasks/{id}/steps"})
 
 
 def _error(err: authzen.BadBody) -> dict:

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ..errors import NhiplError
 from .app import App
 from .policyset import PolicySet, ReloadError
 
@@ -38,6 +39,8 @@ class Options:
     log_path: str | None = None
     workers: int = 1
     watch: float = 1.0
+    store: str = "memory"  # the runtime's store: "memory" or "redis://host:port/db"
+    key_path: str | None = None  # the credentials' signing key (None: one made per process)
 
 
 def is_loopback(host: str) -> bool:
@@ -94,7 +97,8 @@ def run_worker(options: Options, sock: socket.socket, policyset: PolicySet | Non
         log.open()
     parent = os.getppid()
     on_reload = (lambda: os.kill(parent, signal.SIGHUP)) if supervised else None
-    app = App(policyset, token=options.token, log=log, watch=options.watch, on_reload=on_reload, early_hup=early_hup)
+    runtime = make_runtime(options, policyset.current.policies, log)
+    app = App(policyset, token=options.token, log=log, watch=options.watch, on_reload=on_reload, early_hup=early_hup, runtime=runtime)
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -112,6 +116,14 @@ def run_worker(options: Options, sock: socket.socket, policyset: PolicySet | Non
     uvicorn.Server(config).run(sockets=[sock])
 
 
+def make_runtime(options: Options, policies, log=None):
+    """The runtime that keeps the task sessions: its store, its log (the decision log the
+    service writes), its signing key."""
+    from ..runtime.session import Runtime
+
+    return Runtime(policies, store=options.store, log=log, key=options.key_path, source="serve")
+
+
 def serve(options: Options) -> int:
     """Bind, load and serve; returns the exit code. Raises :class:`ServeError` or
     ``nhipl.PolicyError`` before serving when it cannot start."""
@@ -126,6 +138,10 @@ def serve(options: Options) -> int:
             DecisionLog(options.log_path, source="serve").open()
         except Exception as err:
             raise ServeError("--log", str(err)) from None
+    try:
+        make_runtime(options, policyset.current.policies).close()  # a bad store or key stops here
+    except NhiplError as err:
+        raise ServeError("--key" if options.key_path is not None and "key" in str(err) else "--store", str(err)) from None
     sock = bind(options.host, options.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
