@@ -337,3 +337,11 @@ def test_a_signed_token_with_edited_parts_is_refused(rt):
                 f"{none}.{body}.", f"{hmac}.{body}.{sig}"):
         with pytest.raises(Invalid):
             rt.verify(bad, "vault.read")
+
+
+def test_a_running_task_is_found_by_id_until_it_ends(rt):
+    task = rt.start_task(A, "support", task_id="t-lookup")
+    assert rt.task("t-lookup") is task and rt.running == 1
+    assert rt.task("never-started") is None
+    task.end()
+    assert rt.task("t-lookup") is None and rt.running == 0

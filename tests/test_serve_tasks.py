@@ -279,7 +279,7 @@ def test_the_number_of_running_tasks_is_bounded(tmp_path, monkeypatch):
     body = json.dumps({"agent": SUPPORT}).encode()
     statuses = [asyncio.run(app.start_task(body, {}))[0] for _ in range(3)]
     assert statuses == [201, 201, 503]
-    first = next(iter(app.runtime._tasks))
+    first = next(iter(app.runtime._tasks))  # the oldest running task
     status, _, _ = asyncio.run(app.end_task(b"", {"nhipl.task_id": first}))
     assert status == 200 and asyncio.run(app.start_task(body, {}))[0] == 201
 

@@ -169,6 +169,18 @@ class Runtime:
             self._tasks[task_id] = task
         return task
 
+    def task(self, task_id: str) -> "Task | None":
+        """The running task ``task_id`` started in this runtime, or None (never started here,
+        or ended). A task's session lives in the process that started it; the store shares its
+        credentials, revocations and keys."""
+        task = self._tasks.get(task_id)
+        return None if task is None or task.ended else task
+
+    @property
+    def running(self) -> int:
+        """How many tasks this runtime holds open."""
+        return len(self._tasks)
+
     # -- credentials --------------------------------------------------------------------------
     def _credential(self, task: "Task", agent: str, chain: list, request: dict, decision: Decision, now: float) -> Credential:
         action, tool, resource = request.get("action", "call"), request["tool"], request.get("resource")

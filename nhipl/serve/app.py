@@ -416,7 +416,7 @@ class App:
                 raise authzen.BadBody("task_id", f"`task_id`: {tasks.task_id_problem(task_id)}")
         except authzen.BadBody as err:
             return 400, _error(err), self._runtime_headers()
-        if len(self.runtime._tasks) >= tasks.MAX_TASKS:
+        if self.runtime.running >= tasks.MAX_TASKS:
             return 503, {"error": f"{tasks.MAX_TASKS} tasks are running here; end some (DELETE /v1/tasks/{{id}}) first"}, ((b"retry-after", b"1"), *self._runtime_headers())
         if task_id is not None and tasks.open_task(self.runtime, task_id) is not None:
             return 409, {"error": f"task `{task_id}` is already running", "field": "task_id"}, self._runtime_headers()

@@ -121,8 +121,7 @@ def claimed_target(token: str) -> tuple[str, str | None] | None:
 def open_task(runtime, task_id: str):
     """The running task ``task_id`` of ``runtime``, or None. A task's session lives in the
     process that started it (the store shares its credentials, revocations and keys)."""
-    task = runtime._tasks.get(task_id)
-    return None if task is None or task.ended else task
+    return runtime.task(task_id)
 
 
 def introspection(runtime, body: dict) -> dict:
