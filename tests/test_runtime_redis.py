@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,12 +15,8 @@ import pytest
 
 import nhipl
 from nhipl.runtime import Invalid, Revoked, Runtime
-from nhipl.runtime.store import RedisStore, StoreError
 
-REDIS_SERVER = shutil.which("redis-server")
-pytestmark = pytest.mark.skipif(
-    REDIS_SERVER is None, reason="redis-server is not installed (Debian: apt-get install -y redis-server)"
-)
+from .redis_server import RedisServer, free_port
 
 A = "spiffe://acme.org/agents/support"
 POLICY = """
@@ -31,37 +25,11 @@ POLICY = """
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("redis")
-    port = _free_port()
-    server = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        store = RedisStore(url)
-        for _ in range(200):
-            try:
-                store.ping()
-                break
-            except StoreError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("redis-server did not start")
-        store.close()
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    server = RedisServer(tmp_path_factory.mktemp("redis"))  # skips when redis-server is absent
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
@@ -191,7 +159,7 @@ def test_every_key_expires(redis_url, policies):
 
 
 def test_an_unreachable_store_fails_closed(policies):
-    rt = Runtime(policies, store=f"redis://127.0.0.1:{_free_port()}/0")
+    rt = Runtime(policies, store=f"redis://127.0.0.1:{free_port()}/0")
     d = rt.start_task(A, "s").check(A, "vault.read")
     assert d.effect == "deny" and d.credential is None and "failing closed" in d.reasons[0]
     with pytest.raises(Invalid, match="cannot check"):

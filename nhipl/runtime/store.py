@@ -37,7 +37,7 @@ class Store(ABC):
 
     @abstractmethod
     def credential(self, jti: str) -> dict | None:
-        ...
+        """The record kept for ``jti``, or None once it has expired (or was never kept)."""
 
     @abstractmethod
     def revoke(self, jti: str, exp: float, reason: str) -> bool:
@@ -49,7 +49,7 @@ class Store(ABC):
 
     @abstractmethod
     def task_credentials(self, task: str) -> list[str]:
-        ...
+        """The ids of the credentials issued for ``task`` that the store still holds."""
 
     @abstractmethod
     def live_credentials(self, now: float) -> list[dict]:
@@ -61,7 +61,7 @@ class Store(ABC):
 
     @abstractmethod
     def keys(self) -> list[dict]:
-        ...
+        """Every public key still published (JWKs), for verifiers and ``jwks()``."""
 
     def close(self) -> None:
         pass
