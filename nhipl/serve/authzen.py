@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 
+from ..values import a_type
+
 SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
 
 # context keys that are nhipl request fields of their own
@@ -33,27 +35,13 @@ class BadBody(ValueError):
         self.message = message
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
-
-
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
 def _expect(value: object, want: type, what: str, field: str) -> None:
     if value.__class__ is not want:
-        raise BadBody(field, f"`{field}` must be {what}, not {_kind(value)}")
+        raise BadBody(field, f"`{field}` must be {what}, not {a_type(value)}")
 
 
 def _no_unknown(obj: dict, known: tuple[str, ...], prefix: str) -> None:
@@ -143,7 +131,7 @@ def to_request(body: object, prefix: str = "") -> dict:
 def careful_request(body: object, prefix: str = "") -> dict:
     """:func:`to_request` checking every field in turn, so that an error names the first bad one."""
     if body.__class__ is not dict:
-        raise BadBody(prefix, f"`{prefix}` must be an object, not {_kind(body)}" if prefix else f"the body must be a JSON object, not {_kind(body)}")
+        raise BadBody(prefix, f"`{prefix}` must be an object, not {a_type(body)}" if prefix else f"the body must be a JSON object, not {a_type(body)}")
     _no_unknown(body, _EVALUATION_KEYS, prefix)
 
     subject_field = _join(prefix, "subject")
@@ -254,7 +242,7 @@ def batch(body: object) -> tuple[list[tuple[dict | None, BadBody | None, bool]],
     raises :class:`BadBody`. Without ``evaluations`` (or with an empty list) the body is one
     evaluation: ``items`` is empty and the caller answers it as a single evaluation."""
     if body.__class__ is not dict:
-        raise BadBody("", f"the body must be a JSON object, not {_kind(body)}")
+        raise BadBody("", f"the body must be a JSON object, not {a_type(body)}")
     _no_unknown(body, _BATCH_KEYS, "")
     for key in _EVALUATION_KEYS:
         _object(body, key, "", required=False)
@@ -278,7 +266,7 @@ def batch(body: object) -> tuple[list[tuple[dict | None, BadBody | None, bool]],
     for index, item in enumerate(evaluations):
         prefix = f"evaluations[{index}]"
         if item.__class__ is not dict:
-            raise BadBody(prefix, f"`{prefix}` must be an object, not {_kind(item)}")
+            raise BadBody(prefix, f"`{prefix}` must be an object, not {a_type(item)}")
         merged = {}
         for key in _EVALUATION_KEYS:
             value = item.get(key)

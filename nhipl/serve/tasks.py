@@ -21,7 +21,8 @@ import math
 import re
 from urllib.parse import parse_qs
 
-from .authzen import BadBody, _kind, _no_unknown
+from ..values import a_type
+from .authzen import BadBody, _no_unknown
 
 TASK_ID = re.compile(r"[A-Za-z0-9._:~@+-]{1,200}")
 MAX_USES = 1_000_000
@@ -43,7 +44,7 @@ def fields(body: object, spec: dict) -> dict:
     """``body`` checked against ``spec``: the fields given, each of the right kind; or
     :class:`BadBody` naming the first bad one."""
     if body.__class__ is not dict:
-        raise BadBody("", f"the body must be a JSON object, not {_kind(body)}")
+        raise BadBody("", f"the body must be a JSON object, not {a_type(body)}")
     _no_unknown(body, tuple(spec), "")
     out = {}
     for name, (what, required) in spec.items():
@@ -54,12 +55,12 @@ def fields(body: object, spec: dict) -> dict:
         value = body[name]
         if what is _STRING:
             if value.__class__ is not str:
-                raise BadBody(name, f"`{name}` must be a string, not {_kind(value)}")
+                raise BadBody(name, f"`{name}` must be a string, not {a_type(value)}")
             if not value:
                 raise BadBody(name, f"`{name}` must not be empty")
         elif what is _OBJECT:
             if value.__class__ is not dict:
-                raise BadBody(name, f"`{name}` must be an object, not {_kind(value)}")
+                raise BadBody(name, f"`{name}` must be an object, not {a_type(value)}")
         elif what is _SECONDS:
             if value.__class__ not in (int, float) or not math.isfinite(value) or not 0 < value <= MAX_APPROVAL_TTL:
                 raise BadBody(name, f"`{name}` must be a number of seconds above 0 and at most {MAX_APPROVAL_TTL:g}")
