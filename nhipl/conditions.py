@@ -412,27 +412,24 @@ def _compile_bound(name: str, attrs: tuple[str, ...]) -> Cond:
 def _compile_quantifier(node: A.Quantifier) -> Cond:
     """One closure per quantifier: the loop over the list, with the element stored in
     ``scope.bound`` under the quantifier's name for the condition to read."""
-    kind, name, items_of = node.kind, node.name, compile_expr(node.source)
+    kind, name, source = node.kind, node.name, compile_expr(node.source)
+
+    def items_of(scope):
+        items = source(scope)
+        cls = items.__class__
+        if cls is not list and cls is not ListView:
+            raise S.not_a_list_for(kind, items)
+        return items
+
     if node.where is None:  # count(x in LIST)
-
-        def count_all(scope):
-            items = items_of(scope)
-            cls = items.__class__
-            if cls is not list and cls is not ListView:
-                raise S.not_a_list_for(kind, items)
-            return len(items)
-
-        return count_all
-    loop = compile_loop(node, items_of, compile_expr)
+        return lambda scope: len(items_of(scope))
+    loop = compile_loop(node, source, compile_expr)
     if loop is not None:
         return loop
     holds = _checked(compile_expr(node.where), node.where, S.where(kind))
 
     def elements(scope):
         items = items_of(scope)
-        cls = items.__class__
-        if cls is not list and cls is not ListView:
-            raise S.not_a_list_for(kind, items)
         try:
             bound = scope.bound
         except AttributeError:
