@@ -9,6 +9,7 @@ Answers carry ``assumptions``: the bounds and constructs under which they hold
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import z3
 
@@ -245,12 +246,11 @@ def prove(
     notes = assumptions(space, (policies,))
     if model is None:
         return ProofResult(invariant, source, True, notes)
-    request = space.request(model)
-    with confirming(space, f"invariant `{invariant.name}`"):
-        actual = evaluate_checked(policies, request, "prove")
-        _agree(actual, decision, model, request, f"invariant `{invariant.name}`")
+    def in_scope(request: dict, _actual: Decision) -> None:
         if not _in_scope(policies, invariant, request):
             raise AnalysisBug(f"invariant `{invariant.name}`: the reported request is not in the invariant's scope", request)
+
+    request, actual = _confirmed(policies, space, decision, model, f"invariant `{invariant.name}`", "prove", in_scope)
     return ProofResult(invariant, source, False, notes, request, actual)
 
 
@@ -378,6 +378,20 @@ def _reach(policies, agent: str, chain: tuple[str, ...], bounds, timeout, depth,
     return out
 
 
+def _confirmed(policies, space: RequestSpace, decision: SymDecision, model, what: str, question: str,
+               check: Callable[[dict, Decision], None] | None = None) -> tuple[dict, Decision]:
+    """The request ``model`` describes and the evaluator's decision on it, confirmed to agree
+    with the encoding (and by ``check``, which raises :class:`AnalysisBug`); a disagreement
+    where the encoding left a condition open is "undecided", else a bug."""
+    request = space.request(model)
+    with confirming(space, what):
+        actual = evaluate_checked(policies, request, question)
+        _agree(actual, decision, model, request, what)
+        if check is not None:
+            check(request, actual)
+    return request, actual
+
+
 def _identity_constraints(space: RequestSpace, agent: str, chain: tuple[str, ...]) -> list:
     """The principal is ``agent`` with its declared attributes only; the chain is ``chain``."""
     conds = [space.principal_id == string_literal(agent), space.chain_length == len(chain)]
@@ -399,12 +413,11 @@ def _grant(policies, agent, chain, rule, bounds, timeout, notes) -> Grant | None
     notes.update(space.notes)
     if model is None:
         return None
-    request = space.request(model)
-    with confirming(space, f"reach `{agent}`"):
-        actual = evaluate_checked(policies, request, "reach")
-        _agree(actual, decision, model, request, f"reach `{agent}`")
+    def determined_by_rule(request: dict, actual: Decision) -> None:
         if rule.id not in actual.rules:
             raise AnalysisBug(f"reach: rule `{rule.id}` does not determine the evaluator's decision", request)
+
+    request, actual = _confirmed(policies, space, decision, model, f"reach `{agent}`", "reach", determined_by_rule)
     return Grant(rule, request, actual)
 
 
@@ -423,10 +436,7 @@ def _may_delegate(policies, agent, chain, delegatee, bounds, timeout, notes) -> 
     notes.update(space.notes)
     if model is None:
         return False
-    request = space.request(model)
-    with confirming(space, f"reach `{agent}`"):
-        actual = evaluate_checked(policies, request, "reach")
-        _agree(actual, decision, model, request, f"reach `{agent}` delegating to `{delegatee}`")
+    _confirmed(policies, space, decision, model, f"reach `{agent}` delegating to `{delegatee}`", "reach")
     return True
 
 
@@ -493,6 +503,10 @@ def sensitive_reach(policies, agents, *, bounds: Bounds = Bounds(), timeout: flo
 
 
 def _sensitive_tools(policies, agent, chain, patterns, bounds, timeout, notes) -> list[str]:
+    def reports_a_sensitive_tool(request: dict, _actual: Decision) -> None:
+        if policies.tool_attrs(request["tool"]).get("sensitive") is not True:
+            raise AnalysisBug("blast radius: the reported tool is not sensitive", request)
+
     found = []
     for pattern in patterns:
         space = RequestSpace(bounds)
@@ -512,12 +526,7 @@ def _sensitive_tools(policies, agent, chain, patterns, bounds, timeout, notes) -
         notes.update(space.notes)
         if model is None:
             continue
-        request = space.request(model)
-        with confirming(space, f"blast radius of `{agent}`"):
-            actual = evaluate_checked(policies, request, "blast radius")
-            _agree(actual, decision, model, request, f"blast radius of `{agent}`")
-            if policies.tool_attrs(request["tool"]).get("sensitive") is not True:
-                raise AnalysisBug("blast radius: the reported tool is not sensitive", request)
+        request, _ = _confirmed(policies, space, decision, model, f"blast radius of `{agent}`", "blast radius", reports_a_sensitive_tool)
         found.append(request["tool"])
     return found
 
