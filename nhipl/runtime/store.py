@@ -7,8 +7,12 @@ store each time. Every Redis key expires with what it holds (a credential's reco
 revocation at the credential's expiry, a signing key when the last credential it signed
 expires), so a store never grows without bound.
 
-Task sessions themselves (instruction, outputs, approvals, history) live in the process
-that runs the task.
+Task sessions: with ``memory`` a task lives in the process that started it. With Redis a
+task's session is shared too: every process that names the store can continue a task any
+other started (:mod:`nhipl.runtime.session` keeps each task as an append-only list of the
+changes made to it, under a per-task lock). A session's keys expire after
+:data:`SESSION_IDLE` seconds without a change, and :data:`SESSION_ENDED` seconds after the
+task ended.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from abc import ABC, abstractmethod
 from ..errors import NhiplError
 
 PREFIX = "nhipl:"
+SESSION_IDLE = 24 * 3600
+"""Seconds a shared task session is kept after its last change."""
+SESSION_ENDED = 60
+"""Seconds an ended task's session is kept (so that every process learns it ended)."""
 
 
 class StoreError(NhiplError):
@@ -29,7 +37,12 @@ class StoreError(NhiplError):
 
 
 class Store(ABC):
-    """The interface both stores implement. Records are plain JSON dicts."""
+    """The interface both stores implement. Records are plain JSON dicts.
+
+    A store whose ``shares_sessions`` is true also keeps task sessions (the ``session_*``
+    methods); otherwise each task lives in the process that started it."""
+
+    shares_sessions = False
 
     @abstractmethod
     def add_credential(self, record: dict) -> None:
@@ -143,6 +156,7 @@ class RedisStore(Store):
         except ImportError:
             raise StoreError(f"`{url}`: the redis store needs the redis client (pip install 'nhipl[redis]')") from None
         self.url = url
+        self._scripts: dict = {}
         self._errors = (redis.exceptions.RedisError, OSError)
         try:
             self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
@@ -217,11 +231,111 @@ class RedisStore(Store):
         raws = self._call(self._redis.mget, [PREFIX + "key:" + k.decode() for k in kids])
         return [json.loads(raw) for raw in raws if raw is not None]
 
+    # -- task sessions: a meta hash (``meta``: the task's start, ``base``: how many changes
+    # the ``snapshot`` holds), the list of changes after it, and a lock; one hash tag, so
+    # that a cluster keeps a task's keys on one node.
+    shares_sessions = True
+
+    def _session_keys(self, task: str) -> list[str]:
+        key = PREFIX + "session:{" + task + "}"
+        return [key, key + ":events", key + ":lock"]
+
+    def _script(self, name: str, source: str):
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self._redis.register_script(source)
+        return script
+
+    def session_create(self, task: str, meta: str) -> bool:
+        """Keep a new task's ``meta`` (JSON text); False when the id is taken."""
+        script = self._script("create", _CREATE)
+        return bool(self._call(script, self._session_keys(task)[:1], [meta, SESSION_IDLE]))
+
+    def session_load(self, task: str, index: int, lock: str = "", lock_ms: int = 0):
+        """The changes of ``task`` after the first ``index`` (-1: all, from the snapshot):
+        ``(meta, base, snapshot, changes)``, all text but ``base``; None when the task is
+        not in the store; False when ``lock`` was asked for (a token) and another holds it.
+        With ``lock``, it is taken for ``lock_ms`` milliseconds when free."""
+        script = self._script("load", _LOAD)
+        got = self._call(script, self._session_keys(task), [index, lock, lock_ms])
+        if got[0] == 0:
+            return False
+        if got[0] == -1:
+            return None
+        meta, base, snapshot, changes = got[1:]
+        return meta.decode(), int(base), snapshot.decode() if snapshot else None, [c.decode() for c in changes]
+
+    def session_commit(self, task: str, lock: str, changes: list[str], snapshot: str | None = None, base: int = 0,
+                       ended: bool = False) -> None:
+        """Append ``changes`` (or, with ``snapshot``, replace every change with it, ``base``
+        being how many it holds) and release ``lock``, all at once; raises
+        :class:`StoreError` when the lock was lost (nothing is written then) or the task
+        has left the store."""
+        script = self._script("commit", _COMMIT)
+        keep = SESSION_ENDED if ended else SESSION_IDLE
+        done = self._call(script, self._session_keys(task), [lock, keep, snapshot or "", base, *changes])
+        if done == 0:
+            raise StoreError(f"task `{task}`: its lock in `{self.url}` expired before the step was saved; nothing was saved")
+        if done == -1:
+            raise StoreError(f"task `{task}` is no longer in `{self.url}` (ended or expired)")
+
+    def session_release(self, task: str, lock: str) -> None:
+        """Release ``lock`` without writing anything (when it is still held)."""
+        self._call(self._script("release", _RELEASE), self._session_keys(task)[2:], [lock])
+
     def close(self) -> None:
         try:
             self._redis.close()
         except self._errors:
             pass
+
+
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'base', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+_LOAD = """
+if ARGV[2] ~= '' and not redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[3]) then return {0} end
+local meta = redis.call('HMGET', KEYS[1], 'meta', 'base', 'snapshot')
+if not meta[1] then
+  if ARGV[2] ~= '' then redis.call('DEL', KEYS[3]) end
+  return {-1}
+end
+local base = tonumber(meta[2])
+local index = tonumber(ARGV[1])
+if index < base then
+  return {1, meta[1], base, meta[3] or '', redis.call('LRANGE', KEYS[2], 0, -1)}
+end
+return {1, meta[1], base, '', redis.call('LRANGE', KEYS[2], index - base, -1)}
+"""
+
+_COMMIT = """
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[3])
+  return -1
+end
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], 'snapshot', ARGV[3], 'base', ARGV[4])
+  redis.call('DEL', KEYS[2])
+elseif #ARGV > 4 then
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, 5))
+end
+if #ARGV > 4 or ARGV[3] ~= '' then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+redis.call('DEL', KEYS[3])
+return 1
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
 
 
 def _at(exp: float) -> int:
