@@ -22,6 +22,7 @@ import uuid
 
 from .. import RequestError
 from ..runtime.errors import DecisionLogError, Denied
+from ..runtime.store import StoreError
 from . import authzen, tasks
 from .metrics import Metrics
 from .policyset import PolicySet
@@ -86,9 +87,11 @@ class App:
     auth). ``log``: a decision log (``nhipl.runtime.log.DecisionLog``) or None. ``watch``:
     seconds between checks of the policy files for changes (0: no watching)."""
 
-    def __init__(self, policyset: PolicySet, *, token: str | None = None, log=None, watch: float = 1.0, on_reload=None, early_hup=None, runtime=None):
+    def __init__(self, policyset: PolicySet, *, token: str | None = None, log=None, watch: float = 1.0, on_reload=None, early_hup=None, runtime=None,
+                 no_runtime: str = "task sessions are not served here"):
         self.policyset = policyset
         self.runtime = runtime  # nhipl.runtime.Runtime: the task sessions (None: those endpoints answer 503)
+        self.no_runtime = no_runtime  # why, when there is no runtime
         self.runtime_version = policyset.current.version  # the policy version the runtime decides by
         self.token = ("Bearer " + token).encode() if token else None
         self.log = log
@@ -375,12 +378,15 @@ class App:
     def _session(self, scope):
         """The runtime and the task the path names: (runtime, task), or an answer to give."""
         if self.runtime is None:
-            return None, (503, {"error": "task sessions are not served here"}, ())
+            return None, (503, {"error": self.no_runtime}, ())
         task_id = scope["nhipl.task_id"]
         problem = tasks.task_id_problem(task_id)
         if problem is not None:
             return None, (404, {"error": f"no such task: {problem}", "field": "id"}, ())
-        task = tasks.open_task(self.runtime, task_id)
+        try:
+            task = tasks.open_task(self.runtime, task_id)
+        except StoreError as err:
+            return None, self._store_failed(err)
         if task is None:
             return None, (404, {"error": f"no task `{task_id}` is running (never started, ended or expired)", "field": "id"}, ())
         return task, None
@@ -405,10 +411,17 @@ class App:
         except DecisionLogError as err:  # fail closed: what cannot be logged did not happen
             print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
             return 503, {"error": f"the decision log could not be written ({err.message}); nothing was recorded"}, self._runtime_headers()
+        except StoreError as err:
+            return self._store_failed(err)
+
+    def _store_failed(self, err: StoreError):
+        """The answer when the shared store cannot be read or written: nothing happened."""
+        print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
+        return 503, {"error": f"the task store failed ({err}); nothing was done"}, ((b"retry-after", b"1"), *self._runtime_headers())
 
     async def start_task(self, raw: bytes, scope):
         if self.runtime is None:
-            return 503, {"error": "task sessions are not served here"}, ()
+            return 503, {"error": self.no_runtime}, ()
         try:
             body = tasks.fields(parse_body(raw), tasks.START)
             task_id = body.get("task_id")
@@ -418,12 +431,14 @@ class App:
             return 400, _error(err), self._runtime_headers()
         if self.runtime.running >= tasks.MAX_TASKS:
             return 503, {"error": f"{tasks.MAX_TASKS} tasks are running here; end some (DELETE /v1/tasks/{{id}}) first"}, ((b"retry-after", b"1"), *self._runtime_headers())
-        if task_id is not None and tasks.open_task(self.runtime, task_id) is not None:
-            return 409, {"error": f"task `{task_id}` is already running", "field": "task_id"}, self._runtime_headers()
         try:
+            if task_id is not None and tasks.open_task(self.runtime, task_id) is not None:
+                return 409, {"error": f"task `{task_id}` is already running", "field": "task_id"}, self._runtime_headers()
             task = self.runtime.start_task(
                 body["agent"], body.get("intent", ""), prompt=body.get("prompt"), task_id=task_id, owner=body.get("owner")
             )
+        except StoreError as err:
+            return self._store_failed(err)
         except DecisionLogError as err:  # fail closed: a task that cannot be logged is not started
             print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
             return 503, {"error": f"the task could not be logged ({err.message}); not started"}, self._runtime_headers()
@@ -473,14 +488,17 @@ class App:
         task, refusal = self._session(scope)
         if refusal is not None:
             return refusal
-        revoked = task.end()
+        try:
+            revoked = task.end()
+        except StoreError as err:
+            return self._store_failed(err)
         return 200, {"ended": True, "task": task.id, "revoked": revoked}, self._runtime_headers()
 
     async def _credential_call(self, raw: bytes, scope, spec: dict, act):
         """An OAuth-shaped credential request (form or JSON, checked against ``spec``):
         ``act(runtime, body)`` answers it."""
         if self.runtime is None:
-            return 503, {"error": "credentials are not served here"}, ()
+            return 503, {"error": self.no_runtime}, ()
         content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
         try:
             body = tasks.introspection_body(raw, content_type, spec)
@@ -491,6 +509,8 @@ class App:
         except DecisionLogError as err:  # a revocation is in the store; the log could not say so
             print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
             return 503, {"error": f"the decision log could not be written ({err.message})"}, ()
+        except StoreError as err:
+            return self._store_failed(err)
 
     async def introspect(self, raw: bytes, scope):
         return await self._credential_call(raw, scope, tasks.INTROSPECT, tasks.introspection)
@@ -500,8 +520,11 @@ class App:
 
     async def jwks(self, raw: bytes, scope):
         if self.runtime is None:
-            return 503, {"error": "credentials are not served here"}, ()
-        return 200, self.runtime.jwks(), ()
+            return 503, {"error": self.no_runtime}, ()
+        try:
+            return 200, self.runtime.jwks(), ()
+        except StoreError as err:
+            return self._store_failed(err)
 
     # -- operations -----------------------------------------------------------------------
     async def reload_endpoint(self, raw: bytes, scope):
