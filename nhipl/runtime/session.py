@@ -201,10 +201,14 @@ class Runtime:
         sessions, a task started by any process on it (raises
         :class:`~nhipl.runtime.store.StoreError` when the store cannot be read)."""
         task = self._tasks.get(task_id)
-        if task is None and self._shared:
-            task = Task._load(self, task_id)
-            if task is not None and not task.ended:
-                self._remember(task)
+        if self._shared:
+            if task is None:
+                task = Task._load(self, task_id)
+                if task is not None and not task.ended:
+                    self._remember(task)
+            else:
+                with task._lock:  # it may have ended in another process
+                    task._refresh()
         return None if task is None or task.ended else task
 
     def _remember(self, task: "Task") -> None:
