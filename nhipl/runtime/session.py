@@ -551,7 +551,10 @@ class Task:
         if args is not None:
             step["args"] = args
         step["effect"] = str(decision.effect)
-        self._append_step(step)
+        history = self.history
+        history.append(step)
+        if len(history) > 2 * HISTORY_LIMIT:
+            del history[:HISTORY_LIMIT]  # see _append_step
         if journal is not None:
             journal.append({"k": "step", "step": step, "took": "approval" in request})
         if action == "delegate" and decision.effect == ALLOW and tool not in self.reached:
