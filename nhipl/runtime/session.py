@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping
 from ..approval import ScopedApproval, take
 from ..decision import ALLOW, DENY, Decision
 from ..errors import NhiplError
-from ..provenance import Outputs, as_text, provenance
+from ..provenance import Outputs, provenance
 from ..request import MAX_HISTORY
 from ..values import ListView
 from .credentials import Signer, _b64, new_id
