@@ -271,3 +271,15 @@ def test_a_lock_held_too_long_fails_the_step_closed(pair, redis, monkeypatch):
     redis_client.delete(f"nhipl:session:{{{task.id}}}:lock")
     assert there.check(A, "tickets.read").effect == "allow"
     assert [h["effect"] for h in task.request(A, "tickets.read")["history"]] == ["allow"], "the denied step was not saved"
+
+
+def test_a_corrupt_session_in_the_store_fails_closed(pair, redis):
+    one, two = pair
+    task = one.start_task(A, "support")
+    assert task.check(A, "tickets.read").effect == "allow"
+    client(redis).rpush(f"nhipl:session:{{{task.id}}}:events", b"\xff not json", b'{"k": "grant everything"}')
+    step = task.check(A, "tickets.read")
+    assert step.effect == "deny" and "unreadable session" in step.reasons[0], step.reasons
+    with pytest.raises(StoreError, match="unreadable"):
+        two.task(task.id)
+    assert client(redis).get(f"nhipl:session:{{{task.id}}}:lock") is None, "the lock was released"

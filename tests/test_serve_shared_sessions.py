@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import threading
 
 import pytest
 
@@ -69,12 +71,32 @@ def replay_alone(steps: list[tuple], task_id: str) -> list:
     return out
 
 
-def drive(servers, task_id: str, steps: list[tuple]) -> list:
-    """The same steps over HTTP, each on a new connection, to the servers in turn."""
+def one_connection_per_worker(server, workers: int = 2) -> list:
+    """Kept-alive connections to ``server``, one to each of its workers (the kernel hands
+    a new connection to whichever worker accepts first; /metrics says which one it was)."""
+    held, found = [], {}
+    for _ in range(200):
+        conn = server.connection()
+        held.append(conn)
+        text = server.request("GET", "/metrics", conn=conn)[2]
+        pid = re.search(r'nhipl_policy_info\{version="[0-9a-f]+",pid="(\d+)"\}', text).group(1)
+        found.setdefault(pid, conn)
+        if len(found) == workers:
+            break
+    assert len(found) == workers, f"200 connections all reached the same worker {set(found)}"
+    for conn in held:
+        if conn not in found.values():
+            conn.close()
+    return list(found.values())
+
+
+def drive(servers, task_id: str, steps: list[tuple], connections=None) -> list:
+    """The same steps over HTTP, to the servers (or the connections) in turn."""
     out = []
     for n, (what, body) in enumerate(steps):
         server = servers[n % len(servers)]
-        status, _, reply = server.post(f"/v1/tasks/{task_id}/{what}", body)
+        conn = connections[n % len(connections)] if connections else None
+        status, _, reply = server.post(f"/v1/tasks/{task_id}/{what}", body, conn=conn)
         assert status == 200, (what, body, reply)
         if what == "delegations":
             out.append(reply["delegated"])
@@ -93,7 +115,10 @@ def test_two_workers_on_redis_serve_every_task_as_one_process_would(tmp_path, po
         assert status == 201, out
         task_id = out["task"]
         steps = script(18, 150)
-        got = drive([server], task_id, steps)
+        connections = one_connection_per_worker(server)
+        got = drive([server], task_id, steps, connections)
+        for conn in connections:
+            conn.close()
         assert got == replay_alone(steps, task_id)
         status, _, out = server.request("DELETE", f"/v1/tasks/{task_id}")
         assert status == 200 and out["ended"], out
@@ -105,6 +130,35 @@ def test_two_workers_on_redis_serve_every_task_as_one_process_would(tmp_path, po
     records = [json.loads(line) for line in log.read_text().splitlines()]
     pids = {r["pid"] for r in records if r.get("task") == task_id and r["kind"] in ("tool_call", "delegate")}
     assert len(pids) == 2, f"the task's steps were all decided by one worker ({pids}): the test proves nothing"
+
+
+def test_an_approval_for_one_use_is_used_once_by_racing_workers(policy_file, redis_server):  # noqa: F811
+    server = Server([policy_file], "--workers", "2", "--store", redis_server.url, "--watch", "0")
+    try:
+        status, _, out = server.post("/v1/tasks", {"agent": A, "intent": "refunds"})
+        task_id = out["task"]
+        for _ in range(3):
+            assert server.post(f"/v1/tasks/{task_id}/approvals", {"tool": "payments.refund", "by": "alice", "uses": 1})[0] == 200
+            barrier = threading.Barrier(8)
+            effects: list[str] = []
+            connections = [conn for _ in range(4) for conn in one_connection_per_worker(server)]  # 4 to each worker
+
+            def step(conn):
+                barrier.wait()
+                status, _, out = server.post(f"/v1/tasks/{task_id}/steps", {"agent": A, "tool": "payments.refund"}, conn=conn)
+                conn.close()
+                assert status == 200, out
+                effects.append(out["effect"])
+
+            threads = [threading.Thread(target=step, args=(conn,)) for conn in connections]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            assert sorted(effects) == ["allow"] + ["approval_required"] * 7, effects
+    finally:
+        err = server.stop()
+    assert "Traceback" not in err, err
 
 
 def test_two_replicas_on_one_redis_continue_each_others_tasks(tmp_path, policy_file, redis_server):  # noqa: F811

@@ -253,7 +253,7 @@ class RedisStore(Store):
 
     def session_load(self, task: str, index: int, lock: str = "", lock_ms: int = 0):
         """The changes of ``task`` after the first ``index`` (-1: all, from the snapshot):
-        ``(meta, base, snapshot, changes)``, all text but ``base``; None when the task is
+        ``(meta, base, snapshot, changes)``, JSON as bytes but ``base``; None when the task is
         not in the store; False when ``lock`` was asked for (a token) and another holds it.
         With ``lock``, it is taken for ``lock_ms`` milliseconds when free."""
         script = self._script("load", _LOAD)
@@ -263,7 +263,7 @@ class RedisStore(Store):
         if got[0] == -1:
             return None
         meta, base, snapshot, changes = got[1:]
-        return meta.decode(), int(base), snapshot.decode() if snapshot else None, [c.decode() for c in changes]
+        return meta, int(base), snapshot or None, changes
 
     def session_commit(self, task: str, lock: str, changes: list[str], snapshot: str | None = None, base: int = 0,
                        ended: bool = False) -> None:
