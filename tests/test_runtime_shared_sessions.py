@@ -283,3 +283,23 @@ def test_a_corrupt_session_in_the_store_fails_closed(pair, redis):
     with pytest.raises(StoreError, match="unreadable"):
         two.task(task.id)
     assert client(redis).get(f"nhipl:session:{{{task.id}}}:lock") is None, "the lock was released"
+
+
+def test_the_store_holds_a_bounded_number_of_tasks(tmp_path, monkeypatch):
+    from nhipl.runtime import store as store_module
+
+    server = RedisServer(tmp_path)  # its own: the count covers every task in the store
+    monkeypatch.setattr(store_module, "MAX_SESSIONS", 3)
+    one, two = Runtime(nhipl.loads(POLICY), store=server.url), Runtime(nhipl.loads(POLICY), store=server.url)
+    try:
+        first = one.start_task(A, "a")
+        two.start_task(A, "b")
+        one.start_task(A, "c")
+        with pytest.raises(StoreError, match="3 tasks are running"):
+            two.start_task(A, "d")
+        two.task(first.id).end()
+        assert one.start_task(A, "d").check(A, "tickets.read").effect == "allow"
+    finally:
+        one.close()
+        two.close()
+        server.stop()

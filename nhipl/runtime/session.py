@@ -219,7 +219,8 @@ class Runtime:
 
     @property
     def running(self) -> int:
-        """How many tasks this runtime holds open."""
+        """How many tasks this runtime holds open (with a shared store: those it has cached;
+        the store bounds how many it holds)."""
         return len(self._tasks)
 
     # -- credentials --------------------------------------------------------------------------

@@ -30,6 +30,9 @@ SESSION_IDLE = 24 * 3600
 """Seconds a shared task session is kept after its last change."""
 SESSION_ENDED = 60
 """Seconds an ended task's session is kept (so that every process learns it ended)."""
+MAX_SESSIONS = 1_000_000
+"""Tasks a Redis store holds at once (started, not ended, not idle for
+:data:`SESSION_IDLE`): a client that never ends its tasks cannot fill the store."""
 
 
 class StoreError(NhiplError):
@@ -232,13 +235,13 @@ class RedisStore(Store):
         return [json.loads(raw) for raw in raws if raw is not None]
 
     # -- task sessions: a meta hash (``meta``: the task's start, ``base``: how many changes
-    # the ``snapshot`` holds), the list of changes after it, and a lock; one hash tag, so
-    # that a cluster keeps a task's keys on one node.
+    # the ``snapshot`` holds), the list of changes after it, and a lock, all under one hash
+    # tag; and ``nhipl:sessions``, the tasks held, by when they go idle (to count them).
     shares_sessions = True
 
     def _session_keys(self, task: str) -> list[str]:
         key = PREFIX + "session:{" + task + "}"
-        return [key, key + ":events", key + ":lock"]
+        return [key, key + ":events", key + ":lock", PREFIX + "sessions"]
 
     def _script(self, name: str, source: str):
         script = self._scripts.get(name)
@@ -247,9 +250,14 @@ class RedisStore(Store):
         return script
 
     def session_create(self, task: str, meta: str) -> bool:
-        """Keep a new task's ``meta`` (JSON text); False when the id is taken."""
+        """Keep a new task's ``meta`` (JSON text); False when the id is taken; raises
+        :class:`StoreError` when :data:`MAX_SESSIONS` tasks are held."""
+        keys = self._session_keys(task)
         script = self._script("create", _CREATE)
-        return bool(self._call(script, self._session_keys(task)[:1], [meta, SESSION_IDLE]))
+        done = self._call(script, [keys[0], keys[3]], [meta, SESSION_IDLE, time.time(), MAX_SESSIONS, task])
+        if done == -1:
+            raise StoreError(f"{MAX_SESSIONS} tasks are running in `{self.url}`; end some before starting more")
+        return bool(done)
 
     def session_load(self, task: str, index: int, lock: str = "", lock_ms: int = 0):
         """The changes of ``task`` after the first ``index`` (-1: all, from the snapshot):
@@ -257,7 +265,7 @@ class RedisStore(Store):
         not in the store; False when ``lock`` was asked for (a token) and another holds it.
         With ``lock``, it is taken for ``lock_ms`` milliseconds when free."""
         script = self._script("load", _LOAD)
-        got = self._call(script, self._session_keys(task), [index, lock, lock_ms])
+        got = self._call(script, self._session_keys(task)[:3], [index, lock, lock_ms])
         if got[0] == 0:
             return False
         if got[0] == -1:
@@ -273,7 +281,7 @@ class RedisStore(Store):
         has left the store."""
         script = self._script("commit", _COMMIT)
         keep = SESSION_ENDED if ended else SESSION_IDLE
-        done = self._call(script, self._session_keys(task), [lock, keep, snapshot or "", base, *changes])
+        done = self._call(script, self._session_keys(task), [lock, keep, snapshot or "", base, int(ended), task, *changes])
         if done == 0:
             raise StoreError(f"task `{task}`: its lock in `{self.url}` expired before the step was saved; nothing was saved")
         if done == -1:
@@ -281,7 +289,7 @@ class RedisStore(Store):
 
     def session_release(self, task: str, lock: str) -> None:
         """Release ``lock`` without writing anything (when it is still held)."""
-        self._call(self._script("release", _RELEASE), self._session_keys(task)[2:], [lock])
+        self._call(self._script("release", _RELEASE), self._session_keys(task)[2:3], [lock])
 
     def close(self) -> None:
         try:
@@ -292,8 +300,12 @@ class RedisStore(Store):
 
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return -1 end
 redis.call('HSET', KEYS[1], 'meta', ARGV[1], 'base', 0)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 return 1
 """
 
@@ -321,13 +333,14 @@ end
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[1], 'snapshot', ARGV[3], 'base', ARGV[4])
   redis.call('DEL', KEYS[2])
-elseif #ARGV > 4 then
-  redis.call('RPUSH', KEYS[2], unpack(ARGV, 5))
+elseif #ARGV > 6 then
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, 7))
 end
-if #ARGV > 4 or ARGV[3] ~= '' then
+if #ARGV > 6 or ARGV[3] ~= '' then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
   redis.call('EXPIRE', KEYS[2], ARGV[2])
 end
+if ARGV[5] == '1' then redis.call('ZREM', KEYS[4], ARGV[6]) end
 redis.call('DEL', KEYS[3])
 return 1
 """

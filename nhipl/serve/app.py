@@ -417,7 +417,7 @@ class App:
     def _store_failed(self, err: StoreError):
         """The answer when the shared store cannot be read or written: nothing happened."""
         print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
-        return 503, {"error": f"the task store failed ({err}); nothing was done"}, ((b"retry-after", b"1"), *self._runtime_headers())
+        return 503, {"error": f"the task store could not do it ({err}); nothing was done"}, ((b"retry-after", b"1"), *self._runtime_headers())
 
     async def start_task(self, raw: bytes, scope):
         if self.runtime is None:
