@@ -11,19 +11,25 @@ call on its own with ``perf_counter_ns``:
 * ``redis, two runtimes``: steps alternate between two runtimes on the same task, so every
   step first applies the change the other runtime made (what several workers see).
 
+With ``--http``, also a step through ``nhipl serve`` (``POST /v1/tasks/{id}/steps`` on one
+kept-alive connection, one request at a time, timed by the client): on the memory store, on
+Redis, and on Redis with two workers.
+
 It starts its own ``redis-server`` (from ``PATH``) on a free loopback port, with no
 persistence, and stops it at the end.
 
     .venv/bin/python benchmarks/shared_sessions.py
-    .venv/bin/python benchmarks/shared_sessions.py --steps 5000 --json out.json
+    .venv/bin/python benchmarks/shared_sessions.py --steps 5000 --http --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -102,9 +108,50 @@ def figures(steps: int, url: str) -> dict:
     return out
 
 
+def http_figures(steps: int, url: str, folder: str) -> dict:
+    policy = os.path.join(folder, "p.nhipl")
+    with open(policy, "w") as fh:
+        fh.write('@id("read") permit any agent to call "zendesk.read_ticket" grant ttl 5m;\n')
+    out = {}
+    for name, extra in (("http, memory", []), ("http, redis", ["--store", url]), ("http, redis, 2 workers", ["--store", url, "--workers", "2"])):
+        proc = subprocess.Popen([sys.executable, "-m", "nhipl", "serve", "-p", policy, "--port", "0", "--watch", "0", *extra],
+                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        try:
+            port = int(re.search(r":(\d+) ", proc.stderr.readline()).group(1))
+            conn = None
+            for _ in range(600):
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    task = post(conn, "/v1/tasks", {"agent": TRIAGE, "intent": "triage-ticket"})["task"]
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            step = lambda: post(conn, f"/v1/tasks/{task}/steps", {"agent": TRIAGE, "tool": "zendesk.read_ticket", "args": ARGS})  # noqa: E731
+            out[name] = time_calls(step, steps)
+            conn.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+            proc.stderr.close()
+    base = out["http, memory"]["p50_us"]
+    for f in out.values():
+        f["x_memory_p50"] = round(f["p50_us"] / base, 2)
+    return out
+
+
+def post(conn, path: str, body: dict) -> dict:
+    conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    reply = json.loads(response.read())
+    if response.status not in (200, 201):
+        raise SystemExit(f"{path}: {response.status} {reply}")
+    return reply
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5000, help="steps timed per variant")
+    parser.add_argument("--http", action="store_true", help="also time steps through nhipl serve")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -112,6 +159,8 @@ def main() -> None:
         try:
             out = {"machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
                    "steps": figures(args.steps, url)}
+            if args.http:
+                out["steps"].update(http_figures(args.steps, url, folder))
         finally:
             proc.terminate()
             proc.wait(timeout=30)

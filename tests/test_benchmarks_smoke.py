@@ -69,7 +69,8 @@ def test_shared_sessions_script_times_memory_and_redis_steps():
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (apt-get install -y redis-server); the shared-store benchmark starts one")
     pytest.importorskip("redis", reason="the `redis` client is not installed")
-    done = run("shared_sessions.py", "--steps", "50")
+    pytest.importorskip("uvicorn", reason="the `serve` extra is not installed")
+    done = run("shared_sessions.py", "--steps", "50", "--http")
     assert done.returncode == 0, done.stderr
     names = [line.split(" p50 ")[0].strip() for line in done.stdout.splitlines() if " p50 " in line and "µs" in line]
-    assert names == ["memory", "redis, one runtime", "redis, two runtimes"]
+    assert names == ["memory", "redis, one runtime", "redis, two runtimes", "http, memory", "http, redis", "http, redis, 2 workers"]
