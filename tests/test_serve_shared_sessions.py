@@ -226,3 +226,29 @@ def test_a_redis_that_stops_mid_task_fails_closed_without_a_traceback(tmp_path, 
         err = server.stop()
         redis.stop()
     assert "Traceback" not in err, err
+
+
+def test_a_step_waiting_for_its_tasks_lock_does_not_hold_up_other_requests(policy_file, redis_server):  # noqa: F811
+    import redis as redis_client
+
+    server = Server([policy_file], "--store", redis_server.url, "--watch", "0")  # one worker: one event loop
+    store = redis_client.Redis.from_url(redis_server.url)
+    try:
+        task_id = server.post("/v1/tasks", {"agent": A, "intent": "support"})[2]["task"]
+        lock = f"nhipl:session:{{{task_id}}}:lock"
+        store.set(lock, "another process", px=60_000)
+        answers: dict = {}
+        waiting = threading.Thread(target=lambda: answers.update(step=server.post(f"/v1/tasks/{task_id}/steps", {"agent": A, "tool": "tickets.read"})))
+        waiting.start()
+        waiting.join(timeout=0.5)  # the step is now waiting for the lock
+        status, _, out = server.post("/access/v1/evaluation", evaluation(subject=A, rid="tickets.read"))
+        assert (status, out["decision"]) == (200, True)
+        assert "step" not in answers, "the evaluation was answered while the step waited"
+        store.delete(lock)  # the other process is done: the step goes ahead
+        waiting.join(timeout=60)
+        status, _, out = answers["step"]
+        assert status == 200 and out["effect"] == "allow", out
+    finally:
+        store.close()
+        err = server.stop()
+    assert "Traceback" not in err, err

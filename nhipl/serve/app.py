@@ -92,6 +92,9 @@ class App:
         self.policyset = policyset
         self.runtime = runtime  # nhipl.runtime.Runtime: the task sessions (None: those endpoints answer 503)
         self.no_runtime = no_runtime  # why, when there is no runtime
+        # With a shared store a task call waits on Redis (and on the task's lock): it runs in
+        # a thread, so that the event loop keeps answering everything else meanwhile.
+        self._offload = runtime is not None and bool(getattr(runtime.store, "shares_sessions", False))
         self.runtime_version = policyset.current.version  # the policy version the runtime decides by
         self.token = ("Bearer " + token).encode() if token else None
         self.log = log
@@ -391,12 +394,25 @@ class App:
             return None, (404, {"error": f"no task `{task_id}` is running (never started, ended or expired)", "field": "id"}, ())
         return task, None
 
-    async def _task_call(self, raw: bytes, scope, spec: dict, act):
-        """Parse ``raw`` against ``spec``, find the task, run ``act(task, body)``: the answer."""
+    async def _runtime_call(self, call):
+        """``call()``'s answer: in a thread when the runtime waits on a shared store."""
+        if self._offload:
+            return await asyncio.to_thread(call)
+        return call()
+
+    async def _task_call(self, raw: bytes, scope, spec: dict, act, *, decides: bool = False):
+        """Parse ``raw`` against ``spec``, find the task, run ``act(task, body)``: the answer
+        (counted as a decision of its ``effect`` when it ``decides``)."""
         try:
             body = tasks.fields(parse_body(raw), spec)
         except authzen.BadBody as err:
             return 400, _error(err), self._runtime_headers()
+        answer = await self._runtime_call(lambda: self._task_act(scope, body, act))
+        if decides and answer[0] == 200:
+            self.metrics.decided(answer[1]["effect"])
+        return answer
+
+    def _task_act(self, scope, body: dict, act):
         task, refusal = self._session(scope)
         if refusal is not None:
             return refusal
@@ -431,6 +447,9 @@ class App:
             return 400, _error(err), self._runtime_headers()
         if self.runtime.running >= tasks.MAX_TASKS:
             return 503, {"error": f"{tasks.MAX_TASKS} tasks are running here; end some (DELETE /v1/tasks/{{id}}) first"}, ((b"retry-after", b"1"), *self._runtime_headers())
+        return await self._runtime_call(lambda: self._start(body, task_id))
+
+    def _start(self, body: dict, task_id: str | None):
         try:
             if task_id is not None and tasks.open_task(self.runtime, task_id) is not None:
                 return 409, {"error": f"task `{task_id}` is already running", "field": "task_id"}, self._runtime_headers()
@@ -452,12 +471,10 @@ class App:
             try:
                 task.delegate(body["agent"], body["to"])
             except Denied as denied:
-                self.metrics.decided(denied.decision.effect)
                 return 200, {"delegated": False, **denied.decision.to_dict()}, self._runtime_headers()
-            self.metrics.decided("allow")
             return 200, {"delegated": True, "effect": "allow"}, self._runtime_headers()
 
-        return await self._task_call(raw, scope, tasks.DELEGATION, act)
+        return await self._task_call(raw, scope, tasks.DELEGATION, act, decides=True)
 
     async def step(self, raw: bytes, scope):
         def act(task, body):
@@ -465,10 +482,9 @@ class App:
                 body["agent"], body["tool"], args=body.get("args") or {}, resource=body.get("resource"),
                 context=body.get("context"), action=body.get("action", "call"),
             )
-            self.metrics.decided(decision.effect)
             return 200, tasks.step_response(decision), self._runtime_headers()
 
-        return await self._task_call(raw, scope, tasks.STEP, act)
+        return await self._task_call(raw, scope, tasks.STEP, act, decides=True)
 
     async def output(self, raw: bytes, scope):
         def act(task, body):
@@ -485,6 +501,9 @@ class App:
         return await self._task_call(raw, scope, tasks.APPROVAL, act)
 
     async def end_task(self, raw: bytes, scope):
+        return await self._runtime_call(lambda: self._end(scope))
+
+    def _end(self, scope):
         task, refusal = self._session(scope)
         if refusal is not None:
             return refusal
@@ -504,6 +523,9 @@ class App:
             body = tasks.introspection_body(raw, content_type, spec)
         except authzen.BadBody as err:
             return 400, _error(err), ()
+        return await self._runtime_call(lambda: self._credential_act(body, act))
+
+    def _credential_act(self, body: dict, act):
         try:
             return 200, act(self.runtime, body), ((b"cache-control", b"no-store"),)
         except DecisionLogError as err:  # a revocation is in the store; the log could not say so
