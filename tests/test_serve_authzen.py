@@ -243,9 +243,11 @@ def test_a_malformed_body_is_400_naming_the_field(server, path, body, field):
         assert f"`{field}`" in out["error"] or field.rpartition(".")[2] in out["error"]
 
 
+# strings of any code point, and lone surrogates (sent escaped: `"\ud800"`)
+TEXT = st.text(max_size=8) | st.text(st.characters(exclude_categories=()), max_size=3) | st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=2)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(TEXT, children, max_size=3),
     max_leaves=12,
 )
 KEYS = st.sampled_from(["subject", "action", "resource", "context", "evaluations", "options", "type", "id", "name", "properties", "args", "task", "now", "evaluations_semantic", "principal", "tool"])
