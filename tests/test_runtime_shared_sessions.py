@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 import pytest
 
@@ -303,3 +304,24 @@ def test_the_store_holds_a_bounded_number_of_tasks(tmp_path, monkeypatch):
         one.close()
         two.close()
         server.stop()
+
+
+def test_a_step_that_outlives_its_lock_is_denied_and_not_saved(pair, monkeypatch):
+    one, two = pair
+    task = one.start_task(A, "support")
+    there = two.task(task.id)
+    evaluate = one.policies.evaluate
+
+    def slow(request):  # a step slower than the lock it holds: another process may have taken it
+        time.sleep(0.05)
+        return evaluate(request)
+
+    monkeypatch.setattr(session_module, "LOCK_MS", 5)
+    monkeypatch.setattr(one.policies, "evaluate", slow)
+    step = task.check(A, "tickets.read")
+    assert step.effect == "deny" and step.credential is None and "expired before the step was saved" in step.reasons[0], step.reasons
+    monkeypatch.undo()
+    assert there.request(A, "tickets.read")["history"] == [], "nothing of the step reached the store"
+    assert task.check(A, "tickets.read").effect == "allow"
+    assert [h["effect"] for h in there.request(A, "tickets.read")["history"]] == ["allow"]
+    assert [h["effect"] for h in task.request(A, "tickets.read")["history"]] == ["allow"], "the first runtime reloaded the task"
