@@ -192,12 +192,17 @@ def test_every_session_key_expires_and_an_ended_task_soon(pair, redis):
     assert all(0 < redis_client.ttl(k) <= SESSION_ENDED for k in keys)
 
 
-def test_parity_with_one_process(pair):
+@pytest.mark.parametrize(("seed", "compact_after", "history_limit"), [(18, None, None), (7, 9, 4), (3, 2, 1)])
+def test_parity_with_one_process(pair, monkeypatch, seed, compact_after, history_limit):
     """Steps spread at random over two runtimes get exactly the decisions one in-process
-    runtime gives the same steps in the same order."""
+    runtime gives the same steps in the same order (also when the task is folded into a
+    snapshot every few changes, and only its latest few steps are kept)."""
+    if compact_after is not None:
+        monkeypatch.setattr(session_module, "COMPACT_AFTER", compact_after)
+        monkeypatch.setattr(session_module, "HISTORY_LIMIT", history_limit)
     one, two = pair
     alone = Runtime(nhipl.loads(POLICY))
-    rng = random.Random(18)
+    rng = random.Random(seed)
     shared = one.start_task(A, "support", prompt="mail ticket 7")
     here = alone.start_task(A, "support", prompt="mail ticket 7", task_id=shared.id)
     views = [shared, two.task(shared.id)]
@@ -230,6 +235,8 @@ def test_parity_with_one_process(pair):
             assert (got.effect, got.rules, got.reasons) == (want.effect, want.rules, want.reasons), (tool, agent, args)
             assert got.request["provenance"] == want.request["provenance"]
             assert (got.credential is None) == (want.credential is None)
+            untimed = lambda history: [{k: v for k, v in h.items() if k != "t"} for h in history]  # noqa: E731
+            assert untimed(view.request(A, tool)["history"]) == untimed(here.request(A, tool)["history"])
     alone.close()
 
 
