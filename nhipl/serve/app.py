@@ -577,6 +577,9 @@ class App:
     async def jwks(self, raw: bytes, scope):
         if self.runtime is None:
             return 503, {"error": self.no_runtime}, ()
+        return await self._runtime_call(self._jwks)
+
+    def _jwks(self):
         try:
             return 200, self.runtime.jwks(), ()
         except StoreError as err:
