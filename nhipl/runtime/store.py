@@ -1,4 +1,5 @@
-"""Where a runtime keeps what other processes must see: credentials, revocations, keys.
+"""Where a runtime keeps what other processes must see: credentials, revocations, keys and
+(with Redis) task sessions.
 
 ``memory`` (the default) serves one process. ``redis://host:port/db`` serves every process
 and machine that names the same Redis database: a credential revoked through one is
@@ -12,7 +13,7 @@ task's session is shared too: every process that names the store can continue a 
 other started (:mod:`nhipl.runtime.session` keeps each task as an append-only list of the
 changes made to it, under a per-task lock). A session's keys expire after
 :data:`SESSION_IDLE` seconds without a change, and :data:`SESSION_ENDED` seconds after the
-task ended.
+task ended; the store holds at most :data:`MAX_SESSIONS` running tasks.
 """
 
 from __future__ import annotations
