@@ -18,8 +18,8 @@ Only whole addresses are compared, never part of one: ``http://evil.com/www.x.co
 ``www.x.com``, nor is ``http://www.x.com.evil.com`` or ``http://www.x.com@evil.com``. The
 port, path, query and fragment are compared verbatim (they can carry data), and so is
 anything outside ASCII (no look-alike letter of another alphabet becomes a Latin one). A
-value without a scheme is compared verbatim only: ``Report.PDF`` could be a file name,
-where case matters.
+value without a scheme (``Report.PDF`` could be a file name, where case matters), or longer
+than :data:`ADDRESS_CHARS`, is compared verbatim only.
 
 :class:`Outputs` keeps a task's tool outputs, at most :data:`OUTPUTS_PER_TASK` of them and
 about :data:`OUTPUT_CHARS_PER_TASK` characters; later outputs are not kept (an argument
@@ -47,6 +47,9 @@ URL = re.compile(rf"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?://)?(?P<host>{_HOST})(?P<po
 _IN_TEXT = re.compile(rf"(?<![\w.@/:%+=&~-])(?:{URL.pattern})", re.ASCII)
 """An address written in running text: not the tail of a longer token (an e-mail address,
 another address's path, a longer host)."""
+
+ADDRESS_CHARS = 4096
+"""The longest value compared as a web address (longer ones are compared verbatim only)."""
 
 _TRAILING_PUNCTUATION = ".,;:!?)]}>'\"*"
 
@@ -83,7 +86,9 @@ def _address(match: re.Match) -> Address:
 
 def address(text: str) -> Address | None:
     """``text`` in the normal form of a web address, or ``None`` when it is not one whole
-    address with its scheme."""
+    address with its scheme (or is longer than :data:`ADDRESS_CHARS`)."""
+    if len(text) > ADDRESS_CHARS or not text[:8].lower().startswith(("http://", "https://")):
+        return None
     match = URL.fullmatch(text)
     return _address(match) if match is not None and match.group("scheme") else None
 

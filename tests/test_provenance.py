@@ -8,7 +8,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import nhipl
-from nhipl.provenance import Outputs, address, origin, provenance
+from nhipl.provenance import ADDRESS_CHARS, Outputs, address, origin, provenance
 from nhipl.runtime import Runtime
 from nhipl.simulator import simulate
 
@@ -72,6 +72,14 @@ def test_a_look_alike_letter_does_not_become_latin():
     assert "www.ex\u212aample.com".lower() == "www.exkample.com"
     assert address("http://www.ex\u212aample.com") is None
     assert origin("http://www.ex\u212aample.com", "open www.exkample.com", None) == "unknown"
+
+
+def test_a_very_long_value_is_compared_verbatim_only():
+    path = "/" + "a" * ADDRESS_CHARS
+    prompt = "fetch www.x.com" + path
+    assert origin("www.x.com" + path, prompt, None) == "user"
+    assert origin("http://www.x.com" + path, prompt, None) == "unknown"
+    assert origin("http://www.x.com" + path[: ADDRESS_CHARS - 20], "fetch www.x.com" + path[: ADDRESS_CHARS - 20], None) == "user"
 
 
 def test_a_tool_s_address_in_another_spelling_is_from_that_tool():
