@@ -24,7 +24,7 @@ from typing import NamedTuple, assert_never
 
 from . import ast as A
 from .conditions import condition
-from .decision import ALLOW, Decision, Reasons, allow_lines
+from .decision import ALLOW, Decision, allow_lines
 from .semantics import intent_guard
 from .values import Glob, glob, glob_match
 
@@ -97,9 +97,10 @@ class CompiledRule:
         self.ids = (rule.id,)
         self.because = rule.because
         # The decision when this permit alone allows and no ttl ceiling applies:
-        # immutable, so built once and shared.
+        # immutable, so built once and shared, its reason lines with it (read for every
+        # answer the decision service gives).
         self.allowed = (
-            _new_tuple(Decision, (ALLOW, self.ids, self.ttl_seconds, (), Reasons(allow_lines, self.ids, (), None, self.ttl_seconds, ()), None, ()))
+            _new_tuple(Decision, (ALLOW, self.ids, self.ttl_seconds, (), allow_lines(self.ids, (), None, self.ttl_seconds, ()), None, ()))
             if self.kind == PERMIT
             else None
         )

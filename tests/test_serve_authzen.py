@@ -243,9 +243,11 @@ def test_a_malformed_body_is_400_naming_the_field(server, path, body, field):
         assert f"`{field}`" in out["error"] or field.rpartition(".")[2] in out["error"]
 
 
+# strings of any code point, and lone surrogates (sent escaped: `"\ud800"`)
+TEXT = st.text(max_size=8) | st.text(st.characters(exclude_categories=()), max_size=3) | st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=2)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(TEXT, children, max_size=3),
     max_leaves=12,
 )
 KEYS = st.sampled_from(["subject", "action", "resource", "context", "evaluations", "options", "type", "id", "name", "properties", "args", "task", "now", "evaluations_semantic", "principal", "tool"])
@@ -409,3 +411,101 @@ def test_deep_nesting_is_never_a_500(server, depth):
     assert status in (200, 400), out
     body = json.dumps(evaluation(context={"x": json.loads(nested) if depth < 900 else []})).encode()
     assert server.post("/access/v1/evaluations", body)[0] in (200, 400)
+
+
+def _reference_batch(body):
+    """What :func:`authzen.batch` answers, computed item by item through the careful mapping
+    only (each item's fields over the batch's defaults)."""
+    from nhipl.serve import authzen
+
+    items = []
+    for index, item in enumerate(body["evaluations"]):
+        prefix = f"evaluations[{index}]"
+        merged = {key: item.get(key) if item.get(key) is not None else body.get(key) for key in ("subject", "action", "resource", "context")}
+        try:
+            authzen._no_unknown(item, ("subject", "action", "resource", "context"), prefix)
+            items.append((authzen.careful_request(merged, prefix), None, authzen.is_tool(merged)))
+        except authzen.BadBody as err:
+            items.append((None, err.field, False))
+    return items
+
+
+_WORD = st.text(min_size=1, max_size=3)
+WELL_FORMED = st.fixed_dictionaries(
+    {
+        "subject": st.fixed_dictionaries({"type": _WORD, "id": _WORD}, optional={"properties": st.dictionaries(_WORD, JSON, max_size=2)}),
+        "action": st.fixed_dictionaries({"name": _WORD}),
+        "resource": st.fixed_dictionaries({"type": st.sampled_from(["todo", "doc", "tool"]), "id": _WORD}, optional={"properties": st.dictionaries(_WORD, JSON, max_size=2)}),
+    },
+    optional={"context": st.dictionaries(st.sampled_from(["env", "x", "now"]), JSON, max_size=2)},
+)
+EVALUATION = WELL_FORMED | SHAPED
+
+
+@given(
+    st.fixed_dictionaries(
+        {"evaluations": st.lists(EVALUATION, max_size=4)},
+        optional={"subject": EVALUATION.map(lambda b: b["subject"]), "action": EVALUATION.map(lambda b: b["action"]),
+                  "context": st.none() | st.dictionaries(st.sampled_from(["env", "x"]), JSON, max_size=2)},
+    ),
+    st.data(),
+)
+def test_a_batchs_quick_path_maps_each_item_as_the_careful_one(body, data):
+    from nhipl.serve import authzen
+
+    for item in body["evaluations"]:  # some items leave a field to the batch's default
+        for key in data.draw(st.lists(st.sampled_from(["subject", "action", "context"]), max_size=2, unique=True)):
+            item.pop(key, None)
+    got, _ = authzen.batch(body)  # every item is an object: the body as a whole is well formed
+    want = _reference_batch(body)
+    assert [(r, b.field if b is not None else None, t) for r, b, t in got] == want
+
+
+def _canonical(value):
+    """A JSON value with its number types kept apart (``1`` is not ``1.0``)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=True, allow_nan=True, default=repr)
+
+
+# JSON texts near every edge the two decoders could read apart: integers around and beyond
+# 64 bits, decimals at the float range's end, NaN and the infinities, surrogates, a byte order
+# mark, control characters, duplicate keys, deep nesting, invalid UTF-8.
+_EDGE_TOKENS = st.sampled_from([
+    "0", "-0", "-0.0", "1e308", "1e309", "-1e400", "1E2", "9223372036854775807", "9223372036854775808",
+    "-9223372036854775808", "-9223372036854775809", "18446744073709551615", "18446744073709551616",
+    "1" * 40, "1." + "1" * 30, "NaN", "Infinity", "-Infinity", '"\\ud800"', '"\\udc00\\ud800"', '"\\ud83d\\ude00"',
+    '"\\u0000"', '"\x01"', '"\xe9"', "true", "null", "[]", "{}", '{"a": 1, "a": 2}', "[" * 30 + "]" * 30,
+])
+
+
+@given(st.lists(_EDGE_TOKENS, min_size=1, max_size=4), st.sampled_from(["list", "object", "bare"]), st.sampled_from([b"", b"\xef\xbb\xbf", b" ", b"\xff"]))
+def test_the_fast_body_decoder_reads_exactly_what_the_strict_one_reads(tokens, shape, prefix):
+    from nhipl import jsontext
+    from nhipl.serve import authzen
+    from nhipl.serve.app import parse_body
+
+    text = {"list": "[" + ", ".join(tokens) + "]", "object": "{" + ", ".join(f'"k{i}": {t}' for i, t in enumerate(tokens)) + "}", "bare": tokens[0]}[shape]
+    raw = prefix + text.encode("utf-8", "surrogatepass")
+    try:
+        want = _canonical(jsontext.loads(raw))
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        want = "refused"
+    try:
+        got = _canonical(parse_body(raw))
+    except authzen.BadBody as err:
+        assert err.field == "body"
+        got = "refused"
+    assert got == want, (raw, got, want)
+
+
+@pytest.mark.parametrize(
+    "path, text",
+    [
+        ("/access/v1/evaluation", '{"subject": {"type": "user", "id": "\\ud800"}, "action": {"name": "call"}, "resource": {"type": "tool", "id": "docs.read"}}'),
+        ("/access/v1/evaluations", '{"evaluations": [{"subject": {"type": "user", "id": "a"}, "action": {"name": "\\udc00"}, "resource": {"type": "tool", "id": "docs.read"}}]}'),
+        ("/v1/decide", '{"principal": "a", "tool": "docs.read", "args": {"\\ud800": 1}}'),
+    ],
+)
+def test_a_lone_surrogate_is_a_400_not_an_answer_that_cannot_be_written(server, path, text):
+    status, _, out = server.post(path, text.encode())
+    assert status == 400, out
+    assert out["field"] == "body" and "surrogate" in out["error"]

@@ -83,24 +83,27 @@ def _plain(body: object) -> dict | None:
     field name; None for anything else (the careful path then decides, naming the field)."""
     if body.__class__ is not dict or not body.keys() <= _EVALUATION_SET:
         return None
-    subject = body.get("subject")
-    action = body.get("action")
-    resource = body.get("resource")
-    if subject.__class__ is not dict or action.__class__ is not dict or resource.__class__ is not dict:
+    try:  # indexing, not .get: a missing field is rare and the careful path's to name
+        subject = body["subject"]
+        action = body["action"]
+        resource = body["resource"]
+        if subject.__class__ is not dict or action.__class__ is not dict or resource.__class__ is not dict:
+            return None
+        sid = subject["id"]
+        stype = subject["type"]
+        name = action["name"]
+        rtype = resource["type"]
+        rid = resource["id"]
+    except KeyError:
         return None
-    sid = subject.get("id")
-    stype = subject.get("type")
-    name = action.get("name")
-    rtype = resource.get("type")
-    rid = resource.get("id")
     if not (sid.__class__ is str and sid and stype.__class__ is str and stype and name.__class__ is str and name):
         return None
     if not (rtype.__class__ is str and rtype and rid.__class__ is str and rid) or rtype == "tool":
         return None
-    props = resource.get("properties")
-    attrs = subject.get("properties")
     if len(subject) != 2 + ("properties" in subject) or len(action) != 1 or len(resource) != 2 + ("properties" in resource):
         return None
+    props = resource.get("properties")
+    attrs = subject.get("properties")
     if (props is not None and props.__class__ is not dict) or (attrs is not None and attrs.__class__ is not dict):
         return None
     request = {"principal": {**attrs, "id": sid} if attrs else sid, "action": name, "tool": f"{rtype}:{rid}"}
@@ -263,7 +266,16 @@ def batch(body: object) -> tuple[list[tuple[dict | None, BadBody | None, bool]],
         return [], semantic
     _expect(evaluations, list, "a list", "evaluations")
     items: list[tuple[dict | None, BadBody | None, bool]] = []
+    defaults = {key: body[key] for key in _EVALUATION_KEYS if body.get(key) is not None}
+    plain = _plain
     for index, item in enumerate(evaluations):
+        if item.__class__ is dict and item.keys() <= _EVALUATION_SET and None not in item.values():
+            # The common item: its own fields over the batch's defaults; a request when it
+            # has the common shape (never a tool, which the careful path maps).
+            request = plain({**defaults, **item} if defaults else item)
+            if request is not None:
+                items.append((request, None, False))
+                continue
         prefix = f"evaluations[{index}]"
         if item.__class__ is not dict:
             raise BadBody(prefix, f"`{prefix}` must be an object, not {a_type(item)}")
