@@ -15,7 +15,7 @@ from . import semantics as S
 from .argschema import schema_denial
 from .decision import Decision, EvalError, combine, explain
 from .request import Request, parse_request
-from .values import equal, glob_match, is_list, is_number
+from .values import equal, glob_match, is_list, is_number, type_name
 
 
 def evaluate(policies, request) -> Decision:
@@ -161,7 +161,7 @@ def _eval(expr: A.Expr, env: dict) -> object:
             return any(equal(value, x) for x in within)
         case A.StringTest(op=op, left=left, right=right):
             a, b = _eval(left, env), _eval(right, env)
-            if not (isinstance(a, str) and isinstance(b, str)):
+            if not (type_name(a) == "string" and type_name(b) == "string"):  # a str subclass is no JSON string
                 raise S.not_strings(op, a, b)
             if op == "matches":
                 return glob_match(b, a)

@@ -9,7 +9,8 @@ name in the source is made here. What the generated code does is what
 the same messages from :mod:`nhipl.semantics`):
 
 * the element's attributes (``h.tool``, ``h.args.to``) are read inline;
-* comparisons, string tests, ``has`` and membership in a literal list are inline;
+* comparisons, string tests, ``has`` and membership in a literal list are inline; a string
+  test against a literal remembers its answers per string (a pure function of the string);
 * ``and``, ``or``, ``not`` short-circuit as nested ``if`` blocks;
 * anything else (a request path, arithmetic, a function, a nested quantifier) is a
   compiled closure from :mod:`nhipl.conditions`; one that does not read the element is
@@ -28,6 +29,11 @@ from . import semantics as S
 from .values import ListView, equal, glob
 
 _UNSET = object()
+
+_MEMO_SIZE = 4096
+"""How many answers of a string test against a literal one loop remembers (then it forgets them all)."""
+_MEMO_TEXT = 256
+"""The longest string whose answer is remembered."""
 
 
 def _missing(element: object, name: str, attrs: tuple[str, ...]) -> S.EvalFailure:
@@ -155,19 +161,36 @@ def _boolean(src: _Source, node: A.Expr, target: str, depth: int, what: str) -> 
         else:
             src.emit(depth, f"if {left}.__class__ is not str or {right}.__class__ is not str:")
         src.emit(depth + 1, f"raise _not_strings({src.value(node.op)}, {left}, {right})")
+        literal = isinstance(node.right, A.Literal)
         if node.op == "matches":
-            pattern = node.right.value if isinstance(node.right, A.Literal) else None
+            pattern = node.right.value if literal else None
             if pattern is not None and "*" not in pattern:
                 src.emit(depth, f"{target} = {left} == {right}")
-            elif pattern is not None and pattern.count("*") == 1 and pattern.endswith("*"):
-                src.emit(depth, f"{target} = {left}.startswith({src.value(pattern[:-1])})")
+                return
+            if pattern is not None and pattern.count("*") == 1 and pattern.endswith("*"):
+                test = f"{left}.startswith({src.value(pattern[:-1])})"
             else:
-                src.emit(depth, f"{target} = _glob({right}).match({left})")
+                test = f"_glob({right}).match({left})"
         elif node.op == "contains":
-            src.emit(depth, f"{target} = {right} in {left}")
+            test = f"{right} in {left}"
         else:
             assert node.op in ("startswith", "endswith")  # an operator of the grammar
-            src.emit(depth, f"{target} = {left}.{node.op}({right})")
+            test = f"{left}.{node.op}({right})"
+        if not literal:
+            src.emit(depth, f"{target} = {test}")
+            return
+        # Against a literal the answer depends on the string alone, and the strings an element
+        # holds repeat (tool names, effects): each loop remembers its answers for short strings,
+        # a dictionary lookup instead of a call (str methods take their arguments slowly).
+        memo = src.value({})
+        src.emit(depth, "try:")
+        src.emit(depth + 1, f"{target} = {memo}[{left}]")
+        src.emit(depth, "except KeyError:")
+        src.emit(depth + 1, f"{target} = {test}")
+        src.emit(depth + 1, f"if len({left}) <= _MEMO_TEXT:")
+        src.emit(depth + 2, f"if len({memo}) >= _MEMO_SIZE:")
+        src.emit(depth + 3, f"{memo}.clear()")
+        src.emit(depth + 2, f"{memo}[{left}] = {target}")
         return
     if isinstance(node, A.Has) and node.path.root == src.name:
         src.emit(depth, f"{target} = _has(e, {src.value(node.path.attrs)}, {src.value(node.name)})")
@@ -194,6 +217,8 @@ def _has(element: object, attrs: tuple[str, ...], name: str) -> bool:
 
 _GLOBALS = {
     "_UNSET": _UNSET,
+    "_MEMO_SIZE": _MEMO_SIZE,
+    "_MEMO_TEXT": _MEMO_TEXT,
     "_ListView": ListView,
     "_missing": _missing,
     "_equal": equal,

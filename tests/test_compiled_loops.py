@@ -3,8 +3,10 @@ reaches the generated source, and the loop decides as the reference interpreter 
 
 from __future__ import annotations
 
+import pytest
+
 import nhipl
-from nhipl import interpret
+from nhipl import interpret, loops
 from nhipl.conditions import compile_expr
 
 HOSTILE = '"); import os; os.system("x") #'
@@ -41,6 +43,30 @@ def test_the_loop_reports_the_interpreters_errors():
     for steps in ([{"args": {"n": "2"}}], [{"args": []}], [{"t": 1}], [{"args": {"n": True}}]):
         request = {"principal": "s", "tool": "x", "history": steps}
         assert policies.evaluate(request).errors == interpret.evaluate(policies, request).errors != ()
+
+
+class Tag(str):
+    """A string of another class: not a string to a condition, whatever its text."""
+
+
+@pytest.mark.parametrize("test", ['matches "vault.*"', 'matches "*.read"', 'startswith "vault."',
+                                  'endswith ".read"', 'contains "ult"'])
+def test_a_remembered_answer_is_the_interpreter_s(test):
+    """A string test against a literal remembers its answers per string; the answer for each
+    step, an error for a value that is not a string (even one equal to a remembered string),
+    and strings too long to remember or past the memory's size, all as the interpreter says."""
+    policies = nhipl.loads(f'@id("p") forbid any agent to call "x" when count(h in history where h.tool {test}) >= 2;'
+                           '@id("ok") permit any agent to call "x";')
+    tools = ["vault.read", "vault.write", "files.read", "web.get", "vault.read", "x" * 300 + ".read",
+             "vault." + "y" * 300, *(f"t{i}" for i in range(loops._MEMO_SIZE + 10)), "vault.read"]
+    histories = [[{"tool": tool}] for tool in tools] + [[{"tool": a}, {"tool": b}] for a, b in zip(tools, tools[1:8])]
+    histories += [[{"tool": "vault.read"}, {"tool": Tag("vault.read")}], [{"tool": Tag("files.read")}], [{"tool": 3}],
+                  [{"tool": ["vault.read"]}], [{"tool": None}]]
+    for history in histories:
+        for _ in range(2):  # the second time, from memory
+            request = {"principal": "s", "tool": "x", "history": history}
+            fast, slow = policies.evaluate(request), interpret.evaluate(policies, request)
+            assert (fast.effect, fast.rules, fast.errors) == (slow.effect, slow.rules, slow.errors), history
 
 
 def nhipl_string(text: str) -> str:

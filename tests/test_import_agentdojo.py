@@ -96,3 +96,21 @@ def test_a_broken_run_names_the_file(tmp_path):
     with pytest.raises(SourceError) as err:
         import_agentdojo([bad])
     assert err.value.location == f"{bad}:2:19"
+
+
+def test_a_run_keeps_its_injection_texts_in_name_order(tmp_path):
+    run = read_run(str(RUNS / "banking" / "user_task_0" / "important_instructions" / "injection_task_0.json"))
+    raw = json.loads((RUNS / "banking" / "user_task_0" / "important_instructions" / "injection_task_0.json").read_text())
+    assert run.injections == tuple(raw["injections"][name] for name in sorted(raw["injections"]))
+    assert run.injections and all("<INFORMATION>" in text for text in run.injections)
+    assert read_run(str(RUNS / "banking" / "user_task_0" / "none" / "none.json")).injections == ()
+
+
+@pytest.mark.parametrize("injections", ['["text"]', '{"injection_0": 3}', '"text"'])
+def test_injections_that_are_not_texts_are_an_error(tmp_path, injections):
+    bad = tmp_path / "run.json"
+    bad.write_text('{"suite_name": "banking", "user_task_id": "user_task_0", "injections": ' + injections
+                   + ', "messages": [{"role": "user", "content": "hi"}]}')
+    with pytest.raises(SourceError) as err:
+        import_agentdojo([bad])
+    assert err.value.message == "`run.injections` is not an object of texts"

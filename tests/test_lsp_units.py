@@ -166,3 +166,18 @@ def test_the_lint_worker_finds_what_the_linter_finds_in_process():
     from_worker = [problem_from_dict(d) for d in json.loads(done.stdout)]
     in_process = lint_problems(DocumentAnalyser(path).analyse(text))
     assert from_worker == in_process and any(p.code == "NHI002" for p in from_worker)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'tool "a" {\n  tags: ["x"]\n\npermit any agent to call "b";\npermit any agent to call "c";\n',
+        'tool "a" {\n  tags: ["x"]\n\ntool "b" { tags: ["y"] }\n@id("c")\npermit any agent to call "c";\n',
+        'task "t" {\n    permit any agent to call "a";\n\n@id("b")\npermit any agent to call "b";\n',
+    ],
+)
+def test_a_block_never_closed_is_the_broken_item_not_every_item_after_it(text: str):
+    quick, whole = DocumentAnalyser("doc.nhipl").analyse(text), analyse(text, "doc.nhipl", lint=False)
+    assert sorted(map(_key, quick.problems)) == sorted(map(_key, whole.problems))
+    assert len(whole.problems) == 1 and whole.problems[0].span.line == 2, whole.problems
+    assert whole.policies is not None and len(whole.policies.rules) >= 1  # the items after it still load

@@ -132,6 +132,36 @@ def blank(text: str, bounds: list[tuple[int, int]]) -> str:
     return "".join(chars)
 
 
+def parse_alone(text: str, lines: "Lines", start: int, end: int, path: str) -> tuple[tuple, tuple]:
+    """The item ``text[start:end]`` parsed on its own at its own place (the text before it
+    replaced by as many line breaks and spaces, so every position is the document's):
+    ``(items, diagnostics)``, the items empty when it does not parse."""
+    from nhipl.fmt import parse_module
+
+    line, column = lines.position(start)
+    padded = "\n" * (line - 1) + " " * (column - 1) + text[start:end]
+    try:
+        return parse_module(padded, path).items, ()
+    except nhipl.PolicyError as err:
+        return (), tuple(err.diagnostics)
+
+
+def _unclosed_before(text: str, lines: "Lines", items: list, k: int | None, blanked: set[int], path: str):
+    """When the syntax error the whole text gives in item ``k`` is not that item's own (it
+    parses alone), the item before it that does not parse alone (a `{` never closed swallows
+    what follows it): its index and its own errors, as the analysis while typing gives them;
+    else None."""
+    if k is None or k in blanked or parse_alone(text, lines, *items[k], path)[1]:
+        return None
+    for j in range(k - 1, -1, -1):
+        if j in blanked:
+            continue
+        own = parse_alone(text, lines, *items[j], path)[1]
+        if own:
+            return j, own
+    return None
+
+
 def _quoted_ids(text: str) -> set[str]:
     return set(re.findall(r'"((?:[^"\\\n]|\\.)*)"', text))
 
@@ -168,6 +198,15 @@ def analyse(text: str, path: str, *, lint: bool = True, config: LintConfig | Non
             known = {path} | {d.span.source for d in err.diagnostics if d.span is not None}
             for d in err.diagnostics:
                 span = d.span
+                if d.code == "syntax-error" and span is not None and span.source == path:
+                    culprit = _unclosed_before(text, lines, items, item_of(lines.offset(span.line, span.column)), blanked, path)
+                    if culprit is not None:
+                        j, own = culprit
+                        for o in own:
+                            problems.setdefault((o.code, o.message, o.span.line, o.span.column),
+                                                Problem(o.code, "error", o.message, o.span, o.help))
+                        hit.add(j)
+                        continue
                 if d.code == "unknown-rule" and span is not None and any(f"`{rid}`" in d.message for rid in removed_ids):
                     # the rule it names sits in an item blanked for another error: not a problem
                     # of its own, but the item must go for the rest to load

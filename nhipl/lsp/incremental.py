@@ -25,9 +25,8 @@ from dataclasses import dataclass
 import nhipl
 from nhipl import ast as A
 from nhipl.check import check
-from nhipl.fmt import parse_module
 
-from .analysis import Analysis, Lines, Problem, analyse, blank, related_spans
+from .analysis import Analysis, Lines, Problem, analyse, blank, parse_alone, related_spans
 from .tokens import Token, item_bounds, tokenize
 
 MAX_CACHED_ITEMS = 50_000
@@ -60,12 +59,7 @@ class DocumentAnalyser:
         key = (line, column, text[start:end])
         hit = self._items.get(key)
         if hit is None:
-            padded = "\n" * (line - 1) + " " * (column - 1) + key[2]
-            try:
-                module = parse_module(padded, self.path)
-                hit = _Parsed(module.items, ())
-            except nhipl.PolicyError as err:
-                hit = _Parsed((), err.diagnostics)
+            hit = _Parsed(*parse_alone(text, lines, start, end, self.path))
             if len(self._items) > MAX_CACHED_ITEMS:
                 self._items.clear()
             self._items[key] = hit

@@ -42,6 +42,9 @@ class Run:
     error: str | None = None
     """AgentDojo's own ``error``: the run ended in an error (the agent crashed, or hit a
     context limit) instead of an answer."""
+    injections: tuple[str, ...] = ()
+    """The attacker's texts AgentDojo placed in the environment for this run (its
+    ``injections``, in name order); empty for a benign run or a record without them."""
 
     @property
     def benign(self) -> bool:
@@ -78,6 +81,11 @@ def parse_run(document: Document) -> Run:
     error = run.get("error")
     if error is not None and not isinstance(error, str):
         error = json.dumps(error)
+    injections = run.get("injections")
+    if injections is None:
+        injections = {}
+    if not isinstance(injections, dict) or not all(isinstance(text, str) for text in injections.values()):
+        raise SourceError(document.location, "`run.injections` is not an object of texts")
 
     prompt = None
     calls: list[dict] = []
@@ -114,6 +122,7 @@ def parse_run(document: Document) -> Run:
     return Run(
         path=document.path, task=f"{suite}/{user_task}/{attack or 'none'}/{injection_task or 'none'}", suite=suite, user_task=user_task, injection_task=injection_task,
         attack=attack, utility=utility, security=security, prompt=prompt, calls=tuple(calls), error=error or None,
+        injections=tuple(injections[name] for name in sorted(injections)),
     )
 
 
