@@ -332,3 +332,32 @@ def test_a_step_that_outlives_its_lock_is_denied_and_not_saved(pair, monkeypatch
     assert task.check(A, "tickets.read").effect == "allow"
     assert [h["effect"] for h in there.request(A, "tickets.read")["history"]] == ["allow"]
     assert [h["effect"] for h in task.request(A, "tickets.read")["history"]] == ["allow"], "the first runtime reloaded the task"
+
+
+def test_steps_racing_from_two_runtimes_are_all_kept_once(pair):
+    one, two = pair
+    task = one.start_task(A, "support")
+    views = [task, two.task(task.id)]
+    errors: list = []
+
+    def steps(view, worker: int):
+        try:
+            for n in range(25):
+                view.check(A, "vault.read", {"n": worker * 100 + n})
+                if n % 10 == 0:
+                    view.record_output("vault.read", f"output {worker} {n}")
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=steps, args=(views[w % 2], w)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    for view in views:
+        history = view.request(A, "vault.read")["history"]
+        assert sorted(h["args"]["n"] for h in history) == sorted(w * 100 + n for w in range(8) for n in range(25))
+        assert len(view.outputs) == 24
+    first, second = (list(view.request(A, "vault.read")["history"]) for view in views)
+    assert first == second, "both runtimes hold the steps in the one order the store gave them"
