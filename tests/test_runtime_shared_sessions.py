@@ -361,3 +361,15 @@ def test_steps_racing_from_two_runtimes_are_all_kept_once(pair):
         assert len(view.outputs) == 24
     first, second = (list(view.request(A, "vault.read")["history"]) for view in views)
     assert first == second, "both runtimes hold the steps in the one order the store gave them"
+
+
+def test_a_credential_revoked_through_the_other_runtime_is_never_reused(pair):
+    one, two = pair
+    task = one.start_task(A, "support")
+    first = task.check(A, "vault.read").credential
+    assert task.check(A, "vault.read").credential.id == first.id  # live: reused
+    assert two.revoke(first.id, "revoked through the other runtime")
+    again = task.check(A, "vault.read")
+    assert again.effect == "allow" and again.credential.id != first.id, "a new credential, not the revoked one"
+    assert "credential" not in again.request, "the step was decided without the revoked credential"
+    assert two.task(task.id).check(A, "vault.read").credential.id == again.credential.id

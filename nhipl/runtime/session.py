@@ -249,13 +249,14 @@ class Runtime:
         self._reuse[key] = credential
         return credential
 
-    def _live(self, key: tuple, now: float) -> Credential | None:
-        """The live credential for ``(agent, task, action, tool, resource)``, if any."""
+    def _live(self, key: tuple, now: float, read: tuple | None = None) -> Credential | None:
+        """The live credential for ``(agent, task, action, tool, resource)``, if any.
+        ``read``: ``(jti, reason)``, a revocation just read from the store with the task."""
         live = self._reuse.get(key)
         if live is None:
             return None
         try:
-            if now < live.expires_at and self.store.revoked(live.id) is None:
+            if now < live.expires_at and (read[1] if read is not None and read[0] == live.id else self.store.revoked(live.id)) is None:
                 return live
         except StoreError:
             return None  # minting a new one fails too: the step fails closed
@@ -425,6 +426,7 @@ class Task:
         self._nonce: str | None = None
         self._token: str | None = None
         self._journal: list[dict] | None = None
+        self._read: tuple | None = None  # (jti, revocation) read with the session, for the step
 
     def __repr__(self) -> str:
         return f"<Task {self.id} {self.intent!r}{' ended' if self.ended else ''}>"
@@ -449,7 +451,7 @@ class Task:
         """Decide ``agent`` handing work to ``to``; raises :class:`Denied` unless allowed.
         After it, ``to`` acts in the task with ``agent`` appended to its chain."""
         _require_str(to, "to")
-        decision, request = self._decide(agent, "delegate", to, None, None, None)
+        decision, request = (self._decide_shared if self._shared else self._decide_here)(agent, "delegate", to, None, None, None)
         if decision.effect != ALLOW:
             raise Denied(decision, request)
         return Delegation(self, to, decision)
@@ -460,7 +462,7 @@ class Task:
         """Decide one step of ``agent``: never raises for a deny. An allowed step with a
         credential TTL carries ``credential`` (reused while a live one for the same agent,
         task, action, tool and resource exists). ``principal``: attributes of the agent."""
-        decision, _ = self._decide(agent, action, tool, args, resource, context, principal)
+        decision, _ = (self._decide_shared if self._shared else self._decide_here)(agent, action, tool, args, resource, context, principal)
         return decision
 
     def request(self, agent: str, tool: str, args: Mapping[str, Any] | None = None, resource: str | None = None,
@@ -501,68 +503,75 @@ class Task:
             approval = grant.granted if grant is not None and grant.applies(args, now) else None
         if approval is not None:
             request["approval"] = approval
-        live = self.runtime._live((agent, self.id, action, tool, resource), now) if action != "delegate" else None
+        live = self.runtime._live((agent, self.id, action, tool, resource), now, self._read) if action != "delegate" else None
         if live is not None:
             request["credential"] = live.request()
         request["history"] = history_view(self.history)
         return request, prov, live
 
-    def _decide(self, agent: str, action: str, tool: str, args, resource, context, principal=None):
+    def _decide_shared(self, agent: str, action: str, tool: str, args, resource, context, principal=None):
+        """Decide one step of a shared session: under the task's lock in the store."""
         with self._lock:
-            if not self._shared:
-                return self._decide_here(agent, action, tool, args, resource, context, principal)
             try:
-                return self._exclusive(self._decide_here, agent, action, tool, args, resource, context, principal)
+                live = self.runtime._reuse.get((agent, self.id, action, tool, resource))
+            except TypeError:  # an unhashable value: the step's checks refuse it
+                live = None
+            try:
+                return self._exclusive(self._decide_here, agent, action, tool, args, resource, context, principal,
+                                       revoked=live.id if live is not None else None)
             except StoreError as err:
                 return self._store_failed(agent, action, tool, args, resource, context, principal, err)
 
-    def _decide_here(self, agent: str, action: str, tool: str, args, resource, context, principal):
-        rt = self.runtime
-        now = rt.clock()
-        request, _, live = self._request(agent, action, tool, args, resource, context, principal, now, True)
-        chain = self.reached.get(agent)
-        args = request.get("args")
-        if self.ended:
-            decision = Decision(DENY, (), None, (), (f"task `{self.id}` has ended",))
-        elif chain is None:
-            decision = Decision(DENY, (), None, (), (f"`{agent}` neither started task `{self.id}` nor was delegated to within it",))
-        else:
-            decision = rt.policies.evaluate(request)
-        credential = None
-        journal = self._journal
-        try:
-            if rt.log is not None:
-                rt._write(step_event(request, decision, live.id if live is not None else None), now, required=True)
-            if decision.effect == ALLOW and decision.credential_ttl is not None:
-                credential = live or rt._credential(self, agent, chain or [], request, decision, now)
-                if credential not in self.credentials:
-                    self.credentials.append(credential)
-                    if journal is not None:
-                        journal.append({"k": "credential", "action": action, "tool": tool, "resource": resource,
-                                        "agent": agent, "token": credential.token, "jti": credential.id,
-                                        "iat": credential.issued_at, "ttl": credential.ttl, "scope": credential.scope})
-        except DecisionLogError as err:
-            decision, credential = failed_closed(decision, err), None
-        except NhiplError as err:  # the store, or the signing key
-            decision = Decision(DENY, (), None, decision.errors, (f"no credential could be issued ({err}); failing closed",))
+    def _decide_here(self, agent: str, action: str, tool: str, args, resource, context, principal=None):
+        """Decide one step (of a session of this process alone, or under the store's lock):
+        the decision and the request."""
+        with self._lock:
+            rt = self.runtime
+            now = rt.clock()
+            request, _, live = self._request(agent, action, tool, args, resource, context, principal, now, True)
+            chain = self.reached.get(agent)
+            args = request.get("args")
+            if self.ended:
+                decision = Decision(DENY, (), None, (), (f"task `{self.id}` has ended",))
+            elif chain is None:
+                decision = Decision(DENY, (), None, (), (f"`{agent}` neither started task `{self.id}` nor was delegated to within it",))
+            else:
+                decision = rt.policies.evaluate(request)
             credential = None
-        step = {"t": now, "agent": agent, "action": action, "tool": tool}
-        if resource is not None:
-            step["resource"] = resource
-        if args is not None:
-            step["args"] = args
-        step["effect"] = str(decision.effect)
-        history = self.history
-        history.append(step)
-        if len(history) > 2 * HISTORY_LIMIT:
-            del history[:HISTORY_LIMIT]  # see _append_step
-        if journal is not None:
-            journal.append({"k": "step", "step": step, "took": "approval" in request})
-        if action == "delegate" and decision.effect == ALLOW and tool not in self.reached:
-            self.reached[tool] = self.reached[agent] + [agent]
+            journal = self._journal
+            try:
+                if rt.log is not None:
+                    rt._write(step_event(request, decision, live.id if live is not None else None), now, required=True)
+                if decision.effect == ALLOW and decision.credential_ttl is not None:
+                    credential = live or rt._credential(self, agent, chain or [], request, decision, now)
+                    if credential not in self.credentials:
+                        self.credentials.append(credential)
+                        if journal is not None:
+                            journal.append({"k": "credential", "action": action, "tool": tool, "resource": resource,
+                                            "agent": agent, "token": credential.token, "jti": credential.id,
+                                            "iat": credential.issued_at, "ttl": credential.ttl, "scope": credential.scope})
+            except DecisionLogError as err:
+                decision, credential = failed_closed(decision, err), None
+            except NhiplError as err:  # the store, or the signing key
+                decision = Decision(DENY, (), None, decision.errors, (f"no credential could be issued ({err}); failing closed",))
+                credential = None
+            step = {"t": now, "agent": agent, "action": action, "tool": tool}
+            if resource is not None:
+                step["resource"] = resource
+            if args is not None:
+                step["args"] = args
+            step["effect"] = str(decision.effect)
+            history = self.history
+            history.append(step)
+            if len(history) > 2 * HISTORY_LIMIT:
+                del history[:HISTORY_LIMIT]  # see _append_step
             if journal is not None:
-                journal.append({"k": "delegate", "agent": agent, "to": tool})
-        return _step(decision, credential, request), request
+                journal.append({"k": "step", "step": step, "took": "approval" in request})
+            if action == "delegate" and decision.effect == ALLOW and tool not in self.reached:
+                self.reached[tool] = self.reached[agent] + [agent]
+                if journal is not None:
+                    journal.append({"k": "delegate", "agent": agent, "to": tool})
+            return _step(decision, credential, request), request
 
     def _append_step(self, step: dict) -> None:
         history = self.history
@@ -688,31 +697,35 @@ class Task:
         task._apply(-1, got)
         return task
 
-    def _exclusive(self, operation, *args):
+    def _exclusive(self, operation, *args, revoked: str | None = None):
         """``operation(*args)`` on the session brought up to date, holding the task's lock in
-        the store; what it changed is saved as the lock is released. Raises
-        :class:`StoreError` (the operation's changes then count for nothing: the task is
-        reloaded from the store at its next operation)."""
-        if not self._begin():
+        the store; what it changed is saved as the lock is released. ``revoked``: a
+        credential whose revocation to read with the session (the one the step would reuse).
+        Raises :class:`StoreError` (the operation's changes then count for nothing: the task
+        is reloaded from the store at its next operation)."""
+        if not self._begin(revoked):
             return operation(*args)  # the task has left the store: the operation sees it ended
         try:
             out = operation(*args)
         except BaseException:
             self._abort()
             raise
+        finally:
+            self._read = None
         self._commit()
         return out
 
-    def _begin(self) -> bool:
-        """Take the task's lock in the store and apply the changes other processes made;
-        False (and no lock) when the task is no longer in the store."""
+    def _begin(self, revoked: str | None = None) -> bool:
+        """Take the task's lock in the store and apply the changes other processes made (and
+        read whether the credential ``revoked`` was revoked); False (and no lock) when the
+        task is no longer in the store."""
         store = self.runtime.store
         token = uuid.uuid4().hex
         deadline = time.monotonic() + LOCK_WAIT
         pause = 0.0002
         while True:
             index = self._index
-            got = store.session_load(self.id, index, token, LOCK_MS)
+            got = store.session_load(self.id, index, token, LOCK_MS, revoked)
             if got is not False:
                 break
             if time.monotonic() >= deadline:
@@ -732,6 +745,7 @@ class Task:
             self._abort()
             return False
         self._journal = []
+        self._read = (revoked, got[4]) if revoked is not None else None
         return True
 
     def _refresh(self) -> None:
@@ -777,7 +791,7 @@ class Task:
     def _apply(self, index: int, got) -> None:
         """Bring this cache up to the store's state: ``got`` is what
         :meth:`~nhipl.runtime.store.RedisStore.session_load` answered for ``index``."""
-        meta, base, snapshot, changes = got
+        meta, base, snapshot, changes = got[:4]
         try:
             if json.loads(meta).get("nonce") != self._nonce:
                 self._nonce = None

@@ -260,19 +260,25 @@ class RedisStore(Store):
             raise StoreError(f"{MAX_SESSIONS} tasks are running in `{self.url}`; end some before starting more")
         return bool(done)
 
-    def session_load(self, task: str, index: int, lock: str = "", lock_ms: int = 0):
+    def session_load(self, task: str, index: int, lock: str = "", lock_ms: int = 0, revoked: str | None = None):
         """The changes of ``task`` after the first ``index`` (-1: all, from the snapshot):
-        ``(meta, base, snapshot, changes)``, JSON as bytes but ``base``; None when the task is
-        not in the store; False when ``lock`` was asked for (a token) and another holds it.
-        With ``lock``, it is taken for ``lock_ms`` milliseconds when free."""
+        ``(meta, base, snapshot, changes, revocation)``, JSON as bytes but ``base``, and
+        ``revocation`` what :meth:`revoked` says of the credential ``revoked`` (None when not
+        asked); None when the task is not in the store; False when ``lock`` was asked for (a
+        token) and another holds it. With ``lock``, it is taken for ``lock_ms`` milliseconds
+        when free."""
         script = self._script("load", _LOAD)
-        got = self._call(script, self._session_keys(task)[:3], [index, lock, lock_ms])
+        keys = self._session_keys(task)[:3]
+        if revoked is not None:
+            keys.append(PREFIX + "revoked:" + revoked)
+        got = self._call(script, keys, [index, lock, lock_ms])
         if got[0] == 0:
             return False
         if got[0] == -1:
             return None
-        meta, base, snapshot, changes = got[1:]
-        return meta, int(base), snapshot or None, changes
+        meta, base, snapshot, changes, reason = got[1:]
+        reason = reason.decode("utf-8", "replace") if reason else None
+        return meta, int(base), snapshot or None, changes, reason
 
     def session_commit(self, task: str, lock: str, changes: list[str], snapshot: str | None = None, base: int = 0,
                        ended: bool = False) -> None:
@@ -319,10 +325,12 @@ if not meta[1] then
 end
 local base = tonumber(meta[2])
 local index = tonumber(ARGV[1])
+local revoked = false
+if KEYS[4] then revoked = redis.call('GET', KEYS[4]) end
 if index < base then
-  return {1, meta[1], base, meta[3] or '', redis.call('LRANGE', KEYS[2], 0, -1)}
+  return {1, meta[1], base, meta[3] or '', redis.call('LRANGE', KEYS[2], 0, -1), revoked}
 end
-return {1, meta[1], base, '', redis.call('LRANGE', KEYS[2], index - base, -1)}
+return {1, meta[1], base, '', redis.call('LRANGE', KEYS[2], index - base, -1), revoked}
 """
 
 _COMMIT = """
