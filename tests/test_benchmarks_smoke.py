@@ -61,3 +61,16 @@ def test_proxy_overhead_script_compares_two_trees():
     done = run("proxy_overhead.py", "--before", root, "--rounds", "1", "--calls", "20")
     assert done.returncode == 0, done.stderr
     assert "before: through proxy + log" in done.stdout and "after: through proxy" in done.stdout and "added p50" in done.stdout
+
+
+def test_shared_sessions_script_times_memory_and_redis_steps():
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server); the shared-store benchmark starts one")
+    pytest.importorskip("redis", reason="the `redis` client is not installed")
+    pytest.importorskip("uvicorn", reason="the `serve` extra is not installed")
+    done = run("shared_sessions.py", "--steps", "50", "--http")
+    assert done.returncode == 0, done.stderr
+    names = [line.split(" p50 ")[0].strip() for line in done.stdout.splitlines() if " p50 " in line and "µs" in line]
+    assert names == ["memory", "redis, one runtime", "redis, two runtimes", "http, memory", "http, redis", "http, redis, 2 workers"]

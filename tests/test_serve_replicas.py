@@ -1,7 +1,7 @@
 """Several `nhipl serve` replicas on one real Redis: a credential issued through one verifies
 at the other, revoked through one it is refused by the other within a second, and a replica
-killed with SIGKILL under load loses no decision it answered. (A task's session lives in the
-replica that started it: its steps go there, its credentials are checked anywhere.)"""
+killed with SIGKILL under load loses no decision it answered. (Replicas continuing each
+other's tasks: tests/test_serve_shared_sessions.py.)"""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from ._base import BadFile, BadInput, handle_errors, main
 @click.option("--log", "log_path", default=None, type=click.Path(dir_okay=False), help="Append every decision to this JSON-lines file.")
 @click.option("--token-file", default=None, type=click.Path(dir_okay=False), help="File holding the bearer token every endpoint but /healthz and /readyz needs.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without --token-file.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes sharing the port (each loads the policies).")
-@click.option("--store", default="memory", show_default=True, help="Where credentials, revocations and signing keys live: `memory` (this process) or `redis://host:port/db` (shared by every replica; a task's session stays in the replica that started it).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes sharing the port (each loads the policies). Task sessions and credentials need --store redis://... with more than one.")
+@click.option("--store", default="memory", show_default=True, help="Where task sessions, credentials, revocations and signing keys live: `memory` (this process) or `redis://host:port/db` (shared by every worker and replica: any of them continues any task).")
 @click.option("--key", "key_path", default=None, type=click.Path(dir_okay=False), help="The private key that signs credentials (PEM or JWK); replicas sharing a store need the same key. Default: one made at start.")
 @click.option("--watch", default=1.0, show_default=True, type=click.FloatRange(0), help="Seconds between checks of the policy files for changes (0: do not watch).")
 @handle_errors

@@ -7,6 +7,15 @@ holds what a step's request is built from: the task's intent, owner and instruct
 delegations made in it, the tool outputs seen (for provenance), the approvals in force and
 the history of its steps.
 
+With the ``memory`` store a task lives in the process that started it. With a store that
+shares sessions (Redis), a task is an append-only list of its changes in the store (a
+delegation reached, an output kept, an approval given, a credential issued, a step and its
+effect, the end), and each process's :class:`Task` is a cache of it: every operation takes
+the task's lock in the store, applies the changes other processes made since, does what it
+does here, and appends its own changes as it releases the lock. Any process can then
+continue a task any other started; when the store cannot be read or written, the step is
+denied (fail closed).
+
 The decision log is a trace: one JSON line per event, of the simulator's kinds
 (``task_start``, ``delegate``, ``tool_call``, ``approval``, ``credential_issue``,
 ``credential_revoke``, ``task_end``), each step with the decision it got, the provenance it
@@ -23,6 +32,7 @@ import os
 import threading
 import time
 import uuid
+from itertools import islice
 from typing import Any, Callable, Mapping
 
 from ..approval import ScopedApproval, take
@@ -42,6 +52,16 @@ logger = logging.getLogger("nhipl.runtime")
 ISSUER = "nhipl"
 HISTORY_LIMIT = MAX_HISTORY
 """A step's request carries the latest this many steps of its task."""
+LOCK_MS = 10_000
+"""How long a process may hold a shared task's lock (milliseconds); a step saved after
+that is refused and denied."""
+LOCK_WAIT = 5.0
+"""How long a step waits for a shared task's lock (seconds) before it is denied."""
+COMPACT_AFTER = 2 * HISTORY_LIMIT
+"""A shared task's changes are folded into one snapshot (its latest :data:`HISTORY_LIMIT`
+steps and the rest of its state) once this many have piled up."""
+SHARED_CACHE = 10_000
+"""Shared tasks a runtime keeps cached (the store holds them all)."""
 
 
 def history_view(history: list) -> ListView:
@@ -129,6 +149,7 @@ class Runtime:
         self._reuse: dict[tuple, Credential] = {}
         self._tasks: dict[str, Task] = {}
         self._published_until = 0.0
+        self._shared = bool(getattr(self.store, "shares_sessions", False))
 
     def __repr__(self) -> str:
         return f"<Runtime {self.store!r}>"
@@ -158,6 +179,12 @@ class Runtime:
         if task_id in self._tasks:
             raise ValueError(f"task `{task_id}` is already running in this runtime")
         task = Task(self, task_id, agent, intent, prompt, owner)
+        if self._shared:
+            nonce = uuid.uuid4().hex
+            meta = {"agent": agent, "intent": intent, "prompt": prompt, "owner": owner, "nonce": nonce}
+            if not self.store.session_create(task_id, json.dumps(meta, separators=(",", ":"))):
+                raise ValueError(f"task `{task_id}` is already running (in the shared store)")
+            task._share(nonce)
         now = self.clock()
         event = {"kind": "task_start", "task": task_id, "agent": agent, "intent": intent}
         if owner is not None:
@@ -165,20 +192,35 @@ class Runtime:
         if prompt is not None:
             event["prompt"] = prompt
         self._write(event, now, required=True)
-        with self._lock:
-            self._tasks[task_id] = task
+        self._remember(task)
         return task
 
     def task(self, task_id: str) -> "Task | None":
-        """The running task ``task_id`` started in this runtime, or None (never started here,
-        or ended). A task's session lives in the process that started it; the store shares its
-        credentials, revocations and keys."""
+        """The running task ``task_id``, or None (never started, ended or expired). With the
+        ``memory`` store, only tasks started in this runtime; with a store that shares
+        sessions, a task started by any process on it (raises
+        :class:`~nhipl.runtime.store.StoreError` when the store cannot be read)."""
         task = self._tasks.get(task_id)
+        if self._shared:
+            if task is None:
+                task = Task._load(self, task_id)
+                if task is not None and not task.ended:
+                    self._remember(task)
+            else:
+                with task._lock:  # it may have ended in another process
+                    task._refresh()
         return None if task is None or task.ended else task
+
+    def _remember(self, task: "Task") -> None:
+        with self._lock:
+            self._tasks[task.id] = task
+            if self._shared and len(self._tasks) > SHARED_CACHE:  # the store holds every task
+                del self._tasks[next(iter(self._tasks))]
 
     @property
     def running(self) -> int:
-        """How many tasks this runtime holds open."""
+        """How many tasks this runtime holds open (with a shared store: those it has cached;
+        the store bounds how many it holds)."""
         return len(self._tasks)
 
     # -- credentials --------------------------------------------------------------------------
@@ -207,13 +249,14 @@ class Runtime:
         self._reuse[key] = credential
         return credential
 
-    def _live(self, key: tuple, now: float) -> Credential | None:
-        """The live credential for ``(agent, task, action, tool, resource)``, if any."""
+    def _live(self, key: tuple, now: float, read: tuple | None = None) -> Credential | None:
+        """The live credential for ``(agent, task, action, tool, resource)``, if any.
+        ``read``: ``(jti, reason)``, a revocation just read from the store with the task."""
         live = self._reuse.get(key)
         if live is None:
             return None
         try:
-            if now < live.expires_at and self.store.revoked(live.id) is None:
+            if now < live.expires_at and (read[1] if read is not None and read[0] == live.id else self.store.revoked(live.id)) is None:
                 return live
         except StoreError:
             return None  # minting a new one fails too: the step fails closed
@@ -355,7 +398,8 @@ class Runtime:
 
 
 class Task:
-    """One task's session; made by :meth:`Runtime.start_task`."""
+    """One task's session; made by :meth:`Runtime.start_task` (or, for a task another
+    process started on a shared store, by :meth:`Runtime.task`)."""
 
     def __init__(self, runtime: Runtime, task_id: str, agent: str, intent: str, prompt: str | None, owner: str | None):
         self.runtime = runtime
@@ -372,6 +416,17 @@ class Task:
         self.credentials: list[Credential] = []
         self.ended = False
         self._lock = threading.RLock()
+        # A shared session (see the module's description): the changes applied from the
+        # store (-1: reload them all), how many the store's snapshot holds, the task's
+        # incarnation, and while an operation holds the store's lock, its token and the
+        # changes it made.
+        self._shared = False
+        self._index = 0
+        self._base = 0
+        self._nonce: str | None = None
+        self._token: str | None = None
+        self._journal: list[dict] | None = None
+        self._read: tuple | None = None  # (jti, revocation) read with the session, for the step
 
     def __repr__(self) -> str:
         return f"<Task {self.id} {self.intent!r}{' ended' if self.ended else ''}>"
@@ -385,19 +440,20 @@ class Task:
     def chain(self, agent: str) -> list[str] | None:
         """The delegation chain that reached ``agent`` in this task (originator first), or
         None when it is not part of the task."""
-        return self.reached.get(agent)
+        if self._shared:
+            with self._lock:
+                self._refresh()
+        chain = self.reached.get(agent)
+        return None if chain is None else list(chain)
 
     # -- steps --------------------------------------------------------------------------------
     def delegate(self, agent: str, to: str) -> "Delegation":
         """Decide ``agent`` handing work to ``to``; raises :class:`Denied` unless allowed.
         After it, ``to`` acts in the task with ``agent`` appended to its chain."""
         _require_str(to, "to")
-        decision, request = self._decide(agent, "delegate", to, None, None, None)
+        decision, request = (self._decide_shared if self._shared else self._decide_here)(agent, "delegate", to, None, None, None)
         if decision.effect != ALLOW:
             raise Denied(decision, request)
-        with self._lock:
-            if to not in self.reached:
-                self.reached[to] = self.reached[agent] + [agent]
         return Delegation(self, to, decision)
 
     def check(self, agent: str, tool: str, args: Mapping[str, Any] | None = None, resource: str | None = None,
@@ -406,7 +462,7 @@ class Task:
         """Decide one step of ``agent``: never raises for a deny. An allowed step with a
         credential TTL carries ``credential`` (reused while a live one for the same agent,
         task, action, tool and resource exists). ``principal``: attributes of the agent."""
-        decision, _ = self._decide(agent, action, tool, args, resource, context, principal)
+        decision, _ = (self._decide_shared if self._shared else self._decide_here)(agent, action, tool, args, resource, context, principal)
         return decision
 
     def request(self, agent: str, tool: str, args: Mapping[str, Any] | None = None, resource: str | None = None,
@@ -414,6 +470,8 @@ class Task:
                 principal: Mapping[str, Any] | None = None) -> dict:
         """The request a step of ``agent`` would be decided with now (no approval is used up)."""
         with self._lock:
+            if self._shared:
+                self._refresh()
             request, _, _ = self._request(agent, action, tool, args, resource, context, principal, self.runtime.clock(), False)
         return request
 
@@ -445,16 +503,31 @@ class Task:
             approval = grant.granted if grant is not None and grant.applies(args, now) else None
         if approval is not None:
             request["approval"] = approval
-        live = self.runtime._live((agent, self.id, action, tool, resource), now) if action != "delegate" else None
+        live = self.runtime._live((agent, self.id, action, tool, resource), now, self._read) if action != "delegate" else None
         if live is not None:
             request["credential"] = live.request()
         request["history"] = history_view(self.history)
         return request, prov, live
 
-    def _decide(self, agent: str, action: str, tool: str, args, resource, context, principal=None):
-        rt = self.runtime
+    def _decide_shared(self, agent: str, action: str, tool: str, args, resource, context, principal=None):
+        """Decide one step of a shared session: under the task's lock in the store."""
         with self._lock:
-            now = self.runtime.clock()
+            try:
+                live = self.runtime._reuse.get((agent, self.id, action, tool, resource))
+            except TypeError:  # an unhashable value: the step's checks refuse it
+                live = None
+            try:
+                return self._exclusive(self._decide_here, agent, action, tool, args, resource, context, principal,
+                                       revoked=live.id if live is not None else None)
+            except StoreError as err:
+                return self._store_failed(agent, action, tool, args, resource, context, principal, err)
+
+    def _decide_here(self, agent: str, action: str, tool: str, args, resource, context, principal=None):
+        """Decide one step (of a session of this process alone, or under the store's lock):
+        the decision and the request."""
+        with self._lock:
+            rt = self.runtime
+            now = rt.clock()
             request, _, live = self._request(agent, action, tool, args, resource, context, principal, now, True)
             chain = self.reached.get(agent)
             args = request.get("args")
@@ -465,6 +538,7 @@ class Task:
             else:
                 decision = rt.policies.evaluate(request)
             credential = None
+            journal = self._journal
             try:
                 if rt.log is not None:
                     rt._write(step_event(request, decision, live.id if live is not None else None), now, required=True)
@@ -472,6 +546,10 @@ class Task:
                     credential = live or rt._credential(self, agent, chain or [], request, decision, now)
                     if credential not in self.credentials:
                         self.credentials.append(credential)
+                        if journal is not None:
+                            journal.append({"k": "credential", "action": action, "tool": tool, "resource": resource,
+                                            "agent": agent, "token": credential.token, "jti": credential.id,
+                                            "iat": credential.issued_at, "ttl": credential.ttl, "scope": credential.scope})
             except DecisionLogError as err:
                 decision, credential = failed_closed(decision, err), None
             except NhiplError as err:  # the store, or the signing key
@@ -486,22 +564,41 @@ class Task:
             history = self.history
             history.append(step)
             if len(history) > 2 * HISTORY_LIMIT:
-                # Cut in blocks, so that appending stays cheap: a request reads the latest
-                # HISTORY_LIMIT steps (views handed out before a cut see the list after it).
-                del history[:HISTORY_LIMIT]
-        return _step(decision, credential, request), request
+                del history[:HISTORY_LIMIT]  # see _append_step
+            if journal is not None:
+                journal.append({"k": "step", "step": step, "took": "approval" in request})
+            if action == "delegate" and decision.effect == ALLOW and tool not in self.reached:
+                self.reached[tool] = self.reached[agent] + [agent]
+                if journal is not None:
+                    journal.append({"k": "delegate", "agent": agent, "to": tool})
+            return _step(decision, credential, request), request
+
+    def _append_step(self, step: dict) -> None:
+        history = self.history
+        history.append(step)
+        if len(history) > 2 * HISTORY_LIMIT:
+            # Cut in blocks, so that appending stays cheap: a request reads the latest
+            # HISTORY_LIMIT steps (views handed out before a cut see the list after it).
+            del history[:HISTORY_LIMIT]
 
     def record_output(self, tool: str, output: Any) -> None:
         """Remember what ``tool`` returned: later arguments found in it have provenance
-        ``tool:<tool>``."""
+        ``tool:<tool>``. Raises :class:`~nhipl.runtime.store.StoreError` when a shared
+        store cannot keep it."""
         _require_str(tool, "tool")
         with self._lock:
-            if self.ended:
-                return
-            kept = self.outputs.add(tool, output)
+            kept = self._exclusive(self._output_here, tool, output) if self._shared else self._output_here(tool, output)
         if kept:
             self.runtime._write({"kind": "tool_output", "task": self.id, "tool": tool, "output": _jsonable(output)},
                                 self.runtime.clock(), required=False)
+
+    def _output_here(self, tool: str, output: Any) -> bool:
+        if self.ended:
+            return False
+        kept = self.outputs.add(tool, output)
+        if kept and self._journal is not None:
+            self._journal.append({"k": "output", "tool": tool, "text": self.outputs.items[-1][1]})
+        return kept
 
     def approve(self, tool: str, by: str, args: Mapping[str, Any] | None = None, ttl: float | None = None,
                 uses: int | None = 1, *, granted: bool = True) -> None:
@@ -520,29 +617,36 @@ class Task:
         expires = now + ttl if ttl is not None else None
         if granted is not True and granted is not False:
             raise TypeError("`granted` must be true or false")
-        answer = {"granted": granted, "by": by}
         with self._lock:
-            if self.ended:
-                raise Denied(Decision(DENY, (), None, (), (f"task `{self.id}` has ended",)), {"tool": tool})
-            event: dict = {"kind": "approval", "task": self.id, "tool": tool, "granted": granted, "by": by}
-            if args is not None:
-                event["args"] = dict(args)
-            event["uses"] = uses if uses is not None else 0
-            if expires is not None:
-                event["expires"] = expires
-            self.runtime._write(event, now, required=True)
-            self.approvals[tool] = ScopedApproval(answer, dict(args) if args is not None else None, uses, expires)
+            if self._shared:  # the store keeps plain JSON
+                args = json_value(dict(args), "args") if args is not None else None
+                self._exclusive(self._approve_here, tool, by, args, uses, expires, granted, now)
+            else:
+                self._approve_here(tool, by, args, uses, expires, granted, now)
+
+    def _approve_here(self, tool, by, args, uses, expires, granted, now) -> None:
+        if self.ended:
+            raise Denied(Decision(DENY, (), None, (), (f"task `{self.id}` has ended",)), {"tool": tool})
+        event: dict = {"kind": "approval", "task": self.id, "tool": tool, "granted": granted, "by": by}
+        if args is not None:
+            event["args"] = dict(args)
+        event["uses"] = uses if uses is not None else 0
+        if expires is not None:
+            event["expires"] = expires
+        self.runtime._write(event, now, required=True)
+        self.approvals[tool] = ScopedApproval({"granted": granted, "by": by}, dict(args) if args is not None else None, uses, expires)
+        if self._journal is not None:
+            self._journal.append({"k": "approval", "tool": tool, "granted": granted, "by": by, "args": args, "uses": uses,
+                                  "expires": expires})
 
     def end(self) -> list[str]:
         """End the task: revoke every credential it holds (in every process sharing the
-        store). Returns the ids revoked. Ending twice does nothing."""
+        store). Returns the ids revoked. Ending twice does nothing. Raises
+        :class:`~nhipl.runtime.store.StoreError` when a shared store cannot record the end."""
         rt = self.runtime
         with self._lock:
-            if self.ended:
+            if not (self._exclusive(self._end_here) if self._shared else self._end_here()):
                 return []
-            self.ended = True
-            self.outputs.clear()
-            self.approvals.clear()
         revoked = []
         ids = {c.id: c.expires_at for c in self.credentials}
         try:
@@ -562,6 +666,233 @@ class Task:
             rt._tasks.pop(self.id, None)
         return revoked
 
+    def _end_here(self) -> bool:
+        if self.ended:
+            return False
+        self.ended = True
+        self.outputs.clear()
+        self.approvals.clear()
+        if self._journal is not None:
+            self._journal.append({"k": "end"})
+        return True
+
+    # -- a session shared through the store --------------------------------------------------
+    def _share(self, nonce: str) -> None:
+        self._shared = True
+        self._nonce = nonce
+
+    @classmethod
+    def _load(cls, runtime: Runtime, task_id: str) -> "Task | None":
+        """The task ``task_id`` as the shared store holds it, or None when it holds none."""
+        got = runtime.store.session_load(task_id, -1)
+        if got is None:
+            return None
+        try:
+            meta = json.loads(got[0])
+            task = cls(runtime, task_id, meta["agent"], meta["intent"], meta["prompt"], meta["owner"])
+            task._share(meta["nonce"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise StoreError(f"task `{task_id}`: the store holds an unreadable session ({err})") from None
+        task._index = -1
+        task._apply(-1, got)
+        return task
+
+    def _exclusive(self, operation, *args, revoked: str | None = None):
+        """``operation(*args)`` on the session brought up to date, holding the task's lock in
+        the store; what it changed is saved as the lock is released. ``revoked``: a
+        credential whose revocation to read with the session (the one the step would reuse).
+        Raises :class:`StoreError` (the operation's changes then count for nothing: the task
+        is reloaded from the store at its next operation)."""
+        if not self._begin(revoked):
+            return operation(*args)  # the task has left the store: the operation sees it ended
+        try:
+            out = operation(*args)
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            self._read = None
+        self._commit()
+        return out
+
+    def _begin(self, revoked: str | None = None) -> bool:
+        """Take the task's lock in the store and apply the changes other processes made (and
+        read whether the credential ``revoked`` was revoked); False (and no lock) when the
+        task is no longer in the store."""
+        store = self.runtime.store
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + LOCK_WAIT
+        pause = 0.0002
+        while True:
+            index = self._index
+            got = store.session_load(self.id, index, token, LOCK_MS, revoked)
+            if got is not False:
+                break
+            if time.monotonic() >= deadline:
+                raise StoreError(f"task `{self.id}` stayed locked by another process for {LOCK_WAIT:g} s")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
+        if got is None:
+            self._gone()
+            return False
+        self._token = token
+        try:
+            self._apply(index, got)
+        except BaseException:
+            self._abort()
+            raise
+        if self.ended and self._nonce is None:  # another incarnation of the id: not this task
+            self._abort()
+            return False
+        self._journal = []
+        self._read = (revoked, got[4]) if revoked is not None else None
+        return True
+
+    def _refresh(self) -> None:
+        """Apply the changes other processes made, without taking the lock (for reading)."""
+        index = self._index
+        got = self.runtime.store.session_load(self.id, index)
+        if got is None:
+            self._gone()
+        else:
+            self._apply(index, got)
+
+    def _commit(self) -> None:
+        journal, token = self._journal, self._token
+        self._journal = self._token = None
+        changes = [json.dumps(change, separators=(",", ":")) for change in journal]
+        index = self._index + len(changes)
+        snapshot = json.dumps(self._snapshot(), separators=(",", ":")) if index - self._base >= COMPACT_AFTER else None
+        try:
+            self.runtime.store.session_commit(self.id, token, changes, snapshot, index, ended=self.ended)
+        except StoreError:
+            self._index = -1  # what this process holds may now differ from the store: reload it all
+            raise
+        self._index = index
+        if snapshot is not None:
+            self._base = index
+
+    def _abort(self) -> None:
+        token = self._token
+        self._journal = self._token = None
+        self._index = -1
+        try:
+            self.runtime.store.session_release(self.id, token)
+        except StoreError:
+            pass  # the lock expires by itself
+
+    def _gone(self) -> None:
+        """The task is no longer in the store (ended and expired, or idle too long)."""
+        self.ended = True
+        self.outputs.clear()
+        self.approvals.clear()
+        self.runtime._tasks.pop(self.id, None)
+
+    def _apply(self, index: int, got) -> None:
+        """Bring this cache up to the store's state: ``got`` is what
+        :meth:`~nhipl.runtime.store.RedisStore.session_load` answered for ``index``."""
+        meta, base, snapshot, changes = got[:4]
+        try:
+            if json.loads(meta).get("nonce") != self._nonce:
+                self._nonce = None
+                self._gone()
+                return
+            if index < base:  # everything: the snapshot, then the changes after it
+                self._reset()
+                if snapshot is not None:
+                    self._restore(json.loads(snapshot))
+                index = base
+            for raw in changes:
+                self._change(json.loads(raw))
+                index += 1
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+            self._index = -1
+            raise StoreError(f"task `{self.id}`: the store holds an unreadable session ({err})") from None
+        self._index = index
+        self._base = base
+
+    def _reset(self) -> None:
+        self.reached = {self.agent: []}
+        self.outputs = Outputs()
+        self.approvals = {}
+        self.history = []
+        self.credentials = []
+        self.ended = False
+
+    def _change(self, change: dict) -> None:
+        """Apply one change another process made (as :meth:`_decide_here` and the others
+        made it here)."""
+        kind = change["k"]
+        if kind == "step":
+            self._append_step(change["step"])
+            if change["took"]:
+                step = change["step"]
+                take(self.approvals, step["tool"], step.get("args"), step["t"])
+        elif kind == "credential":
+            self._keep_credential(change)
+        elif kind == "output":
+            self.outputs.add(change["tool"], change["text"])
+        elif kind == "approval":
+            self.approvals[change["tool"]] = ScopedApproval({"granted": change["granted"], "by": change["by"]}, change["args"],
+                                                            change["uses"], change["expires"])
+        elif kind == "delegate":
+            if change["to"] not in self.reached and change["agent"] in self.reached:
+                self.reached[change["to"]] = self.reached[change["agent"]] + [change["agent"]]
+        elif kind == "end":
+            self._end_here()
+            self.runtime._tasks.pop(self.id, None)
+        else:
+            raise ValueError(f"unknown change `{kind}`")
+
+    def _keep_credential(self, c: dict) -> None:
+        credential = Credential(c["token"], c["jti"], c["iat"], c["ttl"], c["scope"], c["agent"], self.id)
+        self.credentials.append(credential)
+        if credential.expires_at > self.runtime.clock():
+            self.runtime._reuse[(c["agent"], self.id, c["action"], c["tool"], c["resource"])] = credential
+
+    def _snapshot(self) -> dict:
+        """The session as one record (what :meth:`_restore` reads): the latest
+        :data:`HISTORY_LIMIT` steps and the live credentials."""
+        now = self.runtime.clock()
+        live = [{"agent": key[0], "action": key[2], "tool": key[3], "resource": key[4], "token": c.token, "jti": c.id,
+                 "iat": c.issued_at, "ttl": c.ttl, "scope": c.scope}
+                for key, c in list(self.runtime._reuse.items()) if key[1] == self.id and c.expires_at > now]
+        approvals = {tool: [a.granted, a.args, a.uses, a.expires] for tool, a in self.approvals.items()}
+        history = self.history
+        return {"reached": self.reached, "outputs": self.outputs.items, "approvals": approvals,
+                "history": list(islice(history, max(0, len(history) - HISTORY_LIMIT), None)), "credentials": live,
+                "ended": self.ended}
+
+    def _restore(self, snapshot: dict) -> None:
+        self.reached = {agent: list(chain) for agent, chain in snapshot["reached"].items()}
+        for tool, text in snapshot["outputs"]:
+            self.outputs.add(tool, text)
+        self.approvals = {tool: ScopedApproval(granted, args, uses, expires)
+                          for tool, (granted, args, uses, expires) in snapshot["approvals"].items()}
+        self.history = list(snapshot["history"])
+        for credential in snapshot["credentials"]:
+            self._keep_credential(credential)
+        self.ended = bool(snapshot["ended"])
+
+    def _store_failed(self, agent, action, tool, args, resource, context, principal, err: StoreError):
+        """A step decided while the shared store failed: denied (fail closed), and logged."""
+        now = self.runtime.clock()
+        request: dict = {"principal": agent, "action": action, "tool": tool, "now": now, "task": self.request_task}
+        if resource is not None:
+            request["resource"] = resource
+        if isinstance(args, Mapping):
+            try:
+                request["args"] = json_value(dict(args), "args")
+            except (TypeError, ValueError, NhiplError):
+                pass
+        decision = Decision(DENY, (), None, (), (f"the task's session could not be read or saved ({err}); failing closed",))
+        logger.warning("task %s: %s", self.id, err)
+        try:
+            self.runtime._write(step_event(request, decision), now, required=False)
+        except DecisionLogError:
+            pass
+        return _step(decision, None, request), request
+
 
 class Delegation:
     """What :meth:`Task.delegate` returns: the delegatee acting in the task."""
@@ -576,7 +907,7 @@ class Delegation:
 
     @property
     def chain(self) -> list[str]:
-        return list(self.task.reached.get(self.agent, ()))
+        return self.task.chain(self.agent) or []
 
     def check(self, tool: str, args=None, resource=None, context=None, **kw) -> StepDecision:
         return self.task.check(self.agent, tool, args, resource, context, **kw)

@@ -22,6 +22,7 @@ import uuid
 
 from .. import RequestError, jsontext
 from ..runtime.errors import DecisionLogError, Denied
+from ..runtime.store import StoreError
 from . import authzen, tasks
 from .metrics import Metrics
 from .policyset import PolicySet
@@ -102,9 +103,14 @@ class App:
     auth). ``log``: a decision log (``nhipl.runtime.log.DecisionLog``) or None. ``watch``:
     seconds between checks of the policy files for changes (0: no watching)."""
 
-    def __init__(self, policyset: PolicySet, *, token: str | None = None, log=None, watch: float = 1.0, on_reload=None, early_hup=None, runtime=None):
+    def __init__(self, policyset: PolicySet, *, token: str | None = None, log=None, watch: float = 1.0, on_reload=None, early_hup=None, runtime=None,
+                 no_runtime: str = "task sessions are not served here"):
         self.policyset = policyset
         self.runtime = runtime  # nhipl.runtime.Runtime: the task sessions (None: those endpoints answer 503)
+        self.no_runtime = no_runtime  # why, when there is no runtime
+        # With a shared store a task call waits on Redis (and on the task's lock): it runs in
+        # a thread, so that the event loop keeps answering everything else meanwhile.
+        self._offload = runtime is not None and bool(getattr(runtime.store, "shares_sessions", False))
         self.runtime_version = policyset.current.version  # the policy version the runtime decides by
         self.token = ("Bearer " + token).encode() if token else None
         self.log = log
@@ -409,22 +415,38 @@ class App:
     def _session(self, scope):
         """The runtime and the task the path names: (runtime, task), or an answer to give."""
         if self.runtime is None:
-            return None, (503, {"error": "task sessions are not served here"}, ())
+            return None, (503, {"error": self.no_runtime}, ())
         task_id = scope["nhipl.task_id"]
         problem = tasks.task_id_problem(task_id)
         if problem is not None:
             return None, (404, {"error": f"no such task: {problem}", "field": "id"}, ())
-        task = tasks.open_task(self.runtime, task_id)
+        try:
+            task = tasks.open_task(self.runtime, task_id)
+        except StoreError as err:
+            return None, self._store_failed(err)
         if task is None:
             return None, (404, {"error": f"no task `{task_id}` is running (never started, ended or expired)", "field": "id"}, ())
         return task, None
 
-    async def _task_call(self, raw: bytes, scope, spec: dict, act):
-        """Parse ``raw`` against ``spec``, find the task, run ``act(task, body)``: the answer."""
+    async def _runtime_call(self, call):
+        """``call()``'s answer: in a thread when the runtime waits on a shared store."""
+        if self._offload:
+            return await asyncio.to_thread(call)
+        return call()
+
+    async def _task_call(self, raw: bytes, scope, spec: dict, act, *, decides: bool = False):
+        """Parse ``raw`` against ``spec``, find the task, run ``act(task, body)``: the answer
+        (counted as a decision of its ``effect`` when it ``decides``)."""
         try:
             body = tasks.fields(parse_body(raw), spec)
         except authzen.BadBody as err:
             return 400, _error(err), self._runtime_headers()
+        answer = await self._runtime_call(lambda: self._task_act(scope, body, act))
+        if decides and answer[0] == 200:
+            self.metrics.decided(answer[1]["effect"])
+        return answer
+
+    def _task_act(self, scope, body: dict, act):
         task, refusal = self._session(scope)
         if refusal is not None:
             return refusal
@@ -439,10 +461,17 @@ class App:
         except DecisionLogError as err:  # fail closed: what cannot be logged did not happen
             print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
             return 503, {"error": f"the decision log could not be written ({err.message}); nothing was recorded"}, self._runtime_headers()
+        except StoreError as err:
+            return self._store_failed(err)
+
+    def _store_failed(self, err: StoreError):
+        """The answer when the shared store cannot be read or written: nothing happened."""
+        print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
+        return 503, {"error": f"the task store could not do it ({err}); nothing was done"}, ((b"retry-after", b"1"), *self._runtime_headers())
 
     async def start_task(self, raw: bytes, scope):
         if self.runtime is None:
-            return 503, {"error": "task sessions are not served here"}, ()
+            return 503, {"error": self.no_runtime}, ()
         try:
             body = tasks.fields(parse_body(raw), tasks.START)
             task_id = body.get("task_id")
@@ -452,12 +481,17 @@ class App:
             return 400, _error(err), self._runtime_headers()
         if self.runtime.running >= tasks.MAX_TASKS:
             return 503, {"error": f"{tasks.MAX_TASKS} tasks are running here; end some (DELETE /v1/tasks/{{id}}) first"}, ((b"retry-after", b"1"), *self._runtime_headers())
-        if task_id is not None and tasks.open_task(self.runtime, task_id) is not None:
-            return 409, {"error": f"task `{task_id}` is already running", "field": "task_id"}, self._runtime_headers()
+        return await self._runtime_call(lambda: self._start(body, task_id))
+
+    def _start(self, body: dict, task_id: str | None):
         try:
+            if task_id is not None and tasks.open_task(self.runtime, task_id) is not None:
+                return 409, {"error": f"task `{task_id}` is already running", "field": "task_id"}, self._runtime_headers()
             task = self.runtime.start_task(
                 body["agent"], body.get("intent", ""), prompt=body.get("prompt"), task_id=task_id, owner=body.get("owner")
             )
+        except StoreError as err:
+            return self._store_failed(err)
         except DecisionLogError as err:  # fail closed: a task that cannot be logged is not started
             print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
             return 503, {"error": f"the task could not be logged ({err.message}); not started"}, self._runtime_headers()
@@ -471,12 +505,10 @@ class App:
             try:
                 task.delegate(body["agent"], body["to"])
             except Denied as denied:
-                self.metrics.decided(denied.decision.effect)
                 return 200, {"delegated": False, **denied.decision.to_dict()}, self._runtime_headers()
-            self.metrics.decided("allow")
             return 200, {"delegated": True, "effect": "allow"}, self._runtime_headers()
 
-        return await self._task_call(raw, scope, tasks.DELEGATION, act)
+        return await self._task_call(raw, scope, tasks.DELEGATION, act, decides=True)
 
     async def step(self, raw: bytes, scope):
         def act(task, body):
@@ -484,10 +516,9 @@ class App:
                 body["agent"], body["tool"], args=body.get("args") or {}, resource=body.get("resource"),
                 context=body.get("context"), action=body.get("action", "call"),
             )
-            self.metrics.decided(decision.effect)
             return 200, tasks.step_response(decision), self._runtime_headers()
 
-        return await self._task_call(raw, scope, tasks.STEP, act)
+        return await self._task_call(raw, scope, tasks.STEP, act, decides=True)
 
     async def output(self, raw: bytes, scope):
         def act(task, body):
@@ -504,27 +535,38 @@ class App:
         return await self._task_call(raw, scope, tasks.APPROVAL, act)
 
     async def end_task(self, raw: bytes, scope):
+        return await self._runtime_call(lambda: self._end(scope))
+
+    def _end(self, scope):
         task, refusal = self._session(scope)
         if refusal is not None:
             return refusal
-        revoked = task.end()
+        try:
+            revoked = task.end()
+        except StoreError as err:
+            return self._store_failed(err)
         return 200, {"ended": True, "task": task.id, "revoked": revoked}, self._runtime_headers()
 
     async def _credential_call(self, raw: bytes, scope, spec: dict, act):
         """An OAuth-shaped credential request (form or JSON, checked against ``spec``):
         ``act(runtime, body)`` answers it."""
         if self.runtime is None:
-            return 503, {"error": "credentials are not served here"}, ()
+            return 503, {"error": self.no_runtime}, ()
         content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
         try:
             body = tasks.introspection_body(raw, content_type, spec)
         except authzen.BadBody as err:
             return 400, _error(err), ()
+        return await self._runtime_call(lambda: self._credential_act(body, act))
+
+    def _credential_act(self, body: dict, act):
         try:
             return 200, act(self.runtime, body), ((b"cache-control", b"no-store"),)
         except DecisionLogError as err:  # a revocation is in the store; the log could not say so
             print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
             return 503, {"error": f"the decision log could not be written ({err.message})"}, ()
+        except StoreError as err:
+            return self._store_failed(err)
 
     async def introspect(self, raw: bytes, scope):
         return await self._credential_call(raw, scope, tasks.INTROSPECT, tasks.introspection)
@@ -534,8 +576,14 @@ class App:
 
     async def jwks(self, raw: bytes, scope):
         if self.runtime is None:
-            return 503, {"error": "credentials are not served here"}, ()
-        return 200, self.runtime.jwks(), ()
+            return 503, {"error": self.no_runtime}, ()
+        return await self._runtime_call(self._jwks)
+
+    def _jwks(self):
+        try:
+            return 200, self.runtime.jwks(), ()
+        except StoreError as err:
+            return self._store_failed(err)
 
     # -- operations -----------------------------------------------------------------------
     async def reload_endpoint(self, raw: bytes, scope):

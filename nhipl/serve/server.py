@@ -97,8 +97,12 @@ def run_worker(options: Options, sock: socket.socket, policyset: PolicySet | Non
         log.open()
     parent = os.getppid()
     on_reload = (lambda: os.kill(parent, signal.SIGHUP)) if supervised else None
-    runtime = make_runtime(options, policyset.current.policies, log)
-    app = App(policyset, token=options.token, log=log, watch=options.watch, on_reload=on_reload, early_hup=early_hup, runtime=runtime)
+    if options.workers > 1 and not shares_sessions(options.store):
+        runtime, no_runtime = None, UNSHARED  # each worker would hold tasks the others never see
+    else:
+        runtime, no_runtime = make_runtime(options, policyset.current.policies, log), ""
+    app = App(policyset, token=options.token, log=log, watch=options.watch, on_reload=on_reload, early_hup=early_hup, runtime=runtime,
+              no_runtime=no_runtime)
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -114,6 +118,17 @@ def run_worker(options: Options, sock: socket.socket, policyset: PolicySet | Non
         backlog=2048,
     )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+UNSHARED = (
+    "task sessions and credentials are not served by several workers on the `memory` store (each worker would hold "
+    "its own tasks and keys); restart with `--store redis://HOST:PORT/DB` to share them, or with `--workers 1`"
+)
+
+
+def shares_sessions(store: str) -> bool:
+    """Whether the store ``store`` names keeps task sessions for every process (Redis)."""
+    return store not in (None, "memory")
 
 
 def make_runtime(options: Options, policies, log=None):
@@ -151,6 +166,8 @@ def serve(options: Options) -> int:
         file=sys.stderr,
         flush=True,
     )
+    if options.workers > 1 and not shares_sessions(options.store):
+        print(f"nhipl serve: {UNSHARED}", file=sys.stderr, flush=True)
     if options.workers <= 1:
         run_worker(options, sock, policyset)
         return 0

@@ -9,8 +9,8 @@ approval; ``DELETE /v1/tasks/{id}`` ends the task and revokes its credentials.
 claims) and ``GET /v1/jwks`` serves the public keys that verify the credentials.
 
 Every body is checked field by field before the runtime sees it: a bad one is a 400 naming
-the field. The runtime (:class:`nhipl.runtime.Runtime`) keeps the sessions, in this process
-or in a shared store.
+the field. The runtime (:class:`nhipl.runtime.Runtime`) keeps the sessions: in this process
+with the ``memory`` store, in Redis for every worker and replica with ``redis://``.
 """
 
 from __future__ import annotations
@@ -120,8 +120,9 @@ def claimed_target(token: str) -> tuple[str, str | None] | None:
 
 
 def open_task(runtime, task_id: str):
-    """The running task ``task_id`` of ``runtime``, or None. A task's session lives in the
-    process that started it (the store shares its credentials, revocations and keys)."""
+    """The running task ``task_id`` of ``runtime``, or None. With the ``memory`` store a task
+    lives in the process that started it; with Redis, any process on the same store finds it
+    (raises ``StoreError`` when the store cannot be read)."""
     return runtime.task(task_id)
 
 
