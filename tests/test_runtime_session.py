@@ -345,3 +345,21 @@ def test_a_running_task_is_found_by_id_until_it_ends(rt):
     assert rt.task("never-started") is None
     task.end()
     assert rt.task("t-lookup") is None and rt.running == 0
+
+
+def test_a_decided_steps_history_still_reads_its_steps_after_the_task_cuts_its_history(policies, monkeypatch):
+    from nhipl.runtime import session as session_module
+
+    monkeypatch.setattr(session_module, "HISTORY_LIMIT", 4)
+    runtime = Runtime(policies)
+    task = runtime.start_task("spiffe://acme.org/agents/support", "support")
+    for n in range(6):
+        task.check("spiffe://acme.org/agents/support", "vault.read", {"n": n})
+    kept = task.check("spiffe://acme.org/agents/support", "vault.read", {"n": 6}).request["history"]
+    seen = [step["args"]["n"] for step in kept]
+    assert seen == [2, 3, 4, 5]
+    for n in range(7, 40):  # several cuts of the task's history later
+        task.check("spiffe://acme.org/agents/support", "vault.read", {"n": n})
+    assert [step["args"]["n"] for step in kept] == seen
+    latest = task.request("spiffe://acme.org/agents/support", "vault.read", {"n": 40})["history"]
+    assert [step["args"]["n"] for step in latest] == [36, 37, 38, 39]

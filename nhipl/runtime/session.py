@@ -561,10 +561,7 @@ class Task:
             if args is not None:
                 step["args"] = args
             step["effect"] = str(decision.effect)
-            history = self.history
-            history.append(step)
-            if len(history) > 2 * HISTORY_LIMIT:
-                del history[:HISTORY_LIMIT]  # see _append_step
+            self._append_step(step)
             if journal is not None:
                 journal.append({"k": "step", "step": step, "took": "approval" in request})
             if action == "delegate" and decision.effect == ALLOW and tool not in self.reached:
@@ -578,8 +575,9 @@ class Task:
         history.append(step)
         if len(history) > 2 * HISTORY_LIMIT:
             # Cut in blocks, so that appending stays cheap: a request reads the latest
-            # HISTORY_LIMIT steps (views handed out before a cut see the list after it).
-            del history[:HISTORY_LIMIT]
+            # HISTORY_LIMIT steps. The cut makes a new list, never shortens the old one, so
+            # a view handed out before it (a decided step's `request`) still reads its steps.
+            self.history = history[HISTORY_LIMIT:]
 
     def record_output(self, tool: str, output: Any) -> None:
         """Remember what ``tool`` returned: later arguments found in it have provenance
