@@ -50,12 +50,17 @@ invariant "nobody reads tickets" {
 """
 
 
+# The inner runs load every installed plugin: tell pytest-asyncio what it asks to be told.
+INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+
+
 @pytest.fixture
 def policies(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.mkdir("policies")
     pytester.path.joinpath("policies", "support.nhipl").write_text(POLICY)
     pytester.mkdir("tests")
     pytester.path.joinpath("tests", "support_test.nhipl").write_text(TESTS)
+    pytester.makeini(INI)
     return pytester
 
 
@@ -146,7 +151,7 @@ def test_ignored_paths_are_not_collected(policies):
     assert policies.runpytest().ret == pytest.ExitCode.INTERRUPTED
     policies.runpytest("--nhipl-ignore", "data").assert_outcomes(passed=3)
     policies.runpytest("--nhipl-ignore", "*/data/*").assert_outcomes(passed=3)
-    policies.makeini("[pytest]\nnhipl_ignore = data\n")
+    policies.makeini(INI + "nhipl_ignore = data\n")
     policies.runpytest().assert_outcomes(passed=3)
 
 
@@ -167,5 +172,6 @@ def test_coverage_report(policies):
 
 
 def test_options_are_in_their_own_group(pytester):
+    pytester.makeini(INI)
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["nhipl policy tests (*_test.nhipl):", "*--nhipl-ignore=PATH*"])
