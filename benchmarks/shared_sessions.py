@@ -31,7 +31,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,8 +39,11 @@ import time
 import nhipl
 from nhipl.runtime import Runtime
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
 from guard_overhead import POLICY, TRIAGE, time_calls  # noqa: E402
+
+from tests.redis_server import RedisServer  # noqa: E402 - the test suite's throwaway redis-server
 
 ARGS = {"ticket_id": 4711, "include_comments": True}
 
@@ -55,30 +57,6 @@ def session(rt: Runtime, task_id: str):
     step = task.check(TRIAGE, "zendesk.read_ticket", ARGS)
     assert step.effect == "allow" and step.credential is not None, step
     return task
-
-
-def start_redis(folder: str) -> tuple[subprocess.Popen, str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is not installed (apt-get install -y redis-server)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    return proc, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            sys.exit("redis-server did not start")
-        time.sleep(0.05)
 
 
 def figures(steps: int, url: str) -> dict:
@@ -154,16 +132,18 @@ def main() -> None:
     parser.add_argument("--http", action="store_true", help="also time steps through nhipl serve")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    if shutil.which("redis-server") is None:
+        sys.exit("redis-server is not installed (apt-get install -y redis-server)")
     with tempfile.TemporaryDirectory() as folder:
-        proc, url = start_redis(folder)
+        redis = RedisServer(folder)
+        url = redis.url
         try:
             out = {"machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
                    "steps": figures(args.steps, url)}
             if args.http:
                 out["steps"].update(http_figures(args.steps, url, folder))
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            redis.stop()
     print(f"a task step ({args.steps} steps per variant; x = p50 over the memory store's p50)")
     for name, f in out["steps"].items():
         print(f"  {name:22s} p50 {f['p50_us']:8.2f} µs   p99 {f['p99_us']:8.2f} µs   x{f['x_memory_p50']}")

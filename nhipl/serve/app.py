@@ -24,7 +24,7 @@ from .. import RequestError, jsontext
 from ..runtime.errors import DecisionLogError, Denied
 from ..runtime.store import StoreError
 from . import authzen, tasks
-from .metrics import Metrics
+from .metrics import EFFECTS, Metrics
 from .policyset import PolicySet
 
 MAX_BODY = 1 << 20  # 1 MiB
@@ -292,6 +292,12 @@ class App:
 
     # -- deciding -------------------------------------------------------------------------
     def _decide(self, policies, request: dict, call_id: str | None = None):
+        """:meth:`_decision`, counted in the metrics."""
+        decision = self._decision(policies, request, call_id)
+        self.metrics.decided(decision.effect)
+        return decision
+
+    def _decision(self, policies, request: dict, call_id: str | None = None):
         """The decision for a mapped request (RequestError propagates), logged when a log is
         kept (``call_id``: its id there); a decision that cannot be logged is enforced as a deny."""
         try:
@@ -303,9 +309,7 @@ class App:
                 self.log.record_decision(request, decision, source="serve", call_id=call_id)
             except Exception as err:  # fail closed: an unlogged decision is not given
                 print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
-                self.metrics.decided("deny")
                 return _Unlogged(str(err))
-        self.metrics.decided(decision.effect)
         return decision
 
     def _headers(self, snap) -> tuple:
@@ -344,11 +348,9 @@ class App:
         response = authzen.response
         stop_on = None if semantic == "execute_all" else semantic == "permit_on_first_permit"
         logged = self.log is not None
-        # Unlogged, an item is decided by the policies directly and its effect counted here
-        # (the metrics take the counts once, at the end); logged, through _decide.
-        decide = self._decide if logged else None
-        evaluate = snap.policies.evaluate
-        counts = dict.fromkeys(("allow", "deny", "approval_required", "error"), 0)
+        decide = self._decision
+        policies = snap.policies
+        counts = dict.fromkeys(EFFECTS, 0)  # for the metrics, taken once at the end
         request_id = scope["nhipl.request_id"]
         for index, (request, bad, tool_typed) in enumerate(items):
             if bad is not None:
@@ -357,20 +359,14 @@ class App:
                 allowed = False
             else:
                 try:
-                    if decide is None:
-                        try:
-                            decision = evaluate(request)
-                        except RecursionError:
-                            raise RequestError("the request is nested too deeply") from None
-                        counts[decision.effect] += 1
-                    else:
-                        decision = decide(snap.policies, request, f"{request_id}/{index}")
+                    decision = decide(policies, request, f"{request_id}/{index}" if logged else None)
                 except RequestError as err:
                     counts["error"] += 1
                     field = authzen.authzen_field(err.field, tool_typed, f"evaluations[{index}]")
                     item = authzen.error_item(field, err.message)
                     allowed = False
                 else:
+                    counts[decision.effect] += 1
                     item = response(decision)
                     allowed = item["decision"]
             append(item)
