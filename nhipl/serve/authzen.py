@@ -267,25 +267,24 @@ def batch(body: object) -> tuple[list[tuple[dict | None, BadBody | None, bool]],
     _expect(evaluations, list, "a list", "evaluations")
     items: list[tuple[dict | None, BadBody | None, bool]] = []
     defaults = {key: body[key] for key in _EVALUATION_KEYS if body.get(key) is not None}
-    plain = _plain
     for index, item in enumerate(evaluations):
-        if item.__class__ is dict and item.keys() <= _EVALUATION_SET and None not in item.values():
-            # The common item: its own fields over the batch's defaults; a request when it
-            # has the common shape (never a tool, which the careful path maps).
-            request = plain({**defaults, **item} if defaults else item)
+        if item.__class__ is not dict:
+            prefix = f"evaluations[{index}]"
+            raise BadBody(prefix, f"`{prefix}` must be an object, not {a_type(item)}")
+        # An item's own fields over the batch's defaults (a null field takes the default).
+        if None in item.values():
+            merged = {**defaults, **{key: value for key, value in item.items() if value is not None}}
+        else:
+            merged = {**defaults, **item} if defaults else item
+        if item.keys() <= _EVALUATION_SET:
+            request = _plain(merged)  # the common shape; a tool, or any error, is the careful path's
             if request is not None:
                 items.append((request, None, False))
                 continue
         prefix = f"evaluations[{index}]"
-        if item.__class__ is not dict:
-            raise BadBody(prefix, f"`{prefix}` must be an object, not {a_type(item)}")
-        merged = {}
-        for key in _EVALUATION_KEYS:
-            value = item.get(key)
-            merged[key] = value if value is not None else body.get(key)
         try:
             _no_unknown(item, _EVALUATION_KEYS, prefix)
-            items.append((to_request(merged, prefix), None, is_tool(merged)))
+            items.append((careful_request(merged, prefix), None, is_tool(merged)))
         except BadBody as err:
             items.append((None, err, False))
     return items, semantic
