@@ -547,9 +547,7 @@ class Task:
                     if credential not in self.credentials:
                         self.credentials.append(credential)
                         if journal is not None:
-                            journal.append({"k": "credential", "action": action, "tool": tool, "resource": resource,
-                                            "agent": agent, "token": credential.token, "jti": credential.id,
-                                            "iat": credential.issued_at, "ttl": credential.ttl, "scope": credential.scope})
+                            journal.append({"k": "credential", **_credential_record((agent, self.id, action, tool, resource), credential)})
             except DecisionLogError as err:
                 decision, credential = failed_closed(decision, err), None
             except NhiplError as err:  # the store, or the signing key
@@ -780,10 +778,9 @@ class Task:
             pass  # the lock expires by itself
 
     def _gone(self) -> None:
-        """The task is no longer in the store (ended and expired, or idle too long)."""
-        self.ended = True
-        self.outputs.clear()
-        self.approvals.clear()
+        """The task ended in another process, or is no longer in the store (ended and
+        expired, or idle too long)."""
+        self._end_here()
         self.runtime._tasks.pop(self.id, None)
 
     def _apply(self, index: int, got) -> None:
@@ -837,8 +834,7 @@ class Task:
             if change["to"] not in self.reached and change["agent"] in self.reached:
                 self.reached[change["to"]] = self.reached[change["agent"]] + [change["agent"]]
         elif kind == "end":
-            self._end_here()
-            self.runtime._tasks.pop(self.id, None)
+            self._gone()
         else:
             raise ValueError(f"unknown change `{kind}`")
 
@@ -852,9 +848,7 @@ class Task:
         """The session as one record (what :meth:`_restore` reads): the latest
         :data:`HISTORY_LIMIT` steps and the live credentials."""
         now = self.runtime.clock()
-        live = [{"agent": key[0], "action": key[2], "tool": key[3], "resource": key[4], "token": c.token, "jti": c.id,
-                 "iat": c.issued_at, "ttl": c.ttl, "scope": c.scope}
-                for key, c in list(self.runtime._reuse.items()) if key[1] == self.id and c.expires_at > now]
+        live = [_credential_record(key, c) for key, c in list(self.runtime._reuse.items()) if key[1] == self.id and c.expires_at > now]
         approvals = {tool: [a.granted, a.args, a.uses, a.expires] for tool, a in self.approvals.items()}
         history = self.history
         return {"reached": self.reached, "outputs": self.outputs.items, "approvals": approvals,
@@ -989,6 +983,14 @@ def _kid(token: str) -> str | None:
         return None
     kid = header.get("kid") if isinstance(header, dict) else None
     return kid if isinstance(kid, str) else None
+
+
+def _credential_record(key: tuple, credential: Credential) -> dict:
+    """A credential as a shared session keeps it, with the step it serves (``key``: agent,
+    task, action, tool, resource), for other processes to reuse it."""
+    agent, _, action, tool, resource = key
+    return {"agent": agent, "action": action, "tool": tool, "resource": resource, "token": credential.token,
+            "jti": credential.id, "iat": credential.issued_at, "ttl": credential.ttl, "scope": credential.scope}
 
 
 def _stored_request(request: dict) -> dict:
