@@ -416,19 +416,23 @@ class App:
         problem = tasks.task_id_problem(task_id)
         if problem is not None:
             return None, (404, {"error": f"no such task: {problem}", "field": "id"}, ())
-        try:
-            task = tasks.open_task(self.runtime, task_id)
-        except StoreError as err:
-            return None, self._store_failed(err)
+        task = tasks.open_task(self.runtime, task_id)
         if task is None:
             return None, (404, {"error": f"no task `{task_id}` is running (never started, ended or expired)", "field": "id"}, ())
         return task, None
 
     async def _runtime_call(self, call):
-        """``call()``'s answer: in a thread when the runtime waits on a shared store."""
+        """``call()``'s answer (a 503 when the shared store fails): in a thread when the
+        runtime waits on a shared store."""
         if self._offload:
-            return await asyncio.to_thread(call)
-        return call()
+            return await asyncio.to_thread(self._store_guarded, call)
+        return self._store_guarded(call)
+
+    def _store_guarded(self, call):
+        try:
+            return call()
+        except StoreError as err:
+            return self._store_failed(err)
 
     async def _task_call(self, raw: bytes, scope, spec: dict, act, *, decides: bool = False):
         """Parse ``raw`` against ``spec``, find the task, run ``act(task, body)``: the answer
@@ -457,8 +461,6 @@ class App:
         except DecisionLogError as err:  # fail closed: what cannot be logged did not happen
             print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
             return 503, {"error": f"the decision log could not be written ({err.message}); nothing was recorded"}, self._runtime_headers()
-        except StoreError as err:
-            return self._store_failed(err)
 
     def _store_failed(self, err: StoreError):
         """The answer when the shared store cannot be read or written: nothing happened."""
@@ -486,8 +488,6 @@ class App:
             task = self.runtime.start_task(
                 body["agent"], body.get("intent", ""), prompt=body.get("prompt"), task_id=task_id, owner=body.get("owner")
             )
-        except StoreError as err:
-            return self._store_failed(err)
         except DecisionLogError as err:  # fail closed: a task that cannot be logged is not started
             print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
             return 503, {"error": f"the task could not be logged ({err.message}); not started"}, self._runtime_headers()
@@ -537,10 +537,7 @@ class App:
         task, refusal = self._session(scope)
         if refusal is not None:
             return refusal
-        try:
-            revoked = task.end()
-        except StoreError as err:
-            return self._store_failed(err)
+        revoked = task.end()
         return 200, {"ended": True, "task": task.id, "revoked": revoked}, self._runtime_headers()
 
     async def _credential_call(self, raw: bytes, scope, spec: dict, act):
@@ -561,8 +558,6 @@ class App:
         except DecisionLogError as err:  # a revocation is in the store; the log could not say so
             print(f"nhipl serve: {err}", file=sys.stderr, flush=True)
             return 503, {"error": f"the decision log could not be written ({err.message})"}, ()
-        except StoreError as err:
-            return self._store_failed(err)
 
     async def introspect(self, raw: bytes, scope):
         return await self._credential_call(raw, scope, tasks.INTROSPECT, tasks.introspection)
@@ -573,13 +568,7 @@ class App:
     async def jwks(self, raw: bytes, scope):
         if self.runtime is None:
             return 503, {"error": self.no_runtime}, ()
-        return await self._runtime_call(self._jwks)
-
-    def _jwks(self):
-        try:
-            return 200, self.runtime.jwks(), ()
-        except StoreError as err:
-            return self._store_failed(err)
+        return await self._runtime_call(lambda: (200, self.runtime.jwks(), ()))
 
     # -- operations -----------------------------------------------------------------------
     async def reload_endpoint(self, raw: bytes, scope):
